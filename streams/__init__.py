@@ -1,0 +1,1 @@
+"""TopUp Guard: an anti-risk stream processor for payment top-up pipelines."""

@@ -1,0 +1,69 @@
+"""Topic administration with confluent-kafka's AdminClient."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.config import Settings
+from streams.topics import TOPICS, TopicSpec
+
+
+@dataclass(frozen=True)
+class TopicReport:
+    name: str
+    outcome: str  # created | exists | mismatch
+    detail: str = ""
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+
+
+def create_topics(
+    settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS, timeout_s: float = 30.0
+) -> list[TopicReport]:
+    """Create what is missing; report (never alter) what exists with other partition counts."""
+    admin = admin_client(settings)
+    existing = admin.list_topics(timeout=timeout_s).topics
+    reports: list[TopicReport] = []
+    missing: list[NewTopic] = []
+    for spec in specs:
+        if spec.name in existing:
+            partitions = len(existing[spec.name].partitions)
+            if partitions != settings.partitions:
+                detail = f"has {partitions} partitions, config says {settings.partitions}"
+                reports.append(TopicReport(spec.name, "mismatch", detail))
+            else:
+                reports.append(TopicReport(spec.name, "exists"))
+            continue
+        missing.append(
+            NewTopic(
+                spec.name,
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                config=spec.config(settings.topic_retention_days),
+            )
+        )
+    if missing:
+        for name, future in admin.create_topics(missing, request_timeout=timeout_s).items():
+            try:
+                future.result()
+                reports.append(TopicReport(name, "created"))
+            except KafkaException as exc:
+                # Another process may have created it between our listing and our request.
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise
+                reports.append(TopicReport(name, "exists"))
+    return sorted(reports, key=lambda r: r.name)
+
+
+def delete_topics(settings: Settings, names: list[str], timeout_s: float = 30.0) -> None:
+    admin = admin_client(settings)
+    existing = admin.list_topics(timeout=timeout_s).topics
+    doomed = [name for name in names if name in existing]
+    if doomed:
+        for future in admin.delete_topics(doomed, request_timeout=timeout_s).values():
+            future.result()

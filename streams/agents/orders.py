@@ -1,0 +1,42 @@
+"""The order agent: topup.orders in, topup.order-status out, state per order_id."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from streams import topics
+from streams.agents.io import correlation_headers, correlation_id, decoded, publish
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
+
+def register(pipeline: Pipeline) -> None:
+    app = pipeline.app
+    orders = app.Table(
+        "order-state",
+        default=None,
+        key_type=str,
+        value_type=dict,
+        partitions=pipeline.settings.partitions,
+    )
+
+    @app.agent(pipeline.topics[topics.ORDERS], name="orders")
+    async def order_agent(stream):  # type: ignore[no-untyped-def]
+        async for event, record in decoded(pipeline, stream, "OrderEvent"):
+            order_id = record["order_id"]
+            if record["type"] != "CREATED" or orders.get(order_id) is not None:
+                continue
+            correlation = correlation_id(event) or record["event_id"]
+            orders[order_id] = {"status": "CREATED", "version": 1, "correlation_id": correlation}
+            status = {
+                "order_id": order_id,
+                "status": "CREATED",
+                "previous_status": None,
+                "reason": "order created",
+                "version": 1,
+                "updated_at": record["occurred_at"],
+            }
+            await publish(
+                pipeline, topics.ORDER_STATUS, order_id, status, correlation_headers(correlation)
+            )

@@ -1,0 +1,71 @@
+"""topup-guard: worker | topics | demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from streams.config import ConfigError, Settings, load_settings
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    import faust
+
+    from streams.app import create_app
+
+    pipeline = create_app(settings)
+    worker = faust.Worker(pipeline.app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _topics(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.admin import create_topics
+
+    for report in create_topics(settings):
+        detail = f" ({report.detail})" if report.detail else ""
+        print(f"{report.outcome:8} {report.name}{detail}")
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(settings, orders=args.orders, timeout_s=args.timeout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="topup-guard", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    worker = commands.add_parser("worker", help="run a stream worker")
+    worker.add_argument("--loglevel", default="info")
+    worker.set_defaults(run=_worker)
+
+    topics = commands.add_parser("topics", help="manage the contract's topics")
+    topic_commands = topics.add_subparsers(dest="topics_command", required=True)
+    topic_commands.add_parser("create", help="create every topic, idempotently").set_defaults(
+        run=_topics
+    )
+
+    demo = commands.add_parser("demo", help="run a worker on a generated workload, report")
+    demo.add_argument("--orders", type=int, default=20)
+    demo.add_argument("--timeout", type=float, default=120.0)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"topup-guard: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return args.run(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

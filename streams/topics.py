@@ -1,0 +1,56 @@
+"""Every topic the system reads or writes, with the settings it is created with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+ORDERS = "topup.orders"
+WEBHOOKS = "topup.webhooks"
+SETTLEMENTS = "topup.settlements"
+CONTROL = "topup.control"
+CREDITS = "topup.credits"
+ORDER_STATUS = "topup.order-status"
+RISK_DECISIONS = "topup.risk-decisions"
+RECON_BREAKS = "topup.recon-breaks"
+ALERTS = "topup.alerts"
+AUDIT = "topup.audit"
+DLQ = "topup.dlq"
+# Internal: verified payment events re-keyed by order_id (the repartition of intake).
+PAYMENTS = "topup.internal.payments"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    record: str | None
+    compacted: bool = False
+    # None: the configured default retention; -1: keep forever.
+    retention_days: int | None = None
+
+    def config(self, default_retention_days: int) -> dict[str, str]:
+        if self.compacted:
+            return {"cleanup.policy": "compact"}
+        days = default_retention_days if self.retention_days is None else self.retention_days
+        retention_ms = -1 if days == -1 else days * DAY_MS
+        return {"cleanup.policy": "delete", "retention.ms": str(retention_ms)}
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(ORDERS, "OrderEvent"),
+    TopicSpec(WEBHOOKS, "WebhookDelivery"),
+    TopicSpec(SETTLEMENTS, "SettlementRecord", retention_days=90),
+    TopicSpec(CONTROL, "ControlCommand", compacted=True),
+    # The ledger is the truth that balances are rebuilt from: never expire it.
+    TopicSpec(CREDITS, "LedgerEntry", retention_days=-1),
+    TopicSpec(ORDER_STATUS, "OrderStatus", compacted=True),
+    TopicSpec(RISK_DECISIONS, "RiskDecision"),
+    TopicSpec(RECON_BREAKS, "ReconBreak", retention_days=90),
+    TopicSpec(ALERTS, "Alert"),
+    TopicSpec(AUDIT, "AuditRecord", retention_days=-1),
+    TopicSpec(DLQ, "DeadLetter", retention_days=30),
+    TopicSpec(PAYMENTS, None, retention_days=35),
+)
+
+BY_NAME = {spec.name: spec for spec in TOPICS}

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kafka_harness import TEST_PORT, WorkerFactory, reset_topics, settings_from, start_broker
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    # A test that needs Kafka and finds none starts one; if that fails, the test fails.
+    return start_broker()
+
+
+@pytest.fixture
+def kafka_env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for one test: its own app id (consumer group, changelogs) and topics."""
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("TOPUP_", "KAFKA_"))
+    }
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        TOPUP_APP_ID=f"topup-test-{uuid.uuid4().hex[:8]}",
+        TOPUP_PARTITIONS="4",
+        TOPUP_STATE_DIR=str(tmp_path / "state"),
+    )
+    reset_topics(settings_from(env))
+    return env
+
+
+@pytest.fixture
+def workers(kafka_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerFactory]:
+    factory = WorkerFactory(kafka_env, tmp_path)
+    yield factory
+    factory.stop_all()
+
+
+def pytest_report_header() -> str:
+    return f"kafka: test broker on 127.0.0.1:{TEST_PORT} via deploy/kafka"

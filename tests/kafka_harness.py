@@ -1,0 +1,150 @@
+"""Test harness around the real broker of deploy/kafka and real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams import topics
+from streams.admin import admin_client, create_topics
+from streams.codecs import default_catalog
+from streams.config import Settings, load_settings
+from streams.kafka_clients import ConsumedRecord, read_committed
+
+REPO = Path(__file__).resolve().parents[1]
+KAFKA_DIR = REPO / "deploy" / "kafka"
+TEST_PORT = int(os.environ.get("TOPUP_TEST_KAFKA_PORT", "19092"))
+
+
+def start_broker() -> str:
+    """Start (or reuse) the test broker through deploy/kafka; a failure fails the tests."""
+    env = dict(os.environ, TOPUP_KAFKA_PORT=str(TEST_PORT))
+    result = subprocess.run(
+        [str(KAFKA_DIR / "start")], env=env, capture_output=True, text=True, timeout=600
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"deploy/kafka/start failed:\n{result.stderr}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def reset_topics(settings: Settings) -> None:
+    """Drop every topic (contract, internal, faust changelogs) and recreate the contract's."""
+    admin = admin_client(settings)
+    deadline = time.monotonic() + 60
+    names = [n for n in admin.list_topics(timeout=10).topics if not n.startswith("__")]
+    if names:
+        for future in admin.delete_topics(names, request_timeout=30).values():
+            future.result()
+    while time.monotonic() < deadline:
+        remaining = [n for n in admin.list_topics(timeout=10).topics if n in names]
+        if not remaining:
+            break
+        time.sleep(0.2)
+    while True:
+        try:
+            create_topics(settings)
+            return
+        except Exception:
+            # A just-deleted topic can briefly refuse re-creation; retry until the deadline.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    web_port: int
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class WorkerFactory:
+    def __init__(self, base_env: Mapping[str, str], tmp: Path) -> None:
+        self.base_env = dict(base_env)
+        self.tmp = tmp
+        self.started: list[WorkerProcess] = []
+
+    def start(self, name: str = "w1", **env: str) -> WorkerProcess:
+        web_port = free_port()
+        merged = dict(
+            self.base_env,
+            TOPUP_STATE_DIR=str(self.tmp / f"state-{name}"),
+            TOPUP_WEB_PORT=str(web_port),
+            **env,
+        )
+        log_path = self.tmp / f"worker-{name}-{len(self.started)}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                env=merged, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            )
+        worker = WorkerProcess(process, log_path, web_port)
+        self.started.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+
+def settings_from(env: Mapping[str, str]) -> Settings:
+    return load_settings(env)
+
+
+def read_until(
+    settings: Settings,
+    topic_names: list[str],
+    done: Callable[[list[ConsumedRecord]], bool],
+    timeout_s: float = 90.0,
+    workers: Sequence[WorkerProcess] = (),
+) -> list[ConsumedRecord]:
+    """Poll the topics (read_committed) until `done` holds or the deadline passes.
+    A worker that dies meanwhile fails the wait at once, with its log."""
+    deadline = time.monotonic() + timeout_s
+    records: list[ConsumedRecord] = []
+    while time.monotonic() < deadline:
+        for worker in workers:
+            if worker.process.poll() is not None:
+                code = worker.process.returncode
+                raise AssertionError(f"worker exited ({code}):\n{worker.log()}")
+        records = read_committed(
+            settings, topic_names, until=min(deadline, time.monotonic() + 10), idle_s=1.0
+        )
+        if done(records):
+            return records
+    return records
+
+
+def decode_all(records: list[ConsumedRecord], topic: str) -> list[dict]:
+    record_name = topics.BY_NAME[topic].record
+    catalog = default_catalog()
+    return [catalog.decode(record_name, r.value) for r in records if r.topic == topic]

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.config import ConfigError, load_settings
+
+SECRET = "whsec_do-not-print-me"
+
+
+def test_defaults_without_any_setting():
+    settings = load_settings({})
+    assert settings.bootstrap_servers == "127.0.0.1:9092"
+    assert settings.partitions == 4
+    assert settings.signature_tolerance_s == {"hmac": 300, "stripe": 300, "wechatpay": 300}
+    assert settings.configured_providers == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TOPUP_PARTITIONS", "four"),
+        ("TOPUP_PARTITIONS", "0"),
+        ("TOPUP_WEB_PORT", "-1"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "  "),
+        ("TOPUP_HMAC_SECRETS", " , "),
+        ("TOPUP_WECHATPAY_APIV3_KEY", "too-short"),
+        ("TOPUP_WECHATPAY_PLATFORM_KEYS", "serial-without-path"),
+        ("TOPUP_WECHATPAY_PLATFORM_KEYS", "SERIAL1=/nonexistent/key.pem"),
+        ("TOPUP_SIGNATURE_TOLERANCE_S_STRIPE", "soon"),
+    ],
+)
+def test_a_malformed_setting_fails_naming_it(name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_settings({name: value})
+
+
+def test_no_provider_configured_fails_naming_the_settings():
+    with pytest.raises(ConfigError, match="TOPUP_HMAC_SECRETS"):
+        load_settings({}).require_providers()
+
+
+def test_secrets_from_env_and_from_files(tmp_path: Path):
+    secret_file = tmp_path / "stripe"
+    secret_file.write_text(f"{SECRET}, whsec_second\n")
+    key_file = tmp_path / "platform.pem"
+    key_file.write_text("pem")
+    settings = load_settings(
+        {
+            "TOPUP_HMAC_SECRETS": "a,b",
+            "TOPUP_STRIPE_WEBHOOK_SECRETS_FILE": str(secret_file),
+            "TOPUP_WECHATPAY_PLATFORM_KEYS": f"S1={key_file},PUB_KEY_ID_2={key_file}",
+            "TOPUP_WECHATPAY_APIV3_KEY": "k" * 32,
+        }
+    )
+    assert settings.hmac_secrets == ("a", "b")
+    assert settings.stripe_webhook_secrets == (SECRET, "whsec_second")
+    assert settings.wechatpay_platform_keys == {"S1": str(key_file), "PUB_KEY_ID_2": str(key_file)}
+    assert settings.configured_providers == ["hmac", "stripe", "wechatpay"]
+    settings.require_providers()
+
+
+def test_a_setting_and_its_file_together_are_refused(tmp_path: Path):
+    path = tmp_path / "s"
+    path.write_text("x")
+    with pytest.raises(ConfigError, match="TOPUP_HMAC_SECRETS"):
+        load_settings({"TOPUP_HMAC_SECRETS": "x", "TOPUP_HMAC_SECRETS_FILE": str(path)})
+
+
+def test_an_unreadable_secret_file_fails_naming_it(tmp_path: Path):
+    with pytest.raises(ConfigError, match="TOPUP_HMAC_SECRETS_FILE"):
+        load_settings({"TOPUP_HMAC_SECRETS_FILE": str(tmp_path / "missing")})
+
+
+def test_config_file_is_read_and_the_environment_wins(tmp_path: Path):
+    path = tmp_path / "topup.env"
+    path.write_text("# comment\nTOPUP_PARTITIONS=8\nTOPUP_APP_ID=from-file\n")
+    settings = load_settings({"TOPUP_CONFIG_FILE": str(path), "TOPUP_APP_ID": "from-env"})
+    assert settings.partitions == 8
+    assert settings.app_id == "from-env"
+
+
+def test_config_file_syntax_error_names_the_line(tmp_path: Path):
+    path = tmp_path / "topup.env"
+    path.write_text("TOPUP_PARTITIONS=8\nnot a setting\n")
+    with pytest.raises(ConfigError, match=r"topup.env:2"):
+        load_settings({"TOPUP_CONFIG_FILE": str(path)})
+
+
+def test_per_provider_tolerance_overrides_the_global_one():
+    settings = load_settings(
+        {"TOPUP_SIGNATURE_TOLERANCE_S": "120", "TOPUP_SIGNATURE_TOLERANCE_S_WECHATPAY": "600"}
+    )
+    assert settings.signature_tolerance_s == {"hmac": 120, "stripe": 120, "wechatpay": 600}
+
+
+def test_secrets_never_appear_in_repr_or_str():
+    settings = load_settings(
+        {"TOPUP_HMAC_SECRETS": SECRET, "TOPUP_STRIPE_WEBHOOK_SECRETS": SECRET,
+         "TOPUP_WECHATPAY_APIV3_KEY": "s" * 32}
+    )
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(settings)
+    assert "s" * 32 not in repr(settings)
