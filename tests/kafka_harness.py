@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,3 +150,57 @@ def decode_all(records: list[ConsumedRecord], topic: str) -> list[dict]:
     record_name = topics.BY_NAME[topic].record
     catalog = default_catalog()
     return [catalog.decode(record_name, r.value) for r in records if r.topic == topic]
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None):
+    """(status, body bytes) of one request; HTTP error statuses are returned, not raised."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def wait_for_http(worker: WorkerProcess, path: str = "/health", timeout_s: float = 60) -> None:
+    """Poll the worker's web server until it answers 200 (fail with its log otherwise)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            raise AssertionError(f"worker exited:\n{worker.log()}")
+        try:
+            status, _ = http("GET", f"http://127.0.0.1:{worker.web_port}{path}")
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"worker web server did not answer within {timeout_s}s:\n{worker.log()}")
+
+
+@dataclass
+class DedicatedBroker:
+    """A second real broker of its own, for tests that stop it."""
+
+    env: dict[str, str]
+    bootstrap: str
+
+    def stop(self) -> None:
+        subprocess.run([str(KAFKA_DIR / "reset")], env=self.env, check=True, timeout=120,
+                       capture_output=True)
+
+
+def start_dedicated_broker(data_dir: Path) -> DedicatedBroker:
+    env = dict(
+        os.environ,
+        TOPUP_KAFKA_PORT=str(free_port()),
+        TOPUP_KAFKA_CONTROLLER_PORT=str(free_port()),
+        TOPUP_KAFKA_DATA_DIR=str(data_dir),
+        TOPUP_KAFKA_HEAP="512m",
+    )
+    result = subprocess.run(
+        [str(KAFKA_DIR / "start")], env=env, capture_output=True, text=True, timeout=300
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"deploy/kafka/start failed:\n{result.stderr}")
+    return DedicatedBroker(env, result.stdout.strip().splitlines()[-1])

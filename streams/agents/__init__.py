@@ -9,6 +9,9 @@ if TYPE_CHECKING:
 
 
 def register_all(pipeline: Pipeline) -> None:
-    from streams.agents import orders
+    from streams import web
+    from streams.agents import intake, orders
 
     orders.register(pipeline)
+    intake.register(pipeline)
+    web.register(pipeline)

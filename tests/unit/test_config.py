@@ -14,7 +14,7 @@ def test_defaults_without_any_setting():
     assert settings.bootstrap_servers == "127.0.0.1:9092"
     assert settings.partitions == 4
     assert settings.signature_tolerance_s == {"hmac": 300, "stripe": 300, "wechatpay": 300}
-    assert settings.configured_providers == []
+    assert (settings.hmac_secrets, settings.stripe_webhook_secrets) == ((), ())
 
 
 @pytest.mark.parametrize(
@@ -36,11 +36,6 @@ def test_a_malformed_setting_fails_naming_it(name, value):
         load_settings({name: value})
 
 
-def test_no_provider_configured_fails_naming_the_settings():
-    with pytest.raises(ConfigError, match="TOPUP_HMAC_SECRETS"):
-        load_settings({}).require_providers()
-
-
 def test_secrets_from_env_and_from_files(tmp_path: Path):
     secret_file = tmp_path / "stripe"
     secret_file.write_text(f"{SECRET}, whsec_second\n")
@@ -57,8 +52,7 @@ def test_secrets_from_env_and_from_files(tmp_path: Path):
     assert settings.hmac_secrets == ("a", "b")
     assert settings.stripe_webhook_secrets == (SECRET, "whsec_second")
     assert settings.wechatpay_platform_keys == {"S1": str(key_file), "PUB_KEY_ID_2": str(key_file)}
-    assert settings.configured_providers == ["hmac", "stripe", "wechatpay"]
-    settings.require_providers()
+    assert settings.wechatpay_apiv3_key == "k" * 32
 
 
 def test_a_setting_and_its_file_together_are_refused(tmp_path: Path):

@@ -1,0 +1,116 @@
+"""The intake agent: raw webhook deliveries in, verified payment events out, keyed by order.
+
+Verification comes first, then deduplication by (provider, provider event id); only a
+first sighting is re-keyed by order_id onto topup.internal.payments, the repartition that
+lets the order agent join payments with orders on one partition.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from streams import topics
+from streams.agents.io import correlation_headers, correlation_id, dead_letter, decoded, publish
+from streams.domain.ids import derived_id
+from streams.providers import Rejection, RejectionKind, adapter_for, build_adapters
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+DAY_S = 24 * 60 * 60
+# Rejections that may be an attack rather than a broken sender: operators must see them.
+ALERTED = {RejectionKind.SIGNATURE_INVALID, RejectionKind.STALE_SIGNATURE}
+
+
+def dedup_key(provider: str, event_id: str) -> str:
+    # Provider names never contain ':', so the key splits unambiguously at the first one.
+    return f"{provider}:{event_id}"
+
+
+def register(pipeline: Pipeline) -> None:
+    app, settings, metrics = pipeline.app, pipeline.settings, pipeline.metrics
+    adapters = build_adapters(settings)
+    if not adapters:
+        log.warning(
+            "no webhook provider is configured (TOPUP_HMAC_SECRETS, TOPUP_STRIPE_WEBHOOK_SECRETS, "
+            "TOPUP_WECHATPAY_PLATFORM_KEYS with TOPUP_WECHATPAY_APIV3_KEY): every delivery "
+            "will be dead-lettered as UNKNOWN_PROVIDER"
+        )
+    retention_ms = settings.dedup_retention_days * DAY_S * 1000
+    # The decision uses event time (below); RocksDB's TTL and the changelog's retention
+    # only reclaim space, a day after an entry can no longer change a decision.
+    physical_retention_s = (settings.dedup_retention_days + 1) * DAY_S
+    seen = app.Table(
+        "webhook-dedup",
+        default=None,
+        key_type=str,
+        value_type=int,
+        partitions=settings.partitions,
+        options={"ttl": physical_retention_s},
+        extra_topic_configs={
+            "cleanup.policy": "compact,delete",
+            "retention.ms": str(physical_retention_s * 1000),
+        },
+    )
+    metrics.describe("topup_webhooks_received_total", "Deliveries consumed, by provider")
+    metrics.describe("topup_webhooks_rejected_total", "Deliveries refused, by provider and reason")
+    metrics.describe("topup_webhooks_duplicate_total", "Idempotency hits, by provider")
+    metrics.describe("topup_webhooks_ignored_total", "Verified events of types not acted on")
+    metrics.describe("topup_intake_lag_seconds", "Wall time minus received_at of the last delivery")
+
+    @app.agent(pipeline.topics[topics.WEBHOOKS], name="intake")
+    async def intake_agent(stream):  # type: ignore[no-untyped-def]
+        async for event, delivery in decoded(pipeline, stream, "WebhookDelivery"):
+            provider, received_at = delivery["provider"], delivery["received_at"]
+            metrics.inc("topup_webhooks_received_total", provider=provider)
+            metrics.set("topup_intake_lag_seconds", max(0.0, time.time() - received_at / 1000))
+            try:
+                adapter = adapter_for(adapters, provider)
+                payment = adapter.parse(delivery["headers"], delivery["body"], received_at)
+            except Rejection as rejection:
+                metrics.inc("topup_webhooks_rejected_total", provider=provider,
+                            reason=rejection.kind.value)
+                await dead_letter(pipeline, event, rejection.kind.value, rejection.message)
+                if rejection.kind in ALERTED:
+                    await _alert(pipeline, delivery, rejection)
+                continue
+            if payment is None:
+                metrics.inc("topup_webhooks_ignored_total", provider=provider)
+                continue
+            key = dedup_key(payment.provider, payment.event_id)
+            first_seen = seen.get(key)
+            if first_seen is not None and received_at - first_seen <= retention_ms:
+                metrics.inc("topup_webhooks_duplicate_total", provider=provider)
+                continue
+            seen[key] = received_at
+            value = {**payment.to_dict(), "delivery_id": delivery["delivery_id"],
+                     "received_at": received_at}
+            await pipeline.topics[topics.PAYMENTS].send(
+                key=payment.order_id.encode(),
+                value=json.dumps(value, separators=(",", ":")).encode(),
+                headers=correlation_headers(correlation_id(event)),
+            )
+
+
+async def _alert(pipeline: Pipeline, delivery: dict, rejection: Rejection) -> None:
+    kind = rejection.kind.value
+    record = {
+        "alert_id": derived_id("alert", kind, delivery["delivery_id"]),
+        "kind": kind,
+        "severity": "WARN",
+        # Nothing in an unverified body is trusted, so no order id.
+        "order_id": None,
+        "provider": delivery["provider"],
+        "details": {
+            "delivery_id": delivery["delivery_id"],
+            "source_ip": delivery.get("source_ip") or "",
+            "reason": rejection.message,
+        },
+        "raised_at": delivery["received_at"],
+    }
+    await publish(pipeline, topics.ALERTS, kind, record)

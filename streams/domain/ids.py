@@ -1,0 +1,63 @@
+"""Deterministic ids.
+
+An id is a hash of its cause, never a counter or a random value, so a replay, a restart
+or a second path to the same fact (webhook callback, reconciliation) reproduces it and
+any consumer can deduplicate on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+# Bumping the scheme changes every id; only ever do that together with a migration.
+_SCHEME = "topup-guard/v1"
+_HEX_CHARS = 32
+_PREFIX = re.compile(r"[a-z]{1,8}")
+LEDGER_OPS = frozenset({"CREDIT", "DEBIT", "REVERSAL"})
+
+IdPart = str | int | None
+
+
+def _encode(parts: tuple[IdPart, ...]) -> bytes:
+    # Each part is tagged and length-prefixed, so no text inside a part can imitate a
+    # boundary ("a|b","c" and "a","b|c" differ) and None differs from "".
+    chunks: list[bytes] = []
+    for part in parts:
+        if part is None:
+            chunks.append(b"n")
+        elif isinstance(part, bool):
+            raise TypeError("id parts are str, int or None, not bool")
+        elif isinstance(part, int):
+            chunks.append(b"i%d;" % part)
+        elif isinstance(part, str):
+            data = part.encode("utf-8")
+            chunks.append(b"s%d:" % len(data) + data)
+        else:
+            raise TypeError(f"id parts are str, int or None, not {type(part).__name__}")
+    return b"".join(chunks)
+
+
+def _digest(*parts: IdPart) -> str:
+    return hashlib.sha256(_encode((_SCHEME, *parts))).hexdigest()[:_HEX_CHARS]
+
+
+def entry_id(order_id: str, op: str, external_txn_id: str | None, refund_id: str | None) -> str:
+    """The ledger entry id of one money movement, the same on every path that records it.
+
+    Derived from exactly (order_id, op, external_txn_id, refund_id) as the contract says.
+    An empty string is refused rather than read as "absent": absent is None.
+    """
+    if not order_id or external_txn_id == "" or refund_id == "":
+        raise ValueError("order_id must be non-empty; absent ids are None, not ''")
+    op = str(op)  # a StrEnum member hashes as its plain value
+    if op not in LEDGER_OPS:
+        raise ValueError(f"op must be one of {sorted(LEDGER_OPS)}")
+    return "le_" + _digest("ledger-entry", order_id, op, external_txn_id, refund_id)
+
+
+def derived_id(prefix: str, *parts: IdPart) -> str:
+    """An id for an audit record, alert, break or case, derived from what caused it."""
+    if not _PREFIX.fullmatch(prefix):
+        raise ValueError("prefix must be 1-8 lower-case letters")
+    return f"{prefix}_" + _digest("derived", prefix, *parts)

@@ -1,0 +1,79 @@
+"""The provider-neutral payment event every webhook adapter normalises to.
+
+Pure data: built only from a verified callback, carried on an internal topic as JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
+# Avro `long`: anything larger could not be written to the output topics.
+_LONG_MAX = 2**63 - 1
+
+
+class PaymentKind(StrEnum):
+    PAYMENT_SUCCEEDED = "PAYMENT_SUCCEEDED"
+    PAYMENT_FAILED = "PAYMENT_FAILED"
+    REFUND_SUCCEEDED = "REFUND_SUCCEEDED"
+    REFUND_FAILED = "REFUND_FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    provider: str
+    event_id: str
+    external_txn_id: str
+    order_id: str
+    kind: PaymentKind
+    amount_minor: int
+    currency: str
+    merchant_id: str
+    app_id: str | None
+    occurred_at: int
+    refund_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # Invariants hold for every instance, so downstream code never re-validates.
+        for name in ("provider", "event_id", "external_txn_id", "order_id", "merchant_id"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty string")
+        for name in ("app_id", "refund_id"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{name} must be a non-empty string or None")
+        if not isinstance(self.kind, PaymentKind):
+            raise ValueError("kind must be a PaymentKind")
+        for name in ("amount_minor", "occurred_at"):
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value <= _LONG_MAX:
+                raise ValueError(f"{name} must be an integer in [0, 2**63)")
+        if not isinstance(self.currency, str) or not _CURRENCY.fullmatch(self.currency):
+            raise ValueError("currency must be three upper-case letters (ISO 4217)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; `kind` as its plain string value."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["kind"] = self.kind.value
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PaymentEvent:
+        """Inverse of `to_dict`. Unknown keys are ignored so the topic can gain fields.
+
+        Raises ValueError on a missing field or an invalid value.
+        """
+        try:
+            values = {f.name: d[f.name] for f in fields(cls) if f.name != "refund_id"}
+        except KeyError as exc:
+            raise ValueError(f"payment event is missing field {exc.args[0]!r}") from None
+        values["refund_id"] = d.get("refund_id")
+        try:
+            values["kind"] = PaymentKind(values["kind"])
+        except ValueError:
+            raise ValueError("kind is not a known PaymentKind") from None
+        return cls(**values)
