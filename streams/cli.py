@@ -13,10 +13,17 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import faust
 
     from streams.app import create_app
+    from streams.local_state import close_state_dir, open_state_dir
 
+    open_state_dir(settings.state_dir)
     pipeline = create_app(settings)
     worker = faust.Worker(pipeline.app, loglevel=args.loglevel, quiet=True)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        if exit_.code in (0, None) and pipeline.app.crash_reason is None:
+            close_state_dir(settings.state_dir)
+        raise
     return 0
 
 

@@ -1,23 +1,55 @@
-"""A targeted fix for faust-streaming's exactly-once sends.
+"""Targeted fixes that make faust-streaming's exactly-once hold.
 
-faust's TransactionManager picks the transaction for an outgoing record from the
-*destination* topic's partition, while it commits consumed offsets in the transaction of
-the *source* partition. A record whose key lands on another partition (a credit keyed by
-account, a DLQ record, a re-keyed payment) is then written in a different transaction
-from the offset that caused it — committed without it, or with no transaction at all when
-that partition is owned by another worker (faust-streaming issues 177, 440, 517). Kafka
-Streams ties every output to the task (source partition) that produced it; so do we: a
-send made while processing an event joins the transaction of that event's partition.
+faust 0.15 runs with Kafka transactions but leaves three gaps through which a crash can
+duplicate or lose output (faust-streaming issues 177, 440, 517). Kafka Streams closes the
+same gaps by committing between records on its processing thread; so do we:
+
+1. **Wrong transaction.** `TransactionManager.send` picks the transaction from the
+   *destination* partition, while consumed offsets are committed in the transaction of
+   the *source* partition. A record keyed differently from its cause (a credit keyed by
+   account, a dead letter, a re-keyed payment) was committed apart from the offset that
+   caused it, or outside any transaction when another worker owns that partition. A send
+   made while processing an event now joins the transaction of the event's partition.
+2. **Commit in the middle of an event.** Offsets are committed by a background task
+   while agents run, so a transaction could hold half of an event's outputs, or all of
+   them without the event's offset. Agents now process each event, and ack it, inside
+   `barrier()`, and a commit (including the choice of offsets) takes the same barrier.
+3. **Changelog left behind.** Table writes reach their changelog through a send buffer
+   that a transactional commit does not drain, so state could trail committed output.
+   A commit now first waits until the buffer is empty and nothing is in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from faust.streams import current_event
-from faust.transport.consumer import TransactionManager
+from faust.transport.consumer import Consumer, TransactionManager
+from faust.transport.producer import ProducerBuffer
 
 _original_send = TransactionManager.send
+_original_force_commit = Consumer.force_commit
+_original_send_pending = ProducerBuffer._send_pending
+
+_barrier: asyncio.Lock | None = None
+_in_flight = 0
+
+
+def _lock() -> asyncio.Lock:
+    global _barrier
+    if _barrier is None:
+        _barrier = asyncio.Lock()
+    return _barrier
+
+
+@asynccontextmanager
+async def barrier() -> AsyncIterator[None]:
+    """Hold while processing one event and acking it: no commit happens meanwhile."""
+    async with _lock():
+        yield
 
 
 async def _send_in_source_transaction(
@@ -33,6 +65,7 @@ async def _send_in_source_transaction(
 ) -> Any:
     event = current_event()
     if event is None:
+        # Changelog writes flushed from the send buffer: their partition is the source's.
         return await _original_send(
             self, topic, key, value, partition, timestamp, headers,
             transactional_id=transactional_id,
@@ -45,7 +78,31 @@ async def _send_in_source_transaction(
     )
 
 
+async def _send_pending_counted(self: ProducerBuffer, fut: Any) -> None:
+    global _in_flight
+    _in_flight += 1
+    try:
+        await _original_send_pending(self, fut)
+    finally:
+        _in_flight -= 1
+
+
+async def _drain(buffer: ProducerBuffer) -> None:
+    while buffer.size or _in_flight:
+        await asyncio.sleep(0.001)
+
+
+async def _force_commit_between_events(self: Consumer, *args: Any, **kwargs: Any) -> bool:
+    async with _lock():
+        if self.in_transaction:
+            await _drain(self.app.producer.buffer)
+        return await _original_force_commit(self, *args, **kwargs)
+
+
 def install() -> None:
-    """Idempotent: patch TransactionManager.send once per process."""
-    if TransactionManager.send is not _send_in_source_transaction:
-        TransactionManager.send = _send_in_source_transaction  # type: ignore[method-assign]
+    """Idempotent: patch faust once per process."""
+    if TransactionManager.send is _send_in_source_transaction:
+        return
+    TransactionManager.send = _send_in_source_transaction  # type: ignore[method-assign]
+    ProducerBuffer._send_pending = _send_pending_counted  # type: ignore[method-assign]
+    Consumer.force_commit = _force_commit_between_events  # type: ignore[method-assign]

@@ -13,7 +13,14 @@ import time
 from typing import TYPE_CHECKING
 
 from streams import topics
-from streams.agents.io import correlation_headers, correlation_id, dead_letter, decoded, publish
+from streams.agents.io import (
+    avro_decoder,
+    correlation_headers,
+    correlation_id,
+    dead_letter,
+    process,
+    publish,
+)
 from streams.domain.ids import derived_id
 from streams.providers import Rejection, RejectionKind, adapter_for, build_adapters
 
@@ -63,38 +70,40 @@ def register(pipeline: Pipeline) -> None:
     metrics.describe("topup_webhooks_ignored_total", "Verified events of types not acted on")
     metrics.describe("topup_intake_lag_seconds", "Wall time minus received_at of the last delivery")
 
+    async def handle(event, delivery):  # type: ignore[no-untyped-def]
+        provider, received_at = delivery["provider"], delivery["received_at"]
+        metrics.inc("topup_webhooks_received_total", provider=provider)
+        metrics.set("topup_intake_lag_seconds", max(0.0, time.time() - received_at / 1000))
+        try:
+            adapter = adapter_for(adapters, provider)
+            payment = adapter.parse(delivery["headers"], delivery["body"], received_at)
+        except Rejection as rejection:
+            metrics.inc("topup_webhooks_rejected_total", provider=provider,
+                        reason=rejection.kind.value)
+            await dead_letter(pipeline, event, rejection.kind.value, rejection.message)
+            if rejection.kind in ALERTED:
+                await _alert(pipeline, delivery, rejection)
+            return
+        if payment is None:
+            metrics.inc("topup_webhooks_ignored_total", provider=provider)
+            return
+        key = dedup_key(payment.provider, payment.event_id)
+        first_seen = seen.get(key)
+        if first_seen is not None and received_at - first_seen <= retention_ms:
+            metrics.inc("topup_webhooks_duplicate_total", provider=provider)
+            return
+        seen[key] = received_at
+        value = {**payment.to_dict(), "delivery_id": delivery["delivery_id"],
+                 "received_at": received_at}
+        await pipeline.topics[topics.PAYMENTS].send(
+            key=payment.order_id.encode(),
+            value=json.dumps(value, separators=(",", ":")).encode(),
+            headers=correlation_headers(correlation_id(event)),
+        )
+
     @app.agent(pipeline.topics[topics.WEBHOOKS], name="intake")
     async def intake_agent(stream):  # type: ignore[no-untyped-def]
-        async for event, delivery in decoded(pipeline, stream, "WebhookDelivery"):
-            provider, received_at = delivery["provider"], delivery["received_at"]
-            metrics.inc("topup_webhooks_received_total", provider=provider)
-            metrics.set("topup_intake_lag_seconds", max(0.0, time.time() - received_at / 1000))
-            try:
-                adapter = adapter_for(adapters, provider)
-                payment = adapter.parse(delivery["headers"], delivery["body"], received_at)
-            except Rejection as rejection:
-                metrics.inc("topup_webhooks_rejected_total", provider=provider,
-                            reason=rejection.kind.value)
-                await dead_letter(pipeline, event, rejection.kind.value, rejection.message)
-                if rejection.kind in ALERTED:
-                    await _alert(pipeline, delivery, rejection)
-                continue
-            if payment is None:
-                metrics.inc("topup_webhooks_ignored_total", provider=provider)
-                continue
-            key = dedup_key(payment.provider, payment.event_id)
-            first_seen = seen.get(key)
-            if first_seen is not None and received_at - first_seen <= retention_ms:
-                metrics.inc("topup_webhooks_duplicate_total", provider=provider)
-                continue
-            seen[key] = received_at
-            value = {**payment.to_dict(), "delivery_id": delivery["delivery_id"],
-                     "received_at": received_at}
-            await pipeline.topics[topics.PAYMENTS].send(
-                key=payment.order_id.encode(),
-                value=json.dumps(value, separators=(",", ":")).encode(),
-                headers=correlation_headers(correlation_id(event)),
-            )
+        await process(pipeline, stream, avro_decoder(pipeline, "WebhookDelivery"), handle)
 
 
 async def _alert(pipeline: Pipeline, delivery: dict, rejection: Rejection) -> None:

@@ -7,12 +7,12 @@ letter carrying its original bytes, and the agent moves on.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from faust.types import EventT, StreamT
 
-from streams import topics
+from streams import eos, topics
 from streams.codecs import DecodeError
 
 if TYPE_CHECKING:
@@ -43,19 +43,48 @@ def event_time_ms(event: EventT) -> int:
     return int(event.message.timestamp * 1000)
 
 
-async def decoded(
-    pipeline: Pipeline, stream: StreamT, record_name: str
-) -> AsyncIterator[tuple[EventT, dict[str, Any]]]:
-    """Yield (event, record) for every decodable value; dead-letter the rest."""
+Decoder = Callable[[EventT], Any]
+Handler = Callable[[EventT, Any], Awaitable[None]]
+
+
+def avro_decoder(pipeline: Pipeline, record_name: str) -> Decoder:
+    def decode(event: EventT) -> dict[str, Any]:
+        return pipeline.catalog.decode(record_name, event.message.value)
+
+    return decode
+
+
+async def process(pipeline: Pipeline, stream: StreamT, decode: Decoder, handle: Handler) -> None:
+    """Run `handle` on every decodable event; dead-letter the rest.
+
+    Each event is decoded, handled and acked inside the commit barrier, so a transaction
+    holds all of an event's outputs and its offset, or none of them. A failure inside
+    `handle` is a bug, not bad input, but it must not wedge the partition either: it is
+    logged, counted and dead-lettered, and the agent goes on.
+    """
     source = stream.channel.get_topic_name()
+    metrics = pipeline.metrics
     async for event in stream.events():
-        pipeline.metrics.inc("topup_records_consumed_total", topic=source)
-        try:
-            record = pipeline.catalog.decode(record_name, event.message.value)
-        except DecodeError as exc:
-            await dead_letter(pipeline, event, exc.reason, str(exc))
-            continue
-        yield event, record
+        async with eos.barrier():
+            metrics.inc("topup_records_consumed_total", topic=source)
+            try:
+                record = decode(event)
+            except DecodeError as exc:
+                await dead_letter(pipeline, event, exc.reason, str(exc))
+            else:
+                try:
+                    await handle(event, record)
+                except Exception as exc:
+                    log.exception("processing failed for %s", _where(event))
+                    metrics.inc("topup_processing_errors_total", topic=event.message.topic)
+                    error = f"processing failed: {type(exc).__name__}: {exc}"
+                    await dead_letter(pipeline, event, "BAD_PAYLOAD", error)
+            await stream.ack(event)
+
+
+def _where(event: EventT) -> str:
+    message = event.message
+    return f"{message.topic}[{message.partition}]@{message.offset}"
 
 
 async def publish(
@@ -74,10 +103,7 @@ async def publish(
 
 async def dead_letter(pipeline: Pipeline, event: EventT, kind: str, error: str) -> None:
     message = event.message
-    log.warning(
-        "dead letter from %s[%d]@%d: %s: %s",
-        message.topic, message.partition, message.offset, kind, error,
-    )
+    log.warning("dead letter from %s: %s: %s", _where(event), kind, error)
     record = {
         "source_topic": message.topic,
         "partition": message.partition,

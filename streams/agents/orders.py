@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streams import topics
-from streams.agents.io import correlation_headers, correlation_id, decoded, publish
+from streams.agents.io import (
+    avro_decoder,
+    correlation_headers,
+    correlation_id,
+    process,
+    publish,
+)
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -17,16 +23,13 @@ def register(pipeline: Pipeline) -> None:
         "order-state",
         default=None,
         key_type=str,
-        value_type=dict,
         partitions=pipeline.settings.partitions,
     )
 
-    @app.agent(pipeline.topics[topics.ORDERS], name="orders")
-    async def order_agent(stream):  # type: ignore[no-untyped-def]
-        async for event, record in decoded(pipeline, stream, "OrderEvent"):
+    async def handle(event, record):  # type: ignore[no-untyped-def]
             order_id = record["order_id"]
             if record["type"] != "CREATED" or orders.get(order_id) is not None:
-                continue
+                return
             correlation = correlation_id(event) or record["event_id"]
             orders[order_id] = {"status": "CREATED", "version": 1, "correlation_id": correlation}
             status = {
@@ -40,3 +43,7 @@ def register(pipeline: Pipeline) -> None:
             await publish(
                 pipeline, topics.ORDER_STATUS, order_id, status, correlation_headers(correlation)
             )
+
+    @app.agent(pipeline.topics[topics.ORDERS], name="orders")
+    async def order_agent(stream):  # type: ignore[no-untyped-def]
+        await process(pipeline, stream, avro_decoder(pipeline, "OrderEvent"), handle)
