@@ -1,0 +1,98 @@
+"""Operator freezes: which scopes are frozen, and whether one order falls inside them.
+
+The active set maps a scope ("global", "provider:<p>", "merchant:<m>", "account:<a>") to
+the targets frozen there. Values are plain sorted lists of strings so the mapping can live
+as-is in a JSON table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from enum import StrEnum
+from typing import Any
+
+
+class FreezeAction(StrEnum):
+    FREEZE_CREDITS = "FREEZE_CREDITS"
+    UNFREEZE_CREDITS = "UNFREEZE_CREDITS"
+    FREEZE_REFUNDS = "FREEZE_REFUNDS"
+    UNFREEZE_REFUNDS = "UNFREEZE_REFUNDS"
+
+
+class FreezeTarget(StrEnum):
+    CREDITS = "CREDITS"
+    REFUNDS = "REFUNDS"
+
+
+GLOBAL_SCOPE = "global"
+_SCOPE_KINDS = ("provider", "merchant", "account")
+
+# action -> (target it touches, frozen afterwards)
+_EFFECT: Mapping[FreezeAction, tuple[FreezeTarget, bool]] = {
+    FreezeAction.FREEZE_CREDITS: (FreezeTarget.CREDITS, True),
+    FreezeAction.UNFREEZE_CREDITS: (FreezeTarget.CREDITS, False),
+    FreezeAction.FREEZE_REFUNDS: (FreezeTarget.REFUNDS, True),
+    FreezeAction.UNFREEZE_REFUNDS: (FreezeTarget.REFUNDS, False),
+}
+
+ActiveFreezes = Mapping[str, Collection[str]]
+
+
+def validate_scope(scope: str) -> str:
+    """Return the scope unchanged, or raise ValueError if it names no known kind."""
+    if scope == GLOBAL_SCOPE:
+        return scope
+    kind, sep, value = scope.partition(":")
+    if not sep or kind not in _SCOPE_KINDS or not value:
+        raise ValueError(f"unknown freeze scope {scope!r}")
+    return scope
+
+
+def targets_after(frozen: Collection[str], action: FreezeAction | str) -> list[str]:
+    """The targets frozen in one scope after `action` is applied there."""
+    try:
+        target, freeze = _EFFECT[FreezeAction(action)]
+    except ValueError:
+        raise ValueError(f"unknown freeze action {action!r}") from None
+    targets = set(frozen) - {target}
+    if freeze:
+        targets.add(target)
+    return sorted(targets)
+
+
+def apply_command(active: ActiveFreezes, command: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The active set after one `topup.control` ControlCommand; `active` is not modified.
+
+    Raises ValueError for an unknown action or scope, so the caller can dead-letter it.
+    """
+    scope = validate_scope(str(command.get("scope", "")))
+    targets = targets_after(active.get(scope, ()), str(command.get("action", "")))
+    updated = {key: sorted(value) for key, value in active.items() if key != scope}
+    if targets:
+        updated[scope] = targets
+    return updated
+
+
+def scopes_of(provider: str | None, merchant_id: str | None, account_id: str | None) -> list[str]:
+    """Every scope one order belongs to; an unknown attribute matches no scope of its kind."""
+    scopes = [GLOBAL_SCOPE]
+    for kind, value in zip(_SCOPE_KINDS, (provider, merchant_id, account_id), strict=True):
+        if value:
+            scopes.append(f"{kind}:{value}")
+    return scopes
+
+
+def _frozen(active: ActiveFreezes, target: FreezeTarget, scopes: list[str]) -> bool:
+    return any(target in active.get(scope, ()) for scope in scopes)
+
+
+def credits_frozen(
+    active: ActiveFreezes, provider: str | None, merchant_id: str | None, account_id: str | None
+) -> bool:
+    return _frozen(active, FreezeTarget.CREDITS, scopes_of(provider, merchant_id, account_id))
+
+
+def refunds_frozen(
+    active: ActiveFreezes, provider: str | None, merchant_id: str | None, account_id: str | None
+) -> bool:
+    return _frozen(active, FreezeTarget.REFUNDS, scopes_of(provider, merchant_id, account_id))

@@ -1,0 +1,259 @@
+"""What the order state machine consumes: order events, risk verdicts, freeze changes,
+event-time ticks (payment events come from `payments.py`), and the context of each call."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from streams.domain.payments import PaymentEvent
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_LONG_MAX = 2**63 - 1
+
+
+class OrderEventType(StrEnum):
+    CREATED = "CREATED"
+    PAYMENT_INITIATED = "PAYMENT_INITIATED"
+    STEP_UP_COMPLETED = "STEP_UP_COMPLETED"
+    CANCELED = "CANCELED"
+    REFUND_REQUESTED = "REFUND_REQUESTED"
+    REVIEW_APPROVED = "REVIEW_APPROVED"
+    REVIEW_REJECTED = "REVIEW_REJECTED"
+
+
+def _millis(value: Any, name: str) -> int:
+    # The codec keeps timestamp-millis as plain int epoch milliseconds.
+    if type(value) is not int:
+        raise ValueError(f"{name} must be int milliseconds")
+    return value
+
+
+def _require_text(record: Mapping[str, Any], name: str) -> str:
+    value = record.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string")
+    return value
+
+
+def _optional_text(record: Mapping[str, Any], name: str) -> str | None:
+    value = record.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string or null")
+    return value or None
+
+
+def _amount(value: Any, name: str) -> int:
+    if type(value) is not int or not 0 <= value <= _LONG_MAX:
+        raise ValueError(f"{name} must be an integer in [0, 2**63)")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """One record of `topup.orders`, field names as on the wire."""
+
+    event_id: str
+    type: OrderEventType
+    order_id: str
+    occurred_at: int
+    account_id: str
+    user_id: str
+    amount_minor: int
+    currency: str
+    provider: str
+    merchant_id: str
+    app_id: str | None = None
+    device_id: str | None = None
+    ip: str | None = None
+    payment_token: str | None = None
+    account_created_at: int | None = None
+    user_verified: bool = False
+    promo_id: str | None = None
+    promo_bonus_minor: int = 0
+    provider_intent_id: str | None = None
+    refund_id: str | None = None
+    actor: str | None = None
+
+    def __post_init__(self) -> None:
+        # Checked once here so the state machine can trust every field it reads.
+        if not isinstance(self.type, OrderEventType):
+            raise ValueError("type must be an OrderEventType")
+        for name in ("event_id", "order_id"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty string")
+        _amount(self.amount_minor, "amount_minor")
+        _amount(self.promo_bonus_minor, "promo_bonus_minor")
+        if self.type is OrderEventType.CREATED:
+            for name in ("account_id", "provider", "merchant_id"):
+                if not getattr(self, name):
+                    raise ValueError(f"CREATED needs a non-empty {name}")
+            if self.amount_minor == 0:
+                raise ValueError("CREATED needs a positive amount_minor")
+        money_moves = self.type in (OrderEventType.CREATED, OrderEventType.REFUND_REQUESTED)
+        if money_moves and not _CURRENCY.fullmatch(self.currency):
+            raise ValueError("currency must be three upper-case letters (ISO 4217)")
+        if self.type is OrderEventType.REFUND_REQUESTED and not self.refund_id:
+            raise ValueError("REFUND_REQUESTED needs a refund_id")
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> OrderEvent:
+        """Build from a decoded Avro OrderEvent; unknown fields are ignored.
+
+        Raises ValueError when a field is missing or invalid, so the caller can dead-letter.
+        """
+        try:
+            event_type = OrderEventType(record.get("type"))
+        except ValueError:
+            raise ValueError(f"unknown order event type {record.get('type')!r}") from None
+        account_created_at = record.get("account_created_at")
+        if account_created_at is not None:
+            account_created_at = _millis(account_created_at, "account_created_at")
+        return cls(
+            event_id=_require_text(record, "event_id"),
+            type=event_type,
+            order_id=_require_text(record, "order_id"),
+            occurred_at=_millis(record.get("occurred_at"), "occurred_at"),
+            account_id=_optional_text(record, "account_id") or "",
+            user_id=_optional_text(record, "user_id") or "",
+            amount_minor=_amount(record.get("amount_minor"), "amount_minor"),
+            currency=_optional_text(record, "currency") or "",
+            provider=_optional_text(record, "provider") or "",
+            merchant_id=_optional_text(record, "merchant_id") or "",
+            app_id=_optional_text(record, "app_id"),
+            device_id=_optional_text(record, "device_id"),
+            ip=_optional_text(record, "ip"),
+            payment_token=_optional_text(record, "payment_token"),
+            account_created_at=account_created_at,
+            user_verified=bool(record.get("user_verified", False)),
+            promo_id=_optional_text(record, "promo_id"),
+            promo_bonus_minor=_amount(record.get("promo_bonus_minor", 0), "promo_bonus_minor"),
+            provider_intent_id=_optional_text(record, "provider_intent_id"),
+            refund_id=_optional_text(record, "refund_id"),
+            actor=_optional_text(record, "actor"),
+        )
+
+
+class RiskDecision(StrEnum):
+    ALLOW = "ALLOW"
+    STEP_UP = "STEP_UP"
+    REVIEW = "REVIEW"
+    BLOCK = "BLOCK"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskVerdict:
+    """The risk stage's decision for one order (a `topup.risk-decisions` record)."""
+
+    order_id: str
+    decision: RiskDecision
+    score: int
+    reasons: tuple[str, ...]
+    decided_at: int
+    rules_version: str | None = None
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> RiskVerdict:
+        try:
+            decision = RiskDecision(record.get("decision"))
+        except ValueError:
+            raise ValueError(f"unknown risk decision {record.get('decision')!r}") from None
+        return cls(
+            order_id=_require_text(record, "order_id"),
+            decision=decision,
+            score=int(record.get("score", 0)),
+            reasons=tuple(str(reason) for reason in record.get("reasons") or ()),
+            decided_at=_millis(record.get("decided_at"), "decided_at"),
+            rules_version=_optional_text(record, "rules_version"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "decision": self.decision.value,
+            "score": self.score,
+            "reasons": list(self.reasons),
+            "decided_at": self.decided_at,
+            "rules_version": self.rules_version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RiskVerdict:
+        return cls.from_record(data)
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeChanged:
+    """The agent's notice that this order's freeze status may have changed.
+
+    The booleans themselves travel in `Context`; this only names the command behind it.
+    """
+
+    command_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Event time moved on; lets a held orphan payment time out with no other input."""
+
+    now_ms: int
+
+
+class InputKind(StrEnum):
+    """The column of the transition table an input falls into."""
+
+    CREATED = "CREATED"
+    PAYMENT_INITIATED = "PAYMENT_INITIATED"
+    STEP_UP_COMPLETED = "STEP_UP_COMPLETED"
+    CANCELED = "CANCELED"
+    REFUND_REQUESTED = "REFUND_REQUESTED"
+    REVIEW_APPROVED = "REVIEW_APPROVED"
+    REVIEW_REJECTED = "REVIEW_REJECTED"
+    PAYMENT_SUCCEEDED = "PAYMENT_SUCCEEDED"
+    PAYMENT_FAILED = "PAYMENT_FAILED"
+    REFUND_SUCCEEDED = "REFUND_SUCCEEDED"
+    REFUND_FAILED = "REFUND_FAILED"
+    RISK_VERDICT = "RISK_VERDICT"
+    FREEZE_CHANGED = "FREEZE_CHANGED"
+
+
+# Tick is deliberately absent: it is the clock, not a transition.
+OrderInput = OrderEvent | PaymentEvent | RiskVerdict | FreezeChanged
+
+
+def input_kind(event: OrderInput) -> InputKind:
+    if isinstance(event, OrderEvent):
+        return InputKind(event.type.value)
+    if isinstance(event, PaymentEvent):
+        return InputKind(event.kind.value)
+    if isinstance(event, RiskVerdict):
+        return InputKind.RISK_VERDICT
+    return InputKind.FREEZE_CHANGED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Context:
+    """What the agent knows besides the state and the event.
+
+    `now_ms` is the event time of the input (never the wall clock); the freeze booleans are
+    already resolved against every scope the order belongs to (see `freeze.py`).
+    """
+
+    now_ms: int
+    credits_frozen: bool
+    refunds_frozen: bool
+    orphan_hold_ms: int = 15 * 60 * 1000
+    correlation_id: str | None = None
+    # Off by default so the system works without the risk stage; on, a confirmed payment
+    # waits in PAYMENT_CONFIRMED until a verdict arrives.
+    require_risk_verdict: bool = False
+
+    def __post_init__(self) -> None:
+        if type(self.now_ms) is not int or self.now_ms < 0:
+            raise ValueError("now_ms must be non-negative int milliseconds")
+        if type(self.orphan_hold_ms) is not int or self.orphan_hold_ms < 0:
+            raise ValueError("orphan_hold_ms must be non-negative int milliseconds")
