@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import faust
-from faust.types import TopicT
+from faust.types import TableT, TopicT
 
 from streams import eos, topics
 from streams.codecs import SchemaCatalog, default_catalog
@@ -22,6 +22,7 @@ class Pipeline:
     catalog: SchemaCatalog
     topics: dict[str, TopicT] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
+    balances: TableT | None = None
 
 
 def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Pipeline:

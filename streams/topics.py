@@ -17,8 +17,12 @@ RECON_BREAKS = "topup.recon-breaks"
 ALERTS = "topup.alerts"
 AUDIT = "topup.audit"
 DLQ = "topup.dlq"
+# Project topic: review cases for humans, answered with REVIEW_* order events.
+REVIEW_CASES = "topup.review-cases"
 # Internal: verified payment events re-keyed by order_id (the repartition of intake).
 PAYMENTS = "topup.internal.payments"
+# Internal: control commands broadcast to every partition of the order agent.
+ORDER_COMMANDS = "topup.internal.order-commands"
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ALERTS, "Alert"),
     TopicSpec(AUDIT, "AuditRecord", retention_days=-1),
     TopicSpec(DLQ, "DeadLetter", retention_days=30),
+    TopicSpec(REVIEW_CASES, "ReviewCase", retention_days=90),
     TopicSpec(PAYMENTS, None, retention_days=35),
+    TopicSpec(ORDER_COMMANDS, None),
 )
 
 BY_NAME = {spec.name: spec for spec in TOPICS}

@@ -151,6 +151,14 @@ def register(pipeline: Pipeline) -> None:
                 pipeline.metrics.render(), content_type="text/plain; version=0.0.4"
             )
 
+    @app.page("/accounts/{account_id}/balance")
+    class BalanceView(View):
+        @app.table_route(table=pipeline.balances, match_info="account_id")
+        async def get(self, request: Any, account_id: str) -> Any:
+            # Served by the worker that owns the account's partition (faust forwards).
+            balance = pipeline.balances.get(account_id) or {}
+            return self.json({"account_id": account_id, "balances_minor": balance})
+
     @app.page("/health")
     class HealthView(View):
         async def get(self, request: Any) -> Any:

@@ -97,12 +97,12 @@ class WorkerFactory:
 
     def start(self, name: str = "w1", **env: str) -> WorkerProcess:
         web_port = free_port()
-        merged = dict(
-            self.base_env,
-            TOPUP_STATE_DIR=str(self.tmp / f"state-{name}"),
-            TOPUP_WEB_PORT=str(web_port),
-            **env,
-        )
+        # Each worker has its own state and port, whatever environment it is given.
+        merged = {
+            **self.base_env, **env,
+            "TOPUP_STATE_DIR": str(self.tmp / f"state-{name}"),
+            "TOPUP_WEB_PORT": str(web_port),
+        }
         log_path = self.tmp / f"worker-{name}-{len(self.started)}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(

@@ -10,8 +10,10 @@ if TYPE_CHECKING:
 
 def register_all(pipeline: Pipeline) -> None:
     from streams import web
-    from streams.agents import intake, orders
+    from streams.agents import balances, control, intake, orders
 
-    orders.register(pipeline)
     intake.register(pipeline)
+    control.register(pipeline)
+    orders.register(pipeline)
+    balances.register(pipeline)
     web.register(pipeline)

@@ -62,11 +62,10 @@ async def process(pipeline: Pipeline, stream: StreamT, decode: Decoder, handle: 
     `handle` is a bug, not bad input, but it must not wedge the partition either: it is
     logged, counted and dead-lettered, and the agent goes on.
     """
-    source = stream.channel.get_topic_name()
     metrics = pipeline.metrics
     async for event in stream.events():
         async with eos.barrier():
-            metrics.inc("topup_records_consumed_total", topic=source)
+            metrics.inc("topup_records_consumed_total", topic=event.message.topic)
             try:
                 record = decode(event)
             except DecodeError as exc:

@@ -1,49 +1,161 @@
-"""The order agent: topup.orders in, topup.order-status out, state per order_id."""
+"""The order agent: orders, verified payments and control broadcasts, joined by order_id.
+
+All three inputs are keyed by order_id (control commands are broadcast to every
+partition), so one partition holds everything an order's decision needs. The agent loads
+the order's state, calls the pure state machine, stores the new state and publishes what
+it returned. Per partition it also keeps a small book: the event-time watermark, the
+active freezes, the orders holding a payment that may become an orphan, and the orders
+waiting for a freeze to lift.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from streams import topics
-from streams.agents.io import (
-    avro_decoder,
-    correlation_headers,
-    correlation_id,
-    process,
-    publish,
-)
+from streams.agents.io import correlation_id, process
+from streams.agents.outputs import publish_outputs
+from streams.codecs import DecodeError
+from streams.domain.freeze import ActiveFreezes, apply_command, credits_frozen, refunds_frozen
+from streams.domain.order_inputs import Context, FreezeChanged, OrderEvent, OrderInput, Tick
+from streams.domain.order_state import HoldReason, OrderState
+from streams.domain.orders import step
+from streams.domain.payments import PaymentEvent
 
 if TYPE_CHECKING:
+    from faust.types import EventT
+
     from streams.app import Pipeline
+
+FREEZE_HOLDS = {HoldReason.CREDIT_FREEZE, HoldReason.REFUND_FREEZE}
+
+
+@dataclass
+class PartitionBook:
+    watermark: int = 0
+    freezes: ActiveFreezes = field(default_factory=dict)
+    orphan_deadlines: dict[str, int] = field(default_factory=dict)
+    freeze_held: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> PartitionBook:
+        if not data:
+            return cls()
+        return cls(
+            watermark=data["watermark"],
+            freezes=data["freezes"],
+            orphan_deadlines=data["orphan_deadlines"],
+            freeze_held=set(data["freeze_held"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "watermark": self.watermark,
+            "freezes": self.freezes,
+            "orphan_deadlines": self.orphan_deadlines,
+            "freeze_held": sorted(self.freeze_held),
+        }
+
+    def track(self, state: OrderState, orphan_hold_ms: int) -> None:
+        waiting = [h.arrived_at for h in state.held_payments if not h.orphan_alerted]
+        if waiting:
+            self.orphan_deadlines[state.order_id] = min(waiting) + orphan_hold_ms
+        else:
+            self.orphan_deadlines.pop(state.order_id, None)
+        if FREEZE_HOLDS & state.hold_reasons:
+            self.freeze_held.add(state.order_id)
+        else:
+            self.freeze_held.discard(state.order_id)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    input: OrderInput | dict[str, Any]  # a control command is a dict
+    event_time: int
+
+
+def _decoder(pipeline: Pipeline):  # type: ignore[no-untyped-def]
+    catalog = pipeline.catalog
+
+    def decode(event: EventT) -> Decoded:
+        topic, value = event.message.topic, event.message.value
+        try:
+            if topic == topics.ORDERS:
+                order = OrderEvent.from_record(catalog.decode("OrderEvent", value))
+                return Decoded(order, order.occurred_at)
+            data = json.loads(value)
+            if topic == topics.PAYMENTS:
+                return Decoded(PaymentEvent.from_dict(data), data["received_at"])
+            command = data["control"]
+            return Decoded(command, command["issued_at"])
+        except (ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, DecodeError):
+                raise
+            raise DecodeError("BAD_PAYLOAD", f"{topic} record refused: {exc}") from None
+
+    return decode
 
 
 def register(pipeline: Pipeline) -> None:
-    app = pipeline.app
-    orders = app.Table(
-        "order-state",
-        default=None,
-        key_type=str,
-        partitions=pipeline.settings.partitions,
+    app, settings = pipeline.app, pipeline.settings
+    orphan_hold_ms = settings.orphan_hold_s * 1000
+    orders = app.Table("order-state", default=None, key_type=str,
+                       partitions=settings.partitions)
+    books = app.Table("order-partitions", default=None, key_type=str,
+                      partitions=settings.partitions)
+    channel = app.topic(
+        topics.ORDERS, topics.PAYMENTS, topics.ORDER_COMMANDS,
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
     )
 
-    async def handle(event, record):  # type: ignore[no-untyped-def]
-            order_id = record["order_id"]
-            if record["type"] != "CREATED" or orders.get(order_id) is not None:
-                return
-            correlation = correlation_id(event) or record["event_id"]
-            orders[order_id] = {"status": "CREATED", "version": 1, "correlation_id": correlation}
-            status = {
-                "order_id": order_id,
-                "status": "CREATED",
-                "previous_status": None,
-                "reason": "order created",
-                "version": 1,
-                "updated_at": record["occurred_at"],
-            }
-            await publish(
-                pipeline, topics.ORDER_STATUS, order_id, status, correlation_headers(correlation)
-            )
+    async def advance(
+        book: PartitionBook,
+        order_id: str,
+        item: OrderInput | Tick,
+        now: int,
+        correlation: str | None,
+    ) -> None:
+        stored = orders.get(order_id)
+        state = OrderState.from_dict(stored) if stored else None
+        facts = state.facts if state is not None and state.facts is not None else item
+        provider = getattr(facts, "provider", None)
+        merchant = getattr(facts, "merchant_id", None)
+        account = getattr(facts, "account_id", None)
+        ctx = Context(
+            now_ms=now,
+            credits_frozen=credits_frozen(book.freezes, provider, merchant, account),
+            refunds_frozen=refunds_frozen(book.freezes, provider, merchant, account),
+            orphan_hold_ms=orphan_hold_ms,
+            correlation_id=correlation,
+        )
+        new_state, outputs = step(state, item, ctx)
+        orders[order_id] = new_state.to_dict()
+        book.track(new_state, orphan_hold_ms)
+        await publish_outputs(pipeline, outputs)
 
-    @app.agent(pipeline.topics[topics.ORDERS], name="orders")
+    async def handle(event: EventT, decoded: Decoded) -> None:
+        book_key = f"p{event.message.partition}"
+        book = PartitionBook.from_dict(books.get(book_key))
+        book.watermark = max(book.watermark, decoded.event_time)
+        correlation = correlation_id(event)
+        item = decoded.input
+        # An input is judged at its own event time; what only the passing of time decides
+        # (orphans, broadcasts) at the partition's watermark, which never goes back.
+        if isinstance(item, dict):
+            book.freezes = apply_command(book.freezes, item)
+            change = FreezeChanged(item["command_id"])
+            for order_id in sorted(book.freeze_held):
+                await advance(book, order_id, change, book.watermark, correlation)
+        else:
+            await advance(book, item.order_id, item, decoded.event_time, correlation)
+        for order_id, deadline in sorted(book.orphan_deadlines.items()):
+            if deadline < book.watermark:
+                await advance(book, order_id, Tick(book.watermark), book.watermark, None)
+        books[book_key] = book.to_dict()
+
+    @app.agent(channel, name="orders")
     async def order_agent(stream):  # type: ignore[no-untyped-def]
-        await process(pipeline, stream, avro_decoder(pipeline, "OrderEvent"), handle)
+        await process(pipeline, stream, _decoder(pipeline), handle)

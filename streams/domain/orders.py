@@ -78,6 +78,7 @@ class Rule(StrEnum):
     TRANSITIONS = "order.transitions"
     DEDUP = "order.dedup"
     HOLD_UNTIL_CREATED = "order.hold-until-created"
+    HOLD_UNTIL_REFUND_REQUEST = "order.hold-until-refund-request"
     ORPHAN_PAYMENT = "order.orphan-payment"
     VALIDATE_PAYMENT = "order.validate-payment"
     DOUBLE_CHARGE = "order.double-charge"
@@ -290,6 +291,19 @@ def _create(state: OrderState, event: OrderEvent, fx: _Effects) -> OrderState:
 
 def _hold_until_order(state: OrderState, event: PaymentEvent, fx: _Effects) -> OrderState:
     fx.audit(AuditAction.HOLD, Rule.HOLD_UNTIL_CREATED, _payment_details(event), "HELD_UNTIL_ORDER")
+    held = HeldPayment(event, arrived_at=fx.now, correlation_id=fx.input_correlation_id)
+    return replace(state, held_payments=(*state.held_payments, held))
+
+
+def _hold_until_refund_request(
+    state: OrderState, event: PaymentEvent, fx: _Effects
+) -> OrderState:
+    # The provider's answer can be processed before our own request: the two travel on
+    # different topics (certainly so in a replay). Money that left must not be refused.
+    fx.audit(
+        AuditAction.HOLD, Rule.HOLD_UNTIL_REFUND_REQUEST, _payment_details(event),
+        "HELD_UNTIL_REFUND_REQUEST",
+    )
     held = HeldPayment(event, arrived_at=fx.now, correlation_id=fx.input_correlation_id)
     return replace(state, held_payments=(*state.held_payments, held))
 
@@ -647,6 +661,8 @@ TRANSITIONS: Final[Mapping[tuple[OrderStatus | None, InputKind], Transition]] = 
         (S.CREDITED, K.PAYMENT_SUCCEEDED): _to(_second_payment, S.CREDITED),
         (S.CREDITED, K.PAYMENT_FAILED): _to(_ignore_stale, S.CREDITED),
         (S.CREDITED, K.REFUND_REQUESTED): _to(_request_refund, S.REFUND_IN_PROGRESS, S.ON_HOLD),
+        (S.CREDITED, K.REFUND_SUCCEEDED): _to(_hold_until_refund_request, S.CREDITED),
+        (S.CREDITED, K.REFUND_FAILED): _to(_hold_until_refund_request, S.CREDITED),
         (S.CREDITED, K.RISK_VERDICT): _to(_apply_verdict, S.CREDITED),
         (S.CREDITED, K.FREEZE_CHANGED): _to(_unchanged, S.CREDITED),
         # REFUND_IN_PROGRESS: one refund at a time, settled by the provider's answer.
@@ -716,8 +732,9 @@ def _duplicate_of(state: OrderState, event: OrderInput) -> str | None:
 def _remember(state: OrderState, event: OrderInput) -> OrderState:
     if isinstance(event, OrderEvent):
         return replace(state, seen_order_events=state.seen_order_events | {event.event_id})
-    # A payment held before the order is remembered by the hold itself until it applies.
-    if isinstance(event, PaymentEvent) and state.facts is not None:
+    # A held payment is remembered by the hold itself until it applies.
+    held = any(held.event is event for held in state.held_payments)
+    if isinstance(event, PaymentEvent) and state.facts is not None and not held:
         key = (event.provider, event.event_id)
         return replace(state, seen_payment_events=state.seen_payment_events | {key})
     return state
@@ -831,13 +848,27 @@ def _dispatch(
     return _settle(updated, fx)
 
 
+REFUND_RESULTS = frozenset({PaymentKind.REFUND_SUCCEEDED, PaymentKind.REFUND_FAILED})
+
+
+def _applicable(state: OrderState, event: PaymentEvent) -> bool:
+    """A held payment waits for its order; a held refund result for its refund request."""
+    if state.facts is None:
+        return False
+    if event.kind in REFUND_RESULTS:
+        in_flight = state.refund_in_flight
+        return in_flight is not None and in_flight.refund_id == event.refund_id
+    return True
+
+
 def _apply_held_payments(state: OrderState, fx: _Effects) -> OrderState:
-    if state.facts is None or not state.held_payments:
-        return state
-    held_payments = state.held_payments
-    state = replace(state, held_payments=())
-    for held in held_payments:
-        state = _dispatch(state, held.event, fx, held.correlation_id)
+    # Applying one held event can make another applicable (a payment, then its refund).
+    while ready := next(
+        (held for held in state.held_payments if _applicable(state, held.event)), None
+    ):
+        remaining = tuple(held for held in state.held_payments if held is not ready)
+        state = replace(state, held_payments=remaining)
+        state = _dispatch(state, ready.event, fx, ready.correlation_id)
     return state
 
 

@@ -843,6 +843,19 @@ def test_a_failed_refund_returns_to_credited_and_debits_nothing() -> None:
     assert len(ledger(run(refund_result("ref-2")))) == 1
 
 
+def test_a_refund_result_before_its_request_waits_for_it_then_debits_once() -> None:
+    run = credited_run()
+    outputs = run(refund_result())
+    assert ledger(outputs) == []
+    assert audit_actions(outputs) == [AuditAction.HOLD]
+    assert run.status is OrderStatus.CREDITED
+    outputs = run(refund_request())
+    [debit] = ledger(outputs)
+    assert debit.entry_id == entry_id(ORDER_ID, "DEBIT", "txn-1", "ref-1")
+    assert run.status is OrderStatus.REFUNDED
+    assert ledger(run(refund_result(event_id="again"))) == []
+
+
 def test_a_refund_result_for_an_unknown_refund_is_refused() -> None:
     run = credited_run()
     run(refund_request())
