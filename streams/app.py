@@ -43,6 +43,9 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Pipe
         # Short transactions keep end-to-end latency low for read_committed consumers.
         broker_commit_interval=0.2,
         table_standby_replicas=0,
+        # A crashed worker's partitions move on after this, not after faust's 60 s default.
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1, settings.session_timeout_s // 3),
     )
     pipeline = Pipeline(app=app, settings=settings, catalog=catalog or default_catalog())
     for spec in topics.TOPICS:

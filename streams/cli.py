@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import io
 import logging
+import signal
 import sys
 
 from streams.config import ConfigError, Settings, load_settings
@@ -18,6 +21,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     open_state_dir(settings.state_dir)
     pipeline = create_app(settings)
     worker = faust.Worker(pipeline.app, loglevel=args.loglevel, quiet=True)
+    worker.loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:
@@ -25,6 +29,14 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             close_state_dir(settings.state_dir)
         raise
     return 0
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: log where every asyncio task waits, to diagnose a worker that stalls."""
+    stacks = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=12, file=stacks)
+    logging.getLogger("topup.tasks").warning("asyncio tasks:\n%s", stacks.getvalue())
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ class Settings:
     topic_retention_days: int = 7
     dedup_retention_days: int = 35
     orphan_hold_s: int = 900
+    session_timeout_s: int = 10
     webhook_max_body_bytes: int = 65_536
     webhook_rate_per_ip: int = 50
     webhook_rate_burst: int = 100
@@ -98,6 +99,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_TOPIC_RETENTION_DAYS": ("topic_retention_days", _positive_int),
     "TOPUP_DEDUP_RETENTION_DAYS": ("dedup_retention_days", _positive_int),
     "TOPUP_ORPHAN_HOLD_S": ("orphan_hold_s", _positive_int),
+    "TOPUP_SESSION_TIMEOUT_S": ("session_timeout_s", _positive_int),
     "TOPUP_WEBHOOK_MAX_BODY_BYTES": ("webhook_max_body_bytes", _positive_int),
     "TOPUP_WEBHOOK_RATE_PER_IP": ("webhook_rate_per_ip", _positive_int),
     "TOPUP_WEBHOOK_RATE_BURST": ("webhook_rate_burst", _positive_int),
