@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = commands.add_parser("demo", help="run a worker on a generated workload, report")
-    demo.add_argument("--orders", type=int, default=20)
+    demo.add_argument("--orders", type=int, default=60)
     demo.add_argument("--timeout", type=float, default=120.0)
     demo.set_defaults(run=_demo)
     return parser

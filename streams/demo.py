@@ -3,31 +3,58 @@
 from __future__ import annotations
 
 import os
-import random
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from streams import topics
 from streams.admin import create_topics
 from streams.codecs import default_catalog
 from streams.config import Settings
-from streams.kafka_clients import producer, read_committed
-from streams.workload import order_created
+from streams.kafka_clients import ConsumedRecord, producer, read_committed
+from streams.workload import DemoTraffic, demo_traffic
 
 BAD_RECORD = b"\x00this is not avro\xff"
+OUTPUTS = [topics.ORDER_STATUS, topics.CREDITS, topics.ALERTS, topics.DLQ, topics.REVIEW_CASES]
 
 
-def _start_worker(settings: Settings, run_dir: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, TOPUP_STATE_DIR=str(run_dir / "state"))
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_worker(run_dir: Path, secret: str, web_port: int) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        TOPUP_STATE_DIR=str(run_dir / "state"),
+        TOPUP_HMAC_SECRETS=secret,
+        TOPUP_ORPHAN_HOLD_S="10",
+        TOPUP_WEB_PORT=str(web_port),
+    )
     log = (run_dir / "worker.log").open("wb")
     return subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=log
     )
+
+
+def _wait_until_ready(worker: subprocess.Popen[bytes], web_port: int, deadline: float) -> bool:
+    """Poll /health: traffic goes in once the worker has restored its tables."""
+    while time.monotonic() < deadline and worker.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/health", timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
 
 
 def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
@@ -39,68 +66,118 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
         worker.wait()
 
 
+def _produce(settings: Settings, traffic: DemoTraffic, run_id: str) -> None:
+    catalog = default_catalog()
+    out = producer(settings)
+    for order in traffic.orders:
+        out.produce(
+            topics.ORDERS, key=order.record["order_id"],
+            value=catalog.encode("OrderEvent", order.record),
+            headers=[("correlation_id", order.correlation_id.encode())],
+        )
+    out.produce(topics.ORDERS, key=f"{run_id}-bad-order", value=BAD_RECORD)
+    out.produce(topics.WEBHOOKS, key=f"{run_id}-bad-webhook", value=BAD_RECORD)
+    for callback in traffic.callbacks:
+        record = callback.delivery.as_record(callback.delivery_id, callback.received_at)
+        out.produce(topics.WEBHOOKS, key="hmac", value=catalog.encode("WebhookDelivery", record))
+    out.flush(30)
+
+
+class Readback:
+    """This run's records on the output topics, decoded."""
+
+    def __init__(self, run_id: str, records: list[ConsumedRecord]) -> None:
+        catalog = default_catalog()
+
+        def decoded(topic: str) -> list[dict[str, Any]]:
+            name = topics.BY_NAME[topic].record
+            return [catalog.decode(name, r.value) for r in records if r.topic == topic]
+
+        def ours(value: Any) -> bool:
+            return run_id in str(value)
+
+        latest: dict[str, dict[str, Any]] = {}
+        for status in decoded(topics.ORDER_STATUS):
+            if ours(status["order_id"]):
+                current = latest.get(status["order_id"])
+                if current is None or status["version"] > current["version"]:
+                    latest[status["order_id"]] = status
+        self.final_status = {order_id: s["status"] for order_id, s in latest.items()}
+        self.credits = [c for c in decoded(topics.CREDITS) if ours(c["order_id"])]
+        self.alerts = [a for a in decoded(topics.ALERTS) if ours(a)]
+        self.dead_letters = [d for d in decoded(topics.DLQ) if run_id.encode() in d["value"]
+                             or ours(d["key"])]
+        self.cases = [c for c in decoded(topics.REVIEW_CASES) if ours(c["order_id"])]
+
+    def alert_kinds(self) -> Counter[str]:
+        return Counter(a["kind"] for a in self.alerts)
+
+    def dead_letter_kinds(self) -> Counter[str]:
+        return Counter(d["error_kind"] for d in self.dead_letters)
+
+    def matches(self, traffic: DemoTraffic) -> bool:
+        alerts, letters = self.alert_kinds(), self.dead_letter_kinds()
+        return (
+            self.final_status == traffic.expected_status
+            and len(self.credits) == traffic.expected_credits
+            and all(alerts[k] == n for k, n in traffic.expected_alerts.items())
+            and all(letters[k] == n for k, n in traffic.expected_dead_letters.items())
+            and letters["UNDECODABLE"] == 2
+        )
+
+
+def _report(run_id: str, traffic: DemoTraffic, seen: Readback) -> None:
+    print(f"\n== TopUp Guard demo report ({run_id}) ==")
+    print(f"orders: {len(traffic.orders)}, callbacks delivered: {len(traffic.callbacks)}")
+    expected = Counter(traffic.expected_status.values())
+    actual = Counter(seen.final_status.values())
+    print("final order status      read back   expected")
+    for status in sorted(set(expected) | set(actual)):
+        print(f"  {status:20} {actual[status]:9}   {expected[status]:8}")
+    amounts = Counter()
+    for credit in seen.credits:
+        amounts[credit["currency"]] += credit["amount_minor"] + credit["bonus_minor"]
+    print(f"ledger credits: {len(seen.credits)} (expected {traffic.expected_credits}), "
+          f"distinct entry ids {len({c['entry_id'] for c in seen.credits})}, "
+          + ", ".join(f"{v / 100:.2f} {k}" for k, v in sorted(amounts.items())))
+    print("alerts:", dict(sorted(seen.alert_kinds().items())),
+          " expected:", dict(sorted(traffic.expected_alerts.items())))
+    print("dead letters:", dict(sorted(seen.dead_letter_kinds().items())),
+          "(bad bytes kept:", all(d["value"] for d in seen.dead_letters), ")")
+    print(f"review cases opened: {len(seen.cases)}")
+
+
 def run_demo(settings: Settings, *, orders: int, timeout_s: float) -> int:
     run_id = f"demo{uuid.uuid4().hex[:8]}"
     run_dir = Path(".demo") / run_id
     run_dir.mkdir(parents=True)
-    catalog = default_catalog()
-    rng = random.Random(7)
+    secret = secrets.token_hex(16)
+    traffic = demo_traffic(run_id, orders, secret)
 
     for report in create_topics(settings):
         print(f"topic {report.name}: {report.outcome} {report.detail}".rstrip())
-    worker = _start_worker(settings, run_dir)
+    web_port = _free_port()
+    worker = _start_worker(run_dir, secret, web_port)
     print(f"worker started (pid {worker.pid}); log in {run_dir / 'worker.log'}")
+    deadline = time.monotonic() + timeout_s
     try:
-        produced = producer(settings)
-        generated = [order_created(run_id, i, rng) for i in range(orders)]
-        # The first order is delivered twice: it must still get exactly one status.
-        for order in [*generated, generated[0]]:
-            produced.produce(
-                topics.ORDERS,
-                key=order.record["order_id"],
-                value=catalog.encode("OrderEvent", order.record),
-                headers=[("correlation_id", order.correlation_id.encode())],
-            )
-        bad_key = f"{run_id}-bad"
-        produced.produce(topics.ORDERS, key=bad_key, value=BAD_RECORD)
-        produced.flush(30)
-        print(f"produced {orders} orders, 1 duplicate and 1 undecodable record")
-
-        deadline = time.monotonic() + timeout_s
-        statuses: list[dict] = []
-        dead: list[dict] = []
-        while time.monotonic() < deadline and (len(statuses) < orders or not dead):
-            until = min(deadline, time.monotonic() + 15)
-            records = read_committed(settings, [topics.ORDER_STATUS, topics.DLQ], until=until)
-            statuses = [
-                catalog.decode("OrderStatus", r.value)
-                for r in records
-                if r.topic == topics.ORDER_STATUS and r.key and r.key.decode().startswith(run_id)
-            ]
-            dead = [
-                catalog.decode("DeadLetter", r.value)
-                for r in records
-                if r.topic == topics.DLQ and r.key == bad_key.encode()
-            ]
+        if not _wait_until_ready(worker, web_port, deadline):
+            print(f"worker not ready in time; see {run_dir / 'worker.log'}")
+            return 1
+        _produce(settings, traffic, run_id)
+        print(f"produced {len(traffic.orders)} orders, {len(traffic.callbacks)} signed "
+              "callbacks (duplicates, re-sends, forged, stale, short-paid, orphaned) and "
+              "2 undecodable records")
+        seen = Readback(run_id, [])
+        while time.monotonic() < deadline and not seen.matches(traffic):
             if worker.poll() is not None:
                 print(f"worker exited with {worker.returncode}; see {run_dir / 'worker.log'}")
                 return 1
+            until = min(deadline, time.monotonic() + 15)
+            seen = Readback(run_id, read_committed(settings, OUTPUTS, until=until))
     finally:
         _stop_worker(worker)
-
-    print()
-    print(f"== TopUp Guard demo report ({run_id}) ==")
-    by_status = Counter(s["status"] for s in statuses)
-    print(f"order-status records read back: {len(statuses)} for {orders} orders")
-    for status, count in sorted(by_status.items()):
-        print(f"  {status:18} {count}")
-    print(f"dead letters read back: {len(dead)}")
-    for letter in dead:
-        print(
-            f"  {letter['error_kind']} from {letter['source_topic']}[{letter['partition']}]"
-            f"@{letter['offset']}: {letter['error']} (original {len(letter['value'])} bytes kept: "
-            f"{letter['value'] == BAD_RECORD})"
-        )
-    ok = len(statuses) == orders and len(dead) == 1 and dead[0]["value"] == BAD_RECORD
+    _report(run_id, traffic, seen)
+    ok = seen.matches(traffic)
     print("result:", "OK" if ok else "MISMATCH")
     return 0 if ok else 1

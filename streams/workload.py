@@ -1,18 +1,44 @@
-"""Deterministic generated traffic for the demo, tests and benchmarks."""
+"""Deterministic generated traffic for the demo, tests and benchmarks.
+
+`demo_traffic` builds an order stream with the callbacks a real provider would send,
+including the faults TopUp Guard exists for, and the outcome each order should reach.
+"""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.providers.testing import SignedDelivery, make_hmac_delivery
+
 BASE_TIME_MS = 1_795_000_000_000  # a fixed instant so a seed always yields the same stream
+MERCHANT = "merchant-hmac"
 
 
 @dataclass(frozen=True)
 class GeneratedOrder:
     record: dict[str, Any]
     correlation_id: str
+
+
+@dataclass(frozen=True)
+class Callback:
+    delivery: SignedDelivery
+    delivery_id: str
+    received_at: int
+
+
+@dataclass
+class DemoTraffic:
+    orders: list[GeneratedOrder] = field(default_factory=list)
+    callbacks: list[Callback] = field(default_factory=list)
+    # What each order must end as, and what else the run must raise.
+    expected_status: dict[str, str] = field(default_factory=dict)
+    expected_alerts: dict[str, int] = field(default_factory=dict)
+    expected_dead_letters: dict[str, int] = field(default_factory=dict)
+    expected_credits: int = 0
 
 
 def order_created(
@@ -44,3 +70,81 @@ def order_created(
         "actor": None,
     }
     return GeneratedOrder(record=record, correlation_id=f"corr-{order_id}")
+
+
+def _payment(order: dict[str, Any], amount: int, at: int) -> PaymentEvent:
+    return PaymentEvent(
+        provider="hmac", event_id=f"evt-{order['order_id']}",
+        external_txn_id=f"txn-{order['order_id']}", order_id=order["order_id"],
+        kind=PaymentKind.PAYMENT_SUCCEEDED, amount_minor=amount,
+        currency=order["currency"], merchant_id=MERCHANT, app_id=None, occurred_at=at,
+    )
+
+
+def demo_traffic(run_id: str, orders: int, secret: str, seed: int = 7) -> DemoTraffic:
+    """Orders paid through signed HMAC callbacks, with every fault the demo shows."""
+    rng = random.Random(seed)
+    traffic = DemoTraffic()
+    sent = 0
+
+    def callback(event: PaymentEvent, received_at: int, key: str = secret) -> None:
+        nonlocal sent
+        sent += 1
+        delivery = make_hmac_delivery(event, key, timestamp=received_at // 1000)
+        traffic.callbacks.append(Callback(delivery, f"{run_id}-d{sent:06d}", received_at))
+
+    for index in range(orders):
+        order = order_created(run_id, index, rng)
+        record, order_id = order.record, order.record["order_id"]
+        paid_at = record["occurred_at"] + 500
+        fault = index % 10
+        if fault == 1:  # the callback never comes
+            traffic.orders.append(order)
+            traffic.expected_status[order_id] = "CREATED"
+            continue
+        if fault == 2:  # the provider delivers twice, then re-sends later
+            callback(_payment(record, record["amount_minor"], paid_at), paid_at)
+            callback(_payment(record, record["amount_minor"], paid_at), paid_at)
+            callback(_payment(record, record["amount_minor"], paid_at), paid_at + 60_000)
+        elif fault == 3:  # paid less than ordered: held for review
+            callback(_payment(record, record["amount_minor"] - 2, paid_at), paid_at)
+            traffic.orders.append(order)
+            traffic.expected_status[order_id] = "ON_HOLD"
+            traffic.expected_alerts["AMOUNT_MISMATCH"] = (
+                traffic.expected_alerts.get("AMOUNT_MISMATCH", 0) + 1
+            )
+            continue
+        elif fault == 4:  # a forged callback, then the real one
+            callback(_payment(record, record["amount_minor"], paid_at), paid_at, "forged")
+            callback(_payment(record, record["amount_minor"], paid_at), paid_at)
+            traffic.expected_alerts["SIGNATURE_INVALID"] = (
+                traffic.expected_alerts.get("SIGNATURE_INVALID", 0) + 1
+            )
+            traffic.expected_dead_letters["SIGNATURE_INVALID"] = (
+                traffic.expected_dead_letters.get("SIGNATURE_INVALID", 0) + 1
+            )
+        elif fault == 5:  # a replayed callback signed an hour before it arrived
+            stale = make_hmac_delivery(
+                _payment(record, record["amount_minor"], paid_at), secret,
+                timestamp=(paid_at - 3_600_000) // 1000,
+            )
+            sent += 1
+            traffic.callbacks.append(Callback(stale, f"{run_id}-d{sent:06d}", paid_at))
+            callback(_payment(record, record["amount_minor"], paid_at), paid_at)
+            traffic.expected_alerts["STALE_SIGNATURE"] = (
+                traffic.expected_alerts.get("STALE_SIGNATURE", 0) + 1
+            )
+            traffic.expected_dead_letters["STALE_SIGNATURE"] = (
+                traffic.expected_dead_letters.get("STALE_SIGNATURE", 0) + 1
+            )
+        else:
+            callback(_payment(record, record["amount_minor"], paid_at), paid_at)
+        traffic.orders.append(order)
+        traffic.expected_status[order_id] = "CREDITED"
+        traffic.expected_credits += 1
+
+    # A payment for an order that never comes: an orphan once event time has moved on.
+    ghost = order_created(run_id, orders, rng).record
+    callback(_payment(ghost, ghost["amount_minor"], BASE_TIME_MS), BASE_TIME_MS)
+    traffic.expected_alerts["ORPHAN_PAYMENT"] = 1
+    return traffic
