@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from streams.domain.payments import PaymentEvent
+from streams.domain.record_fields import optional_text, required_text
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _LONG_MAX = 2**63 - 1
@@ -32,18 +33,6 @@ def _millis(value: Any, name: str) -> int:
     return value
 
 
-def _require_text(record: Mapping[str, Any], name: str) -> str:
-    value = record.get(name)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string")
-    return value
-
-
-def _optional_text(record: Mapping[str, Any], name: str) -> str | None:
-    value = record.get(name)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"{name} must be a string or null")
-    return value or None
 
 
 def _amount(value: Any, name: str) -> int:
@@ -114,27 +103,27 @@ class OrderEvent:
         if account_created_at is not None:
             account_created_at = _millis(account_created_at, "account_created_at")
         return cls(
-            event_id=_require_text(record, "event_id"),
+            event_id=required_text(record, "event_id"),
             type=event_type,
-            order_id=_require_text(record, "order_id"),
+            order_id=required_text(record, "order_id"),
             occurred_at=_millis(record.get("occurred_at"), "occurred_at"),
-            account_id=_optional_text(record, "account_id") or "",
-            user_id=_optional_text(record, "user_id") or "",
+            account_id=optional_text(record, "account_id") or "",
+            user_id=optional_text(record, "user_id") or "",
             amount_minor=_amount(record.get("amount_minor"), "amount_minor"),
-            currency=_optional_text(record, "currency") or "",
-            provider=_optional_text(record, "provider") or "",
-            merchant_id=_optional_text(record, "merchant_id") or "",
-            app_id=_optional_text(record, "app_id"),
-            device_id=_optional_text(record, "device_id"),
-            ip=_optional_text(record, "ip"),
-            payment_token=_optional_text(record, "payment_token"),
+            currency=optional_text(record, "currency") or "",
+            provider=optional_text(record, "provider") or "",
+            merchant_id=optional_text(record, "merchant_id") or "",
+            app_id=optional_text(record, "app_id"),
+            device_id=optional_text(record, "device_id"),
+            ip=optional_text(record, "ip"),
+            payment_token=optional_text(record, "payment_token"),
             account_created_at=account_created_at,
             user_verified=bool(record.get("user_verified", False)),
-            promo_id=_optional_text(record, "promo_id"),
+            promo_id=optional_text(record, "promo_id"),
             promo_bonus_minor=_amount(record.get("promo_bonus_minor", 0), "promo_bonus_minor"),
-            provider_intent_id=_optional_text(record, "provider_intent_id"),
-            refund_id=_optional_text(record, "refund_id"),
-            actor=_optional_text(record, "actor"),
+            provider_intent_id=optional_text(record, "provider_intent_id"),
+            refund_id=optional_text(record, "refund_id"),
+            actor=optional_text(record, "actor"),
         )
 
 
@@ -163,12 +152,12 @@ class RiskVerdict:
         except ValueError:
             raise ValueError(f"unknown risk decision {record.get('decision')!r}") from None
         return cls(
-            order_id=_require_text(record, "order_id"),
+            order_id=required_text(record, "order_id"),
             decision=decision,
             score=int(record.get("score", 0)),
             reasons=tuple(str(reason) for reason in record.get("reasons") or ()),
             decided_at=_millis(record.get("decided_at"), "decided_at"),
-            rules_version=_optional_text(record, "rules_version"),
+            rules_version=optional_text(record, "rules_version"),
         )
 
     def to_dict(self) -> dict[str, Any]:

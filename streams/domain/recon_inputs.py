@@ -13,22 +13,11 @@ from enum import StrEnum
 from typing import Any
 
 from streams.domain.order_state import OrderState
+from streams.domain.record_fields import optional_text, required_text
 
 MINUTE_MS = 60 * 1000
 
 
-def _text(record: Mapping[str, Any], name: str) -> str:
-    value = record.get(name)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string")
-    return value
-
-
-def _optional_text(record: Mapping[str, Any], name: str) -> str | None:
-    value = record.get(name)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"{name} must be a string or null")
-    return value or None
 
 
 def _integer(record: Mapping[str, Any], name: str) -> int:
@@ -140,8 +129,8 @@ def parse_settlement(record: Mapping[str, Any]) -> SettlementLine | BatchClosed:
     Raises ValueError for a record to dead-letter (BAD_PAYLOAD), among them a LINE without
     an order id or kind: reconciliation is keyed by order and cannot place it.
     """
-    common = {name: _text(record, name) for name in ("record_id", "batch_id", "provider")}
-    common["merchant_id"] = _text(record, "merchant_id")
+    common = {name: required_text(record, name) for name in ("record_id", "batch_id", "provider")}
+    common["merchant_id"] = required_text(record, "merchant_id")
     settled_at = _integer(record, "settled_at")
     if record.get("type") == "BATCH_CLOSED":
         return BatchClosed(
@@ -160,12 +149,12 @@ def parse_settlement(record: Mapping[str, Any]) -> SettlementLine | BatchClosed:
     return SettlementLine(
         **common,
         kind=kind,
-        order_id=_text(record, "order_id"),
-        external_txn_id=_optional_text(record, "external_txn_id"),
-        refund_id=_optional_text(record, "refund_id"),
+        order_id=required_text(record, "order_id"),
+        external_txn_id=optional_text(record, "external_txn_id"),
+        refund_id=optional_text(record, "refund_id"),
         amount_minor=_integer(record, "amount_minor"),
         fee_minor=_integer(record, "fee_minor"),
-        currency=_optional_text(record, "currency"),
+        currency=optional_text(record, "currency"),
         settled_at=settled_at,
     )
 
@@ -208,16 +197,16 @@ class LedgerEntry:
         except ValueError:
             raise ValueError(f"unknown ledger op {record.get('op')!r}") from None
         return cls(
-            entry_id=_text(record, "entry_id"),
+            entry_id=required_text(record, "entry_id"),
             op=op,
-            account_id=_text(record, "account_id"),
-            order_id=_text(record, "order_id"),
+            account_id=required_text(record, "account_id"),
+            order_id=required_text(record, "order_id"),
             amount_minor=_integer(record, "amount_minor"),
-            currency=_text(record, "currency"),
-            provider=_text(record, "provider"),
-            external_txn_id=_optional_text(record, "external_txn_id"),
-            refund_id=_optional_text(record, "refund_id"),
-            caused_by=_text(record, "caused_by"),
+            currency=required_text(record, "currency"),
+            provider=required_text(record, "provider"),
+            external_txn_id=optional_text(record, "external_txn_id"),
+            refund_id=optional_text(record, "refund_id"),
+            caused_by=required_text(record, "caused_by"),
             created_at=_integer(record, "created_at"),
         )
 
@@ -298,18 +287,18 @@ class OrderSnapshot:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OrderSnapshot:
         return cls(
-            order_id=_text(data, "order_id"),
+            order_id=required_text(data, "order_id"),
             version=_integer(data, "version"),
-            created_event_id=_optional_text(data, "created_event_id"),
-            account_id=_text(data, "account_id"),
+            created_event_id=optional_text(data, "created_event_id"),
+            account_id=required_text(data, "account_id"),
             amount_minor=_integer(data, "amount_minor"),
-            currency=_text(data, "currency"),
-            provider=_text(data, "provider"),
-            merchant_id=_text(data, "merchant_id"),
-            app_id=_optional_text(data, "app_id"),
-            status=_text(data, "status"),
+            currency=required_text(data, "currency"),
+            provider=required_text(data, "provider"),
+            merchant_id=required_text(data, "merchant_id"),
+            app_id=optional_text(data, "app_id"),
+            status=required_text(data, "status"),
             hold_reasons=frozenset(data.get("hold_reasons", ())),
-            correlation_id=_optional_text(data, "correlation_id"),
+            correlation_id=optional_text(data, "correlation_id"),
         )
 
 
@@ -331,7 +320,9 @@ class WatermarkAdvanced:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WatermarkAdvanced:
         return cls(
-            _text(data, "provider"), _text(data, "merchant_id"), _integer(data, "covers_until")
+            required_text(data, "provider"),
+            required_text(data, "merchant_id"),
+            _integer(data, "covers_until"),
         )
 
 
