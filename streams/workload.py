@@ -72,7 +72,7 @@ def order_created(
     return GeneratedOrder(record=record, correlation_id=f"corr-{order_id}")
 
 
-def _payment(order: dict[str, Any], amount: int, at: int) -> PaymentEvent:
+def paid_event(order: dict[str, Any], amount: int, at: int) -> PaymentEvent:
     return PaymentEvent(
         provider="hmac", event_id=f"evt-{order['order_id']}",
         external_txn_id=f"txn-{order['order_id']}", order_id=order["order_id"],
@@ -103,11 +103,11 @@ def demo_traffic(run_id: str, orders: int, secret: str, seed: int = 7) -> DemoTr
             traffic.expected_status[order_id] = "CREATED"
             continue
         if fault == 2:  # the provider delivers twice, then re-sends later
-            callback(_payment(record, record["amount_minor"], paid_at), paid_at)
-            callback(_payment(record, record["amount_minor"], paid_at), paid_at)
-            callback(_payment(record, record["amount_minor"], paid_at), paid_at + 60_000)
+            callback(paid_event(record, record["amount_minor"], paid_at), paid_at)
+            callback(paid_event(record, record["amount_minor"], paid_at), paid_at)
+            callback(paid_event(record, record["amount_minor"], paid_at), paid_at + 60_000)
         elif fault == 3:  # paid less than ordered: held for review
-            callback(_payment(record, record["amount_minor"] - 2, paid_at), paid_at)
+            callback(paid_event(record, record["amount_minor"] - 2, paid_at), paid_at)
             traffic.orders.append(order)
             traffic.expected_status[order_id] = "ON_HOLD"
             traffic.expected_alerts["AMOUNT_MISMATCH"] = (
@@ -115,8 +115,8 @@ def demo_traffic(run_id: str, orders: int, secret: str, seed: int = 7) -> DemoTr
             )
             continue
         elif fault == 4:  # a forged callback, then the real one
-            callback(_payment(record, record["amount_minor"], paid_at), paid_at, "forged")
-            callback(_payment(record, record["amount_minor"], paid_at), paid_at)
+            callback(paid_event(record, record["amount_minor"], paid_at), paid_at, "forged")
+            callback(paid_event(record, record["amount_minor"], paid_at), paid_at)
             traffic.expected_alerts["SIGNATURE_INVALID"] = (
                 traffic.expected_alerts.get("SIGNATURE_INVALID", 0) + 1
             )
@@ -125,12 +125,12 @@ def demo_traffic(run_id: str, orders: int, secret: str, seed: int = 7) -> DemoTr
             )
         elif fault == 5:  # a replayed callback signed an hour before it arrived
             stale = make_hmac_delivery(
-                _payment(record, record["amount_minor"], paid_at), secret,
+                paid_event(record, record["amount_minor"], paid_at), secret,
                 timestamp=(paid_at - 3_600_000) // 1000,
             )
             sent += 1
             traffic.callbacks.append(Callback(stale, f"{run_id}-d{sent:06d}", paid_at))
-            callback(_payment(record, record["amount_minor"], paid_at), paid_at)
+            callback(paid_event(record, record["amount_minor"], paid_at), paid_at)
             traffic.expected_alerts["STALE_SIGNATURE"] = (
                 traffic.expected_alerts.get("STALE_SIGNATURE", 0) + 1
             )
@@ -138,13 +138,13 @@ def demo_traffic(run_id: str, orders: int, secret: str, seed: int = 7) -> DemoTr
                 traffic.expected_dead_letters.get("STALE_SIGNATURE", 0) + 1
             )
         else:
-            callback(_payment(record, record["amount_minor"], paid_at), paid_at)
+            callback(paid_event(record, record["amount_minor"], paid_at), paid_at)
         traffic.orders.append(order)
         traffic.expected_status[order_id] = "CREDITED"
         traffic.expected_credits += 1
 
     # A payment for an order that never comes: an orphan once event time has moved on.
     ghost = order_created(run_id, orders, rng).record
-    callback(_payment(ghost, ghost["amount_minor"], BASE_TIME_MS), BASE_TIME_MS)
+    callback(paid_event(ghost, ghost["amount_minor"], BASE_TIME_MS), BASE_TIME_MS)
     traffic.expected_alerts["ORPHAN_PAYMENT"] = 1
     return traffic

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.kafka_harness import TEST_PORT, WorkerFactory, reset_topics, settings_from, start_broker
+from streams.admin import recreate_topics as reset_topics
+from tests.kafka_harness import TEST_PORT, WorkerFactory, settings_from, start_broker
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams import topics
-from streams.admin import admin_client, create_topics
 from streams.codecs import default_catalog
 from streams.config import Settings, load_settings
 from streams.kafka_clients import ConsumedRecord, read_committed
@@ -40,30 +39,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def reset_topics(settings: Settings) -> None:
-    """Drop every topic (contract, internal, faust changelogs) and recreate the contract's."""
-    admin = admin_client(settings)
-    deadline = time.monotonic() + 60
-    names = [n for n in admin.list_topics(timeout=10).topics if not n.startswith("__")]
-    if names:
-        for future in admin.delete_topics(names, request_timeout=30).values():
-            future.result()
-    while time.monotonic() < deadline:
-        remaining = [n for n in admin.list_topics(timeout=10).topics if n in names]
-        if not remaining:
-            break
-        time.sleep(0.2)
-    while True:
-        try:
-            create_topics(settings)
-            return
-        except Exception:
-            # A just-deleted topic can briefly refuse re-creation; retry until the deadline.
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 @dataclass

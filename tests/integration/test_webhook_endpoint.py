@@ -6,6 +6,7 @@ import json
 import time
 
 from streams import topics
+from streams.admin import recreate_topics as reset_topics
 from streams.kafka_clients import read_committed
 from streams.providers.testing import make_hmac_delivery
 from tests.integration.intake_fixtures import HMAC_SECRETS, payment
@@ -13,7 +14,6 @@ from tests.kafka_harness import (
     decode_all,
     http,
     read_until,
-    reset_topics,
     settings_from,
     start_dedicated_broker,
     wait_for_http,

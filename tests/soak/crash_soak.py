@@ -109,7 +109,8 @@ def main() -> int:
     import uuid
     from pathlib import Path
 
-    from tests.kafka_harness import WorkerFactory, reset_topics, start_broker
+    from streams.admin import recreate_topics as reset_topics
+    from tests.kafka_harness import WorkerFactory, start_broker
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPUP_", "KAFKA_"))}
     tmp = Path(tempfile.mkdtemp(prefix="crash-soak-"))
