@@ -27,11 +27,10 @@ same gaps by committing between records on its processing thread; so do we:
    up to *and including* the first record after it, so that record could be committed
    before it was processed. The gap now ends just before that record.
 
-Still open: faust's stream loop acks the messages it skips while the flow is paused
-(table recovery, rebalances), and those acks can be committed before the messages are
-fetched again, so a restarted worker can lose the records it fetched during recovery.
-Ignoring such acks leaves holes that stall commits (faust seeks back before the flow
-resumes, not after), so that needs a re-seek on resume; tests/soak/crash_soak.py shows it.
+Still open: with a worker killed and restarted while traffic flows, a few credits can
+still be lost (never duplicated), intermittently. The cause is not identified yet. Ruled
+out: faust acking messages it skips while the flow is paused (instrumented, none occurred
+in a losing run). tests/soak/crash_soak.py and the notes in topology.md show how to chase it.
 """
 
 from __future__ import annotations

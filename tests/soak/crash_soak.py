@@ -2,7 +2,7 @@
 
 The proof issue 4 asks for, kept out of the pytest suite until it passes reliably: with
 the fixes in streams/eos.py it never duplicates a credit, but it can still lose some
-after several restarts (the open gap named at the end of that module's docstring).
+after restarts under traffic, for a cause not yet identified (see streams/eos.py).
 Run it against the test broker with:
 
     .venv/bin/python -m tests.soak.crash_soak
