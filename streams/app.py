@@ -8,7 +8,7 @@ import faust
 from faust.types import TableT, TopicT
 
 from streams import eos, topics
-from streams.codecs import SchemaCatalog, default_catalog
+from streams.codecs import SchemaCatalog, default_catalog, register_faust_codecs
 from streams.config import Settings
 from streams.metrics import Metrics
 
@@ -48,6 +48,9 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Pipe
         broker_heartbeat_interval=max(1, settings.session_timeout_s // 3),
     )
     pipeline = Pipeline(app=app, settings=settings, catalog=catalog or default_catalog())
+    # Agents decode raw bytes themselves (bad records become dead letters); the codecs
+    # make `avro-<Record>` available to any faust topic or table that wants them.
+    register_faust_codecs(pipeline.catalog)
     for spec in topics.TOPICS:
         # Values are Avro single-object bytes; agents decode themselves so that a bad
         # record becomes a dead letter instead of a framework-level decode error.

@@ -21,10 +21,6 @@ class Metrics:
     def set(self, name: str, value: float, **labels: str) -> None:
         self._gauges[name][tuple(sorted(labels.items()))] = value
 
-    def value(self, name: str, **labels: str) -> float:
-        key = tuple(sorted(labels.items()))
-        return self._counters.get(name, {}).get(key, self._gauges.get(name, {}).get(key, 0.0))
-
     def describe(self, name: str, text: str) -> None:
         self._help[name] = text
 

@@ -167,7 +167,8 @@ class AuditOut:
 
     audit_id: str
     subject: str
-    action: AuditAction
+    # The order machine uses AuditAction, reconciliation its own; both are str enums.
+    action: str
     rule: str
     inputs: Mapping[str, str]
     outcome: str
@@ -183,7 +184,7 @@ class AuditOut:
         return {
             "audit_id": self.audit_id,
             "subject": self.subject,
-            "action": self.action.value,
+            "action": str(self.action),
             "rule": self.rule,
             "inputs": dict(self.inputs),
             "outcome": self.outcome,

@@ -130,8 +130,7 @@ class _Effects:
             AuditOut(
                 audit_id=audit_id,
                 subject=self.order_id,
-                # AuditOut is typed to the order machine's actions; the record takes any string.
-                action=action,  # type: ignore[arg-type]
+                action=action,
                 rule=rule.value,
                 inputs=inputs,
                 outcome=outcome,
