@@ -152,7 +152,7 @@ def run_demo(settings: Settings, *, orders: int, timeout_s: float) -> int:
     run_dir = Path(".demo") / run_id
     run_dir.mkdir(parents=True)
     secret = secrets.token_hex(16)
-    traffic = demo_traffic(run_id, orders, secret)
+    traffic = demo_traffic(run_id, orders, secret, settings.partitions)
 
     for report in create_topics(settings):
         print(f"topic {report.name}: {report.outcome} {report.detail}".rstrip())

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.partitioning import partition_for
 from streams.providers.testing import SignedDelivery, make_hmac_delivery
 
 BASE_TIME_MS = 1_795_000_000_000  # a fixed instant so a seed always yields the same stream
@@ -81,7 +82,9 @@ def paid_event(order: dict[str, Any], amount: int, at: int) -> PaymentEvent:
     )
 
 
-def demo_traffic(run_id: str, orders: int, secret: str, seed: int = 7) -> DemoTraffic:
+def demo_traffic(
+    run_id: str, orders: int, secret: str, partitions: int, seed: int = 7
+) -> DemoTraffic:
     """Orders paid through signed HMAC callbacks, with every fault the demo shows."""
     rng = random.Random(seed)
     traffic = DemoTraffic()
@@ -147,4 +150,16 @@ def demo_traffic(run_id: str, orders: int, secret: str, seed: int = 7) -> DemoTr
     ghost = order_created(run_id, orders, rng).record
     callback(paid_event(ghost, ghost["amount_minor"], BASE_TIME_MS), BASE_TIME_MS)
     traffic.expected_alerts["ORPHAN_PAYMENT"] = 1
+
+    # Event time moves only with events: a late, unpaid order on every partition carries
+    # each partition's watermark past the orphan window, in whatever order topics are read.
+    index = orders + 1
+    for partition in range(partitions):
+        while partition_for(f"{run_id}-o{index:06d}".encode(), partitions) != partition:
+            index += 1
+        closing = order_created(run_id, index, rng).record
+        closing["occurred_at"] = BASE_TIME_MS + (orders + 3_600) * 1_000
+        traffic.orders.append(GeneratedOrder(closing, f"corr-{closing['order_id']}"))
+        traffic.expected_status[closing["order_id"]] = "CREATED"
+        index += 1
     return traffic
