@@ -51,7 +51,7 @@ def run(orders: int, reps: int, out_dir: Path, bootstrap: str) -> dict:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "versions": {name: version(name) for name in
-                     ("faust-streaming", "aiokafka", "confluent-kafka", "fastavro")},
+                     ("confluent-kafka", "rocksdict", "aiokafka", "fastavro")},
         "workload": {"orders": orders, "input_events": 2 * orders, "repetitions": reps},
         "ceiling_events_per_s": _spread(ceiling_eps),
         "topology_events_per_s": _spread(ours_eps),

@@ -71,7 +71,7 @@ def delete_topics(settings: Settings, names: list[str], timeout_s: float = 30.0)
 
 
 def recreate_topics(settings: Settings, timeout_s: float = 60.0) -> None:
-    """Drop every non-internal topic (the contract's, faust's changelogs) and recreate the
+    """Drop every non-internal topic (the contract's, the workers' changelogs) and recreate the
     contract's: a clean slate for tests and benchmarks on a broker of their own."""
     admin = admin_client(settings)
     deadline = time.monotonic() + timeout_s

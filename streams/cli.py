@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import io
 import logging
 import signal
 import sys
@@ -13,30 +11,20 @@ from streams.config import ConfigError, Settings, load_settings
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    import faust
+    from streams.agents import all_stages
+    from streams.codecs import default_catalog
+    from streams.metrics import Metrics
+    from streams.runtime.worker import Worker
+    from streams.web import serve_in_background
 
-    from streams.app import create_app
-    from streams.local_state import close_state_dir, open_state_dir
-
-    open_state_dir(settings.state_dir)
-    pipeline = create_app(settings)
-    worker = faust.Worker(pipeline.app, loglevel=args.loglevel, quiet=True)
-    worker.loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exit_:
-        if exit_.code in (0, None) and pipeline.app.crash_reason is None:
-            close_state_dir(settings.state_dir)
-        raise
+    logging.getLogger().setLevel(args.loglevel.upper())
+    catalog, metrics = default_catalog(), Metrics()
+    worker = Worker(settings, all_stages(settings, catalog, metrics), catalog, metrics)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stop())
+    serve_in_background(worker)
+    worker.run()
     return 0
-
-
-def _dump_tasks() -> None:
-    """SIGUSR1: log where every asyncio task waits, to diagnose a worker that stalls."""
-    stacks = io.StringIO()
-    for task in asyncio.all_tasks():
-        task.print_stack(limit=12, file=stacks)
-    logging.getLogger("topup.tasks").warning("asyncio tasks:\n%s", stacks.getvalue())
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:

@@ -23,22 +23,18 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import fingerprint as _fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
-from faust.serializers import codecs as faust_codecs
 
 __all__ = [
     "MAGIC",
-    "AvroCodec",
     "DecodeError",
     "EncodeError",
     "SchemaCatalog",
     "default_catalog",
-    "register_faust_codecs",
 ]
 
 MAGIC = b"\xc3\x01"
 _HEADER_LEN = len(MAGIC) + 8
 _FILE_NAME = re.compile(r"^(?P<record>[A-Za-z_][A-Za-z0-9_]*)\.v(?P<version>[0-9]+)\.avsc$")
-_FAUST_METADATA_KEY = "__faust"
 _MISSING = object()
 
 # fastavro's C writer coerces some mismatches silently (12.5 -> 12 in a long, "false" ->
@@ -322,42 +318,3 @@ class SchemaCatalog:
 @functools.cache
 def default_catalog() -> SchemaCatalog:
     return SchemaCatalog()
-
-
-class AvroCodec(faust_codecs.Codec):
-    """Faust codec for one record type; registered as ``avro-<RecordName>``."""
-
-    def __init__(
-        self,
-        children: tuple[faust_codecs.CodecT, ...] | None = None,
-        *,
-        record_name: str,
-        catalog: SchemaCatalog,
-        **kwargs: Any,
-    ) -> None:
-        # Everything goes into kwargs too: Codec.clone() rebuilds from them.
-        super().__init__(children, record_name=record_name, catalog=catalog, **kwargs)
-        self.record_name = record_name
-        self.catalog = catalog
-
-    def _dumps(self, obj: Any) -> bytes:
-        # faust.Record.dumps() passes to_representation(), which may carry faust's
-        # own metadata key; it is not part of the contract.
-        if isinstance(obj, Mapping) and _FAUST_METADATA_KEY in obj:
-            obj = {k: v for k, v in obj.items() if k != _FAUST_METADATA_KEY}
-        return self.catalog.encode(self.record_name, obj)
-
-    def _loads(self, s: bytes) -> Any:
-        return self.catalog.decode(self.record_name, s)
-
-
-def register_faust_codecs(catalog: SchemaCatalog | None = None) -> dict[str, AvroCodec]:
-    """Register ``avro-<RecordName>`` for every record; returns them by codec name."""
-    catalog = catalog if catalog is not None else default_catalog()
-    registered = {}
-    for record in catalog.records():
-        name = f"avro-{record}"
-        codec = AvroCodec(record_name=record, catalog=catalog)
-        faust_codecs.register(name, codec)
-        registered[name] = codec
-    return registered

@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.config import Settings
 
-# librdkafka's default partitioner hashes with CRC32; faust, aiokafka and the Java
+# librdkafka's default partitioner hashes with CRC32; aiokafka and the Java
 # clients use murmur2. Producers feeding a co-partitioned topology must agree with them.
 PARTITIONER = "murmur2_random"
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -32,13 +33,14 @@ class TopicSpec:
     compacted: bool = False
     # None: the configured default retention; -1: keep forever.
     retention_days: int | None = None
+    overrides: Mapping[str, str] = field(default_factory=dict)
 
     def config(self, default_retention_days: int) -> dict[str, str]:
         if self.compacted:
-            return {"cleanup.policy": "compact"}
+            return {"cleanup.policy": "compact", **self.overrides}
         days = default_retention_days if self.retention_days is None else self.retention_days
         retention_ms = -1 if days == -1 else days * DAY_MS
-        return {"cleanup.policy": "delete", "retention.ms": str(retention_ms)}
+        return {"cleanup.policy": "delete", "retention.ms": str(retention_ms), **self.overrides}
 
 
 TOPICS: tuple[TopicSpec, ...] = (

@@ -1,4 +1,4 @@
-"""The worker's HTTP surface: the webhook receiver, /metrics and /health.
+"""The worker's HTTP surface: the webhook receiver, balances, /metrics and /health.
 
 The receiver writes each callback to topup.webhooks exactly as received and answers 2xx
 only once the broker has acknowledged the write (acks=all); any failure answers 5xx so
@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from faust.web import View
 
 from streams import topics
-from streams.config import PROVIDERS
+from streams.agents.balances import BALANCES
+from streams.codecs import SchemaCatalog
+from streams.config import PROVIDERS, Settings
+from streams.metrics import Metrics
+from streams.partitioning import partition_for
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.runtime.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +65,8 @@ class Reply:
 class WebhookReceiver:
     SEND_TIMEOUT_S = 10.0
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        settings = pipeline.settings
+    def __init__(self, settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> None:
+        self.settings, self.catalog, self.metrics = settings, catalog, metrics
         self.max_body = settings.webhook_max_body_bytes
         self.limiter = RateLimiter(settings.webhook_rate_per_ip, settings.webhook_rate_burst)
         self._producer: AIOKafkaProducer | None = None
@@ -72,7 +76,7 @@ class WebhookReceiver:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.pipeline.settings.bootstrap_servers,
+                    bootstrap_servers=self.settings.bootstrap_servers,
                     acks="all",
                     enable_idempotence=True,
                     request_timeout_ms=int(self.SEND_TIMEOUT_S * 1000),
@@ -90,7 +94,7 @@ class WebhookReceiver:
         now: float,
     ) -> Reply:
         """`body` is None when it exceeded the size limit while being read."""
-        metrics = self.pipeline.metrics
+        metrics = self.metrics
         if provider not in PROVIDERS:
             return Reply(404, {"error": f"unknown provider {provider[:40]!r}"})
         if not self.limiter.allow(source_ip or "unknown", now):
@@ -108,7 +112,7 @@ class WebhookReceiver:
             "body": body,
             "source_ip": source_ip,
         }
-        value = self.pipeline.catalog.encode("WebhookDelivery", record)
+        value = self.catalog.encode("WebhookDelivery", record)
         try:
             producer = await self._started_producer()
             await asyncio.wait_for(
@@ -131,39 +135,66 @@ async def read_limited(request: Any, limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
-def register(pipeline: Pipeline) -> None:
-    app = pipeline.app
-    receiver = WebhookReceiver(pipeline)
+def build_app(worker: Worker) -> web.Application:
+    settings, metrics = worker.settings, worker.metrics
+    receiver = WebhookReceiver(settings, worker.catalog, metrics)
 
-    @app.page("/webhooks/{provider}")
-    class WebhookView(View):
-        async def post(self, request: Any, provider: str) -> Any:
-            body = await read_limited(request, receiver.max_body)
-            reply = await receiver.receive(
-                provider, dict(request.headers), body, request.remote, time.time()
+    async def webhook(request: web.Request) -> web.Response:
+        body = await read_limited(request, receiver.max_body)
+        reply = await receiver.receive(
+            request.match_info["provider"], dict(request.headers), body, request.remote,
+            time.time(),
+        )
+        return web.json_response(reply.body, status=reply.status)
+
+    async def balance(request: web.Request) -> web.Response:
+        account_id = request.match_info["account_id"]
+        partition = partition_for(account_id.encode(), settings.partitions)
+        owned, value = worker.read_store(BALANCES.name, partition, account_id)
+        if not owned:
+            # Each worker answers for the partitions it owns; 421 tells the caller to ask
+            # another worker rather than trusting an empty balance.
+            return web.json_response(
+                {"error": f"partition {partition} of {account_id!r} is not served here"},
+                status=421,
             )
-            return self.json(reply.body, status=reply.status)
+        return web.json_response({"account_id": account_id, "balances_minor": value or {}})
 
-    @app.page("/metrics")
-    class MetricsView(View):
-        async def get(self, request: Any) -> Any:
-            return self.text(
-                pipeline.metrics.render(), content_type="text/plain; version=0.0.4"
-            )
+    async def metrics_page(request: web.Request) -> web.Response:
+        return web.Response(text=metrics.render(), content_type="text/plain",
+                            headers={"X-Prometheus-Format": "0.0.4"})
 
-    @app.page("/accounts/{account_id}/balance")
-    class BalanceView(View):
-        @app.table_route(table=pipeline.balances, match_info="account_id")
-        async def get(self, request: Any, account_id: str) -> Any:
-            # Served by the worker that owns the account's partition (faust forwards).
-            balance = pipeline.balances.get(account_id) or {}
-            return self.json({"account_id": account_id, "balances_minor": balance})
+    async def health(request: web.Request) -> web.Response:
+        # Ready once partitions are assigned and every store is restored: before that,
+        # the worker serves HTTP but processes nothing.
+        ready = worker.ready.is_set()
+        body = {"status": "ok" if ready else "starting", "app": settings.app_id}
+        return web.json_response(body, status=200 if ready else 503)
 
-    @app.page("/health")
-    class HealthView(View):
-        async def get(self, request: Any) -> Any:
-            # Ready once partitions are assigned and every table is restored: before
-            # that, the worker serves HTTP but processes nothing.
-            ready = app.tables.recovery.completed.is_set() and not app.rebalancing
-            body = {"status": "ok" if ready else "starting", "app": pipeline.settings.app_id}
-            return self.json(body, status=200 if ready else 503)
+    app = web.Application()
+    app.router.add_post("/webhooks/{provider}", webhook)
+    app.router.add_get("/accounts/{account_id}/balance", balance)
+    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/health", health)
+    return app
+
+
+def serve_in_background(worker: Worker) -> threading.Thread:
+    """The HTTP surface runs on its own event loop, beside the processing loop."""
+    started = threading.Event()
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        runner = web.AppRunner(build_app(worker), access_log=None)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, worker.settings.web_host, worker.settings.web_port)
+        loop.run_until_complete(site.start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="http", daemon=True)
+    thread.start()
+    if not started.wait(30):
+        raise RuntimeError("HTTP server did not start")
+    return thread

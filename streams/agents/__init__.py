@@ -1,19 +1,19 @@
-"""Thin wiring: stream in, domain call, table update, topic out."""
+"""Thin wiring: record in, domain call, table update, records out."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from streams.codecs import SchemaCatalog
+from streams.config import Settings
+from streams.metrics import Metrics
+from streams.runtime.stage import Stage
 
-if TYPE_CHECKING:
-    from streams.app import Pipeline
 
-
-def register_all(pipeline: Pipeline) -> None:
-    from streams import web
+def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> list[Stage]:
     from streams.agents import balances, control, intake, orders
 
-    intake.register(pipeline)
-    control.register(pipeline)
-    orders.register(pipeline)
-    balances.register(pipeline)
-    web.register(pipeline)
+    return [
+        intake.stage(settings, catalog, metrics),
+        control.stage(settings, catalog),
+        orders.stage(settings, catalog),
+        balances.stage(catalog, metrics),
+    ]

@@ -2,22 +2,24 @@
 
 The ledger is the truth; a balance is a cache that a replay of topup.credits rebuilds.
 Entries are applied once per entry_id, so a duplicate on the ledger (which the order
-agent never writes, but a consumer must not assume) cannot move a balance twice.
+stage never writes, but a consumer must not assume) cannot move a balance twice.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from streams import topics
-from streams.agents.io import avro_decoder, process
-
-if TYPE_CHECKING:
-    from faust.types import EventT
-
-    from streams.app import Pipeline
+from streams.agents.decoding import avro_decoder
+from streams.codecs import SchemaCatalog
+from streams.metrics import Metrics
+from streams.runtime.context import Context
+from streams.runtime.stage import Stage
+from streams.runtime.store import StoreSpec
 
 SIGN = {"CREDIT": 1, "DEBIT": -1, "REVERSAL": -1}
+BALANCES = StoreSpec("balances")
+APPLIED = StoreSpec("balance-entries")
 
 
 def apply_entry(balance: dict[str, int] | None, entry: dict[str, Any]) -> dict[str, int]:
@@ -28,21 +30,14 @@ def apply_entry(balance: dict[str, int] | None, entry: dict[str, Any]) -> dict[s
     return updated
 
 
-def register(pipeline: Pipeline) -> None:
-    app, settings = pipeline.app, pipeline.settings
-    balances = app.Table("balances", default=None, key_type=str,
-                         partitions=settings.partitions)
-    applied = app.Table("balance-entries", default=None, key_type=str,
-                        partitions=settings.partitions)
-    pipeline.balances = balances
-
-    async def handle(event: EventT, entry: dict[str, Any]) -> None:
+def stage(catalog: SchemaCatalog, metrics: Metrics) -> Stage:
+    def handle(ctx: Context, entry: dict[str, Any]) -> None:
+        applied, balances = ctx.table(APPLIED.name), ctx.table(BALANCES.name)
         if applied.get(entry["entry_id"]) is not None:
-            pipeline.metrics.inc("topup_ledger_duplicates_total")
+            metrics.inc("topup_ledger_duplicates_total")
             return
         applied[entry["entry_id"]] = entry["created_at"]
         balances[entry["account_id"]] = apply_entry(balances.get(entry["account_id"]), entry)
 
-    @app.agent(pipeline.topics[topics.CREDITS], name="balances")
-    async def balance_agent(stream):  # type: ignore[no-untyped-def]
-        await process(pipeline, stream, avro_decoder(pipeline, "LedgerEntry"), handle)
+    return Stage("balances", (topics.CREDITS,), (BALANCES, APPLIED),
+                 avro_decoder(catalog, "LedgerEntry"), handle)

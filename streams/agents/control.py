@@ -1,6 +1,6 @@
-"""The control agent: operator commands in, broadcast to every order partition.
+"""The control stage: operator commands in, broadcast to every order partition.
 
-Every partition of the order agent must see every command, in order, among its own
+Every partition of the order stage must see every command, in order, among its own
 events: a broadcast through an internal topic gives each partition its own copy, so a
 freeze takes effect for the events after it on that partition, and a replay of the
 partition decides the same (a global table would be read at whatever moment it arrived).
@@ -9,37 +9,36 @@ partition decides the same (a global table would be read at whatever moment it a
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import Any
 
 from streams import topics
-from streams.agents.io import avro_decoder, correlation_headers, correlation_id, process, publish
-from streams.codecs import DecodeError
+from streams.agents.decoding import avro_decoder
+from streams.codecs import DecodeError, SchemaCatalog
+from streams.config import Settings
 from streams.domain.freeze import apply_command
 from streams.domain.ids import derived_id
+from streams.runtime.context import Context, Record, Send, correlation_headers
+from streams.runtime.stage import Stage
 
-if TYPE_CHECKING:
-    from streams.app import Pipeline
 
+def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
+    partitions = settings.partitions
+    decode_avro = avro_decoder(catalog, "ControlCommand")
 
-def register(pipeline: Pipeline) -> None:
-    app, partitions = pipeline.app, pipeline.settings.partitions
-    decode_avro = avro_decoder(pipeline, "ControlCommand")
-
-    def decode(event):  # type: ignore[no-untyped-def]
-        command = decode_avro(event)
+    def decode(record: Record) -> dict[str, Any]:
+        command = decode_avro(record)
         try:
             apply_command({}, command)
         except ValueError as exc:
             raise DecodeError("BAD_PAYLOAD", f"control command refused: {exc}") from None
         return command
 
-    async def handle(event, command):  # type: ignore[no-untyped-def]
+    def handle(ctx: Context, command: dict[str, Any]) -> None:
         value = json.dumps({"control": command}, separators=(",", ":")).encode()
-        headers = correlation_headers(correlation_id(event))
+        headers = correlation_headers(ctx.record.correlation_id)
         for partition in range(partitions):
-            await pipeline.topics[topics.ORDER_COMMANDS].send(
-                key=command["scope"].encode(), value=value, partition=partition, headers=headers
-            )
+            ctx.send(Send(topics.ORDER_COMMANDS, command["scope"].encode(), value, headers,
+                          partition=partition))
         audit = {
             "audit_id": derived_id("audit", "control", command["command_id"]),
             "subject": command["scope"],
@@ -50,8 +49,6 @@ def register(pipeline: Pipeline) -> None:
             "actor": command["issued_by"],
             "at": command["issued_at"],
         }
-        await publish(pipeline, topics.AUDIT, command["scope"], audit, headers)
+        ctx.publish(topics.AUDIT, command["scope"], audit, headers)
 
-    @app.agent(pipeline.topics[topics.CONTROL], name="control")
-    async def control_agent(stream):  # type: ignore[no-untyped-def]
-        await process(pipeline, stream, decode, handle)
+    return Stage("control", (topics.CONTROL,), (), decode, handle)

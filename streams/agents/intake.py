@@ -10,22 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Any
 
 from streams import topics
-from streams.agents.io import (
-    avro_decoder,
-    correlation_headers,
-    correlation_id,
-    dead_letter,
-    process,
-    publish,
-)
+from streams.agents.decoding import avro_decoder
+from streams.codecs import SchemaCatalog
+from streams.config import Settings
 from streams.domain.ids import derived_id
+from streams.metrics import Metrics
 from streams.providers import Rejection, RejectionKind, adapter_for, build_adapters
-
-if TYPE_CHECKING:
-    from streams.app import Pipeline
+from streams.runtime.context import Context, Send, correlation_headers
+from streams.runtime.stage import Stage
+from streams.runtime.store import StoreSpec
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +35,7 @@ def dedup_key(provider: str, event_id: str) -> str:
     return f"{provider}:{event_id}"
 
 
-def register(pipeline: Pipeline) -> None:
-    app, settings, metrics = pipeline.app, pipeline.settings, pipeline.metrics
+def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage:
     adapters = build_adapters(settings)
     if not adapters:
         log.warning(
@@ -52,14 +47,10 @@ def register(pipeline: Pipeline) -> None:
     # The decision uses event time (below); RocksDB's TTL and the changelog's retention
     # only reclaim space, a day after an entry can no longer change a decision.
     physical_retention_s = (settings.dedup_retention_days + 1) * DAY_S
-    seen = app.Table(
+    seen = StoreSpec(
         "webhook-dedup",
-        default=None,
-        key_type=str,
-        value_type=int,
-        partitions=settings.partitions,
-        options={"ttl": physical_retention_s},
-        extra_topic_configs={
+        ttl_s=physical_retention_s,
+        changelog_config={
             "cleanup.policy": "compact,delete",
             "retention.ms": str(physical_retention_s * 1000),
         },
@@ -70,7 +61,7 @@ def register(pipeline: Pipeline) -> None:
     metrics.describe("topup_webhooks_ignored_total", "Verified events of types not acted on")
     metrics.describe("topup_intake_lag_seconds", "Wall time minus received_at of the last delivery")
 
-    async def handle(event, delivery):  # type: ignore[no-untyped-def]
+    def handle(ctx: Context, delivery: dict[str, Any]) -> None:
         provider, received_at = delivery["provider"], delivery["received_at"]
         metrics.inc("topup_webhooks_received_total", provider=provider)
         metrics.set("topup_intake_lag_seconds", max(0.0, time.time() - received_at / 1000))
@@ -80,33 +71,34 @@ def register(pipeline: Pipeline) -> None:
         except Rejection as rejection:
             metrics.inc("topup_webhooks_rejected_total", provider=provider,
                         reason=rejection.kind.value)
-            await dead_letter(pipeline, event, rejection.kind.value, rejection.message)
+            ctx.dead_letter(rejection.kind.value, rejection.message)
             if rejection.kind in ALERTED:
-                await _alert(pipeline, delivery, rejection)
+                _alert(ctx, delivery, rejection)
             return
         if payment is None:
             metrics.inc("topup_webhooks_ignored_total", provider=provider)
             return
+        table = ctx.table(seen.name)
         key = dedup_key(payment.provider, payment.event_id)
-        first_seen = seen.get(key)
+        first_seen = table.get(key)
         if first_seen is not None and received_at - first_seen <= retention_ms:
             metrics.inc("topup_webhooks_duplicate_total", provider=provider)
             return
-        seen[key] = received_at
+        table[key] = received_at
         value = {**payment.to_dict(), "delivery_id": delivery["delivery_id"],
                  "received_at": received_at}
-        await pipeline.topics[topics.PAYMENTS].send(
+        ctx.send(Send(
+            topics.PAYMENTS,
             key=payment.order_id.encode(),
             value=json.dumps(value, separators=(",", ":")).encode(),
-            headers=correlation_headers(correlation_id(event)),
-        )
+            headers=correlation_headers(ctx.record.correlation_id),
+        ))
 
-    @app.agent(pipeline.topics[topics.WEBHOOKS], name="intake")
-    async def intake_agent(stream):  # type: ignore[no-untyped-def]
-        await process(pipeline, stream, avro_decoder(pipeline, "WebhookDelivery"), handle)
+    return Stage("intake", (topics.WEBHOOKS,), (seen,),
+                 avro_decoder(catalog, "WebhookDelivery"), handle)
 
 
-async def _alert(pipeline: Pipeline, delivery: dict, rejection: Rejection) -> None:
+def _alert(ctx: Context, delivery: dict[str, Any], rejection: Rejection) -> None:
     kind = rejection.kind.value
     record = {
         "alert_id": derived_id("alert", kind, delivery["delivery_id"]),
@@ -122,4 +114,4 @@ async def _alert(pipeline: Pipeline, delivery: dict, rejection: Rejection) -> No
         },
         "raised_at": delivery["received_at"],
     }
-    await publish(pipeline, topics.ALERTS, kind, record)
+    ctx.publish(topics.ALERTS, kind, record)

@@ -1,4 +1,4 @@
-"""The order agent: orders, verified payments and control broadcasts, joined by order_id.
+"""The order stage: orders, verified payments and control broadcasts, joined by order_id.
 
 All three inputs are keyed by order_id (control commands are broadcast to every
 partition), so one partition holds everything an order's decision needs. The agent loads
@@ -11,24 +11,26 @@ waiting for a freeze to lift.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from streams import topics
-from streams.agents.io import correlation_id, process
 from streams.agents.outputs import publish_outputs
-from streams.codecs import DecodeError
+from streams.codecs import DecodeError, SchemaCatalog
+from streams.config import Settings
 from streams.domain.freeze import ActiveFreezes, apply_command, credits_frozen, refunds_frozen
-from streams.domain.order_inputs import Context, FreezeChanged, OrderEvent, OrderInput, Tick
+from streams.domain.order_inputs import Context as StepContext
+from streams.domain.order_inputs import FreezeChanged, OrderEvent, OrderInput, Tick
 from streams.domain.order_state import HoldReason, OrderState
 from streams.domain.orders import step
 from streams.domain.payments import PaymentEvent
+from streams.runtime.context import Context, Record, Table
+from streams.runtime.stage import Stage
+from streams.runtime.store import StoreSpec
 
-if TYPE_CHECKING:
-    from faust.types import EventT
-
-    from streams.app import Pipeline
-
+ORDER_STATE = StoreSpec("order-state")
+BOOKS = StoreSpec("order-partitions")
 FREEZE_HOLDS = {HoldReason.CREDIT_FREEZE, HoldReason.REFUND_FREEZE}
 
 
@@ -76,12 +78,12 @@ class Decoded:
     event_time: int
 
 
-def _decoder(pipeline: Pipeline):  # type: ignore[no-untyped-def]
-    catalog = pipeline.catalog
-
-    def decode(event: EventT) -> Decoded:
-        topic, value = event.message.topic, event.message.value
+def _decoder(catalog: SchemaCatalog) -> Callable[[Record], Decoded]:
+    def decode(record: Record) -> Decoded:
+        topic, value = record.topic, record.value
         try:
+            if value is None:
+                raise ValueError("no value")
             if topic == topics.ORDERS:
                 order = OrderEvent.from_record(catalog.decode("OrderEvent", value))
                 return Decoded(order, order.occurred_at)
@@ -98,20 +100,12 @@ def _decoder(pipeline: Pipeline):  # type: ignore[no-untyped-def]
     return decode
 
 
-def register(pipeline: Pipeline) -> None:
-    app, settings = pipeline.app, pipeline.settings
+def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
     orphan_hold_ms = settings.orphan_hold_s * 1000
-    orders = app.Table("order-state", default=None, key_type=str,
-                       partitions=settings.partitions)
-    books = app.Table("order-partitions", default=None, key_type=str,
-                      partitions=settings.partitions)
-    channel = app.topic(
-        topics.ORDERS, topics.PAYMENTS, topics.ORDER_COMMANDS,
-        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
-        partitions=settings.partitions,
-    )
 
-    async def advance(
+    def advance(
+        ctx: Context,
+        orders: Table,
         book: PartitionBook,
         order_id: str,
         item: OrderInput | Tick,
@@ -124,23 +118,24 @@ def register(pipeline: Pipeline) -> None:
         provider = getattr(facts, "provider", None)
         merchant = getattr(facts, "merchant_id", None)
         account = getattr(facts, "account_id", None)
-        ctx = Context(
+        step_ctx = StepContext(
             now_ms=now,
             credits_frozen=credits_frozen(book.freezes, provider, merchant, account),
             refunds_frozen=refunds_frozen(book.freezes, provider, merchant, account),
             orphan_hold_ms=orphan_hold_ms,
             correlation_id=correlation,
         )
-        new_state, outputs = step(state, item, ctx)
+        new_state, outputs = step(state, item, step_ctx)
         orders[order_id] = new_state.to_dict()
         book.track(new_state, orphan_hold_ms)
-        await publish_outputs(pipeline, outputs)
+        publish_outputs(ctx, outputs)
 
-    async def handle(event: EventT, decoded: Decoded) -> None:
-        book_key = f"p{event.message.partition}"
+    def handle(ctx: Context, decoded: Decoded) -> None:
+        orders, books = ctx.table(ORDER_STATE.name), ctx.table(BOOKS.name)
+        book_key = f"p{ctx.record.partition}"
         book = PartitionBook.from_dict(books.get(book_key))
         book.watermark = max(book.watermark, decoded.event_time)
-        correlation = correlation_id(event)
+        correlation = ctx.record.correlation_id
         item = decoded.input
         # An input is judged at its own event time; what only the passing of time decides
         # (orphans, broadcasts) at the partition's watermark, which never goes back.
@@ -148,14 +143,13 @@ def register(pipeline: Pipeline) -> None:
             book.freezes = apply_command(book.freezes, item)
             change = FreezeChanged(item["command_id"])
             for order_id in sorted(book.freeze_held):
-                await advance(book, order_id, change, book.watermark, correlation)
+                advance(ctx, orders, book, order_id, change, book.watermark, correlation)
         else:
-            await advance(book, item.order_id, item, decoded.event_time, correlation)
+            advance(ctx, orders, book, item.order_id, item, decoded.event_time, correlation)
         for order_id, deadline in sorted(book.orphan_deadlines.items()):
             if deadline < book.watermark:
-                await advance(book, order_id, Tick(book.watermark), book.watermark, None)
+                advance(ctx, orders, book, order_id, Tick(book.watermark), book.watermark, None)
         books[book_key] = book.to_dict()
 
-    @app.agent(channel, name="orders")
-    async def order_agent(stream):  # type: ignore[no-untyped-def]
-        await process(pipeline, stream, _decoder(pipeline), handle)
+    return Stage("orders", (topics.ORDERS, topics.PAYMENTS, topics.ORDER_COMMANDS),
+                 (ORDER_STATE, BOOKS), _decoder(catalog), handle)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from streams import topics
-from streams.agents.io import correlation_headers, publish
 from streams.domain.order_outputs import (
     AlertOut,
     AuditOut,
@@ -15,9 +13,7 @@ from streams.domain.order_outputs import (
     ReviewCase,
     StatusChange,
 )
-
-if TYPE_CHECKING:
-    from streams.app import Pipeline
+from streams.runtime.context import Context, correlation_headers
 
 TOPIC_OF: dict[type, str] = {
     StatusChange: topics.ORDER_STATUS,
@@ -28,12 +24,10 @@ TOPIC_OF: dict[type, str] = {
 }
 
 
-async def publish_outputs(pipeline: Pipeline, outputs: Iterable[Output]) -> None:
+def publish_outputs(ctx: Context, outputs: Iterable[Output]) -> None:
     for output in outputs:
         topic = TOPIC_OF[type(output)]
-        await publish(
-            pipeline, topic, output.key, output.to_record(),
-            correlation_headers(output.correlation_id),
-        )
+        ctx.publish(topic, output.key, output.to_record(),
+                    correlation_headers(output.correlation_id))
         if isinstance(output, AlertOut):
-            pipeline.metrics.inc("topup_alerts_total", kind=str(output.kind))
+            ctx.metrics.inc("topup_alerts_total", kind=str(output.kind))

@@ -1,1 +1,1 @@
-"""Pure domain logic: no faust, no Kafka, no I/O, no clock, no randomness."""
+"""Pure domain logic: no Kafka, no I/O, no clock, no randomness."""

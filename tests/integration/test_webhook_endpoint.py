@@ -93,6 +93,8 @@ def test_answers_5xx_when_the_broker_is_down(kafka_env, workers, tmp_path):
         broker.stop()
         status, reply = http("POST", url, body, headers)
         assert status == 503, reply
+        # An outage is waited out, not a reason to die.
+        assert worker.process.poll() is None, worker.log()[-3000:]
         worker.kill()
     finally:
         broker.stop()

@@ -8,11 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-import faust
 import pytest
-from faust.exceptions import ValueDecodeError
-from faust.serializers import codecs as faust_codecs
-from faust.serializers.registry import Registry
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +18,6 @@ from streams.codecs import (
     EncodeError,
     SchemaCatalog,
     default_catalog,
-    register_faust_codecs,
 )
 
 # Module level, not a fixture: hypothesis refuses function-scoped fixtures.
@@ -433,49 +428,6 @@ def test_value_that_does_not_fit_is_encode_error(record: str, field: str, bad: A
 def test_non_mapping_is_encode_error() -> None:
     with pytest.raises(EncodeError, match="mapping"):
         CATALOG.encode("OrderEvent", None)  # type: ignore[arg-type]
-
-
-# --- faust ---------------------------------------------------------------------------------
-
-
-def test_faust_codecs_round_trip() -> None:
-    registered = register_faust_codecs(CATALOG)
-    assert set(registered) == {f"avro-{r}" for r in RECORDS}
-    codec = faust_codecs.get_codec("avro-OrderStatus")
-    value = sample("OrderStatus")
-    data = codec.dumps(value)
-    assert data[2:10] == CATALOG.fingerprint("OrderStatus")
-    assert codec.loads(data) == value
-    # faust.Record.dumps() adds its metadata key; it must not reach the wire.
-    assert codec.loads(codec.dumps({**value, "__faust": {"ns": "x.Y"}})) == value
-    chained = codec | faust_codecs.binary()  # clone() must keep record_name/catalog
-    assert chained.loads(chained.dumps(value)) == value
-    with pytest.raises(DecodeError):
-        codec.loads(b"junk")
-
-
-def test_faust_record_through_the_serializer_registry() -> None:
-    register_faust_codecs(CATALOG)
-
-    class Status(faust.Record, serializer="avro-OrderStatus"):
-        order_id: str
-        status: str
-        previous_status: str | None
-        reason: str
-        version: int
-        updated_at: int
-
-    registry = Registry()
-    status = Status(**sample("OrderStatus"))
-    data = registry.dumps_value(Status, status)
-    assert CATALOG.decode("OrderStatus", data) == sample("OrderStatus")
-    # Reading uses the serializer given (the topic's value_serializer), not the model's.
-    assert registry.loads_value(Status, data, serializer="avro-OrderStatus") == status
-    with pytest.raises(ValueDecodeError) as err:
-        registry.loads_value(Status, b"junk", serializer="avro-OrderStatus")
-    # The reason a DLQ needs survives faust's wrapping as the cause.
-    assert isinstance(err.value.__cause__, DecodeError)
-    assert err.value.__cause__.reason == "UNDECODABLE"
 
 
 def test_default_catalog_is_a_cached_repo_catalog() -> None:

@@ -1,0 +1,133 @@
+"""What a stage sees while it handles one record: its tables and its outputs.
+
+Writes and outputs are kept aside until the handler returns, so a handler that fails
+half way leaves nothing behind: the record is dead-lettered instead, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from streams import topics
+from streams.codecs import SchemaCatalog
+from streams.metrics import Metrics
+
+if TYPE_CHECKING:
+    from streams.runtime.store import PartitionStore
+
+CORRELATION_HEADER = "correlation_id"
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Record:
+    """A consumed record, decoupled from the client library."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    headers: Headers
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def correlation_id(self) -> str | None:
+        value = self.header(CORRELATION_HEADER)
+        return value.decode("utf-8", "replace") if value else None
+
+    def where(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+def correlation_headers(correlation: str | None) -> Headers | None:
+    return [(CORRELATION_HEADER, correlation.encode())] if correlation else None
+
+
+@dataclass(frozen=True)
+class Send:
+    topic: str
+    key: bytes | None
+    value: bytes | None  # None: a tombstone
+    headers: Headers | None = None
+    partition: int | None = None
+
+
+class Table:
+    """One store's partition as the handler sees it: committed state under pending writes."""
+
+    def __init__(self, store: PartitionStore, pending: dict[str, Any], layer: dict[str, Any]):
+        self._store, self._pending, self._layer = store, pending, layer
+
+    def get(self, key: str) -> Any:
+        for writes in (self._layer, self._pending):
+            if key in writes:
+                return writes[key]
+        return self._store.get(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._layer[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self._layer[key] = None
+
+
+@dataclass
+class Context:
+    record: Record
+    catalog: SchemaCatalog
+    metrics: Metrics
+    stores: Mapping[str, PartitionStore]
+    # Writes of earlier records in this batch, per store: read through, never changed here.
+    pending: Mapping[str, dict[str, Any]]
+    layers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sends: list[Send] = field(default_factory=list)
+
+    def table(self, name: str) -> Table:
+        layer = self.layers.setdefault(name, {})
+        return Table(self.stores[name], self.pending[name], layer)
+
+    def send(self, send: Send) -> None:
+        self.sends.append(send)
+
+    def publish(
+        self,
+        topic: str,
+        key: str | None,
+        record: Mapping[str, Any],
+        headers: Headers | None = None,
+    ) -> None:
+        """An Avro record on a contract topic."""
+        value = self.catalog.encode(topics.BY_NAME[topic].record, record)
+        self.send(Send(topic, key.encode() if key is not None else None, value, headers))
+        self.metrics.inc("topup_records_published_total", topic=topic)
+
+    def dead_letter(self, kind: str, error: str) -> None:
+        self.publish(topics.DLQ, *dead_letter_record(self.record, kind, error))
+        self.metrics.inc("topup_dead_letters_total", topic=self.record.topic, kind=kind)
+
+
+def dead_letter_record(
+    record: Record, kind: str, error: str
+) -> tuple[str | None, dict[str, Any], Headers | None]:
+    key = record.key.decode("utf-8", "replace") if record.key else None
+    value = {
+        "source_topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": record.key,
+        "value": record.value if record.value is not None else b"",
+        "error_kind": kind,
+        "error": error,
+        # Event time, not the wall clock: a replay must produce the same dead letter.
+        "failed_at": record.timestamp_ms,
+    }
+    return key, value, correlation_headers(record.correlation_id)

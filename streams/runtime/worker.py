@@ -1,0 +1,298 @@
+"""The processing loop: consume a batch, handle it, commit it in one transaction.
+
+One consumer (read_committed, eager range assignment so co-partitioned topics land
+together) and one transactional producer per worker. Each batch is a transaction holding
+every output, every changelog write and the consumed offsets; the batch's writes reach
+the local stores only after the commit succeeded. An abortable failure aborts the
+transaction, drops the batch's writes and rewinds the consumer to the batch's start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from streams.admin import create_topics
+from streams.codecs import DecodeError, SchemaCatalog
+from streams.config import Settings
+from streams.kafka_clients import PARTITIONER
+from streams.metrics import Metrics
+from streams.runtime.context import Context, Record, Send
+from streams.runtime.restore import restore
+from streams.runtime.stage import Stage
+from streams.runtime.store import PartitionStore, StoreSpec, encode_value
+from streams.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+
+TRANSACTION_TIMEOUT_MS = 10_000
+RETRY_BACKOFF_S = 1.0
+RESTORE_TIMEOUT_S = 900.0
+
+# Per store partition: the batch's writes as (key, value or None for a delete) bytes.
+Encoded = dict[tuple[str, int], list[tuple[bytes, bytes | None]]]
+
+
+def transactional_id(settings: Settings) -> str:
+    """Stable across restarts of one worker (its state dir), so a restart fences its past
+    self at once instead of waiting out the dead transaction's timeout."""
+    where = hashlib.sha256(str(settings.state_dir.resolve()).encode()).hexdigest()[:12]
+    return f"{settings.app_id}-{where}"
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        stages: Sequence[Stage],
+        catalog: SchemaCatalog,
+        metrics: Metrics,
+        batch_size: int = 500,
+    ) -> None:
+        self.settings, self.catalog, self.metrics = settings, catalog, metrics
+        self.stages = tuple(stages)
+        self.batch_size = batch_size
+        self.stage_of = {topic: stage for stage in self.stages for topic in stage.topics}
+        self.specs = {spec.name: spec for stage in self.stages for spec in stage.stores}
+        self.stores: dict[tuple[str, int], PartitionStore] = {}
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self._stores_lock = threading.Lock()
+        metrics.describe("topup_batches_committed_total", "Transactions committed")
+        metrics.describe("topup_batches_aborted_total", "Transactions aborted and replayed")
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        settings = self.settings
+        create_topics(settings, tuple(self._changelog_specs()))
+        self.producer = Producer({
+            "bootstrap.servers": settings.bootstrap_servers,
+            "transactional.id": transactional_id(settings),
+            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            "partitioner": PARTITIONER,
+            "linger.ms": 5,
+            "queue.buffering.max.messages": 1_000_000,
+        })
+        self.producer.init_transactions(60)
+        self.consumer = Consumer({
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": settings.app_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "partition.assignment.strategy": "range",
+            "session.timeout.ms": settings.session_timeout_s * 1000,
+            "heartbeat.interval.ms": max(1000, settings.session_timeout_s * 1000 // 3),
+            "fetch.wait.max.ms": 100,
+            "enable.partition.eof": False,
+        })
+        self.consumer.subscribe(
+            sorted(self.stage_of), on_assign=self._on_assign, on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        try:
+            while not self.stopping.is_set():
+                messages = self.consumer.consume(self.batch_size, 0.2)
+                if messages:
+                    self._process(messages)
+        finally:
+            self.ready.clear()
+            self.consumer.close()
+            self.producer.flush(10)
+            self._close_stores(list(self.stores))
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _changelog_specs(self) -> list[TopicSpec]:
+        return [
+            TopicSpec(spec.changelog(self.settings.app_id), None, compacted=True,
+                      overrides=spec.changelog_config)
+            for stage in self.stages for spec in stage.stores
+        ]
+
+    # -- rebalancing -------------------------------------------------------------------
+
+    def _owned(self, partitions: list[TopicPartition]) -> set[tuple[StoreSpec, int]]:
+        return {(spec, tp.partition) for tp in partitions
+                for spec in self.stage_of[tp.topic].stores}
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        started = time.monotonic()
+        targets = {}
+        for spec, partition in self._owned(partitions):
+            if (spec.name, partition) not in self.stores:
+                store = PartitionStore(
+                    self.settings.state_dir / spec.name / str(partition), spec.ttl_s
+                )
+                with self._stores_lock:
+                    self.stores[(spec.name, partition)] = store
+                targets[(spec.changelog(self.settings.app_id), partition)] = store
+        applied = restore(self.settings.bootstrap_servers, f"{self.settings.app_id}-restore",
+                          targets, RESTORE_TIMEOUT_S)
+        seconds = time.monotonic() - started
+        log.info("assigned %d partitions; restored %d store partitions (%d records) in %.2fs",
+                 len(partitions), len(targets), applied, seconds)
+        self.metrics.set("topup_restore_seconds", seconds)
+        self.ready.set()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Called only inside consume(), never with a transaction open.
+        self.ready.clear()
+        self._close_stores([(spec.name, p) for spec, p in self._owned(partitions)])
+
+    def _close_stores(self, keys: list[tuple[str, int]]) -> None:
+        with self._stores_lock:
+            for key in keys:
+                store = self.stores.pop(key, None)
+                if store is not None:
+                    store.close()
+
+    def read_store(self, name: str, partition: int, key: str) -> tuple[bool, Any]:
+        """For the HTTP surface: (owned here, committed value)."""
+        with self._stores_lock:
+            store = self.stores.get((name, partition))
+            return (False, None) if store is None else (True, store.get(key))
+
+    # -- processing --------------------------------------------------------------------
+
+    def _process(self, messages: list[Message]) -> None:
+        records = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                records.append(_record(message))
+            elif error.fatal():
+                raise KafkaException(error)
+            else:
+                # Transient (a broker away, a rebalance): librdkafka retries on its own.
+                log.warning("consumer: %s", error)
+        if not records:
+            return
+        batch_start: dict[tuple[str, int], int] = {}
+        next_offsets: dict[tuple[str, int], int] = {}
+        pending: dict[tuple[str, int], dict[str, Any]] = {}
+        self.producer.begin_transaction()
+        try:
+            for record in records:
+                where = (record.topic, record.partition)
+                batch_start.setdefault(where, record.offset)
+                next_offsets[where] = record.offset + 1
+                for send in self._handle(record, pending):
+                    self._produce(send)
+            encoded = self._write_changelogs(pending)
+            self._commit(next_offsets)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if not error.txn_requires_abort():
+                raise
+            log.warning("transaction aborted, replaying the batch: %s", error)
+            self.metrics.inc("topup_batches_aborted_total")
+            self._retrying(lambda: self.producer.abort_transaction(30))
+            self._rewind(batch_start)
+            return
+        self._apply(encoded)
+        self.metrics.inc("topup_batches_committed_total")
+
+    def _handle(self, record: Record, pending: dict[tuple[str, int], dict[str, Any]]) -> list[Send]:
+        stage = self.stage_of[record.topic]
+        self.metrics.inc("topup_records_consumed_total", topic=record.topic)
+        stores = {spec.name: self.stores[(spec.name, record.partition)] for spec in stage.stores}
+        views = {spec.name: pending.setdefault((spec.name, record.partition), {})
+                 for spec in stage.stores}
+        ctx = Context(record, self.catalog, self.metrics, stores, views)
+        try:
+            decoded = stage.decode(record)
+        except DecodeError as exc:
+            ctx.dead_letter(exc.reason, str(exc))
+            return ctx.sends
+        try:
+            stage.handle(ctx, decoded)
+        except Exception as exc:
+            # A bug, not bad input; it must not wedge the partition either. Nothing the
+            # handler wrote or sent survives: the record is dead-lettered as it came.
+            log.exception("processing failed for %s", record.where())
+            self.metrics.inc("topup_processing_errors_total", topic=record.topic)
+            ctx = Context(record, self.catalog, self.metrics, stores, views)
+            ctx.dead_letter("BAD_PAYLOAD", f"processing failed: {type(exc).__name__}: {exc}")
+            return ctx.sends
+        for name, layer in ctx.layers.items():
+            views[name].update(layer)
+        return ctx.sends
+
+    def _produce(self, send: Send) -> None:
+        kwargs: dict[str, Any] = {"key": send.key, "value": send.value}
+        if send.headers:
+            kwargs["headers"] = send.headers
+        if send.partition is not None:
+            kwargs["partition"] = send.partition
+        while True:
+            try:
+                self.producer.produce(send.topic, **kwargs)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _write_changelogs(self, pending: dict[tuple[str, int], dict[str, Any]]) -> Encoded:
+        encoded: Encoded = {}
+        for (name, partition), writes in pending.items():
+            topic = self.specs[name].changelog(self.settings.app_id)
+            items = encoded[(name, partition)] = [
+                (key.encode(), encode_value(value)) for key, value in writes.items()
+            ]
+            for key, raw in items:
+                self._produce(Send(topic, key, raw, partition=partition))
+        return encoded
+
+    def _commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        metadata = self.consumer.consumer_group_metadata()
+        self._retrying(lambda: self.producer.send_offsets_to_transaction(offsets, metadata, 30))
+        self._retrying(lambda: self.producer.commit_transaction(30))
+
+    def _retrying(self, call: Callable[[], None]) -> None:
+        """Retriable errors (a broker away) are waited out: the transaction stays open and
+        the call resumes it. Abortable and fatal errors go to the caller."""
+        while True:
+            try:
+                call()
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if not error.retriable() or error.txn_requires_abort() or error.fatal():
+                    raise
+                log.warning("transaction call will be retried: %s", error)
+                time.sleep(RETRY_BACKOFF_S)
+
+    def _apply(self, encoded: Encoded) -> None:
+        for (name, partition), items in encoded.items():
+            store = self.stores.get((name, partition))
+            if store is not None:
+                store.write(items)
+
+    def _rewind(self, batch_start: dict[tuple[str, int], int]) -> None:
+        for (topic, partition), offset in batch_start.items():
+            # A partition no longer ours: its next owner starts from the committed offset.
+            with contextlib.suppress(KafkaException):
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+
+
+def _record(message: Message) -> Record:
+    _, timestamp = message.timestamp()
+    return Record(
+        topic=message.topic(),  # type: ignore[arg-type]
+        partition=message.partition(),  # type: ignore[arg-type]
+        offset=message.offset(),  # type: ignore[arg-type]
+        key=message.key(),  # type: ignore[arg-type]
+        value=message.value(),  # type: ignore[arg-type]
+        timestamp_ms=timestamp,
+        headers=list(message.headers() or []),
+    )
