@@ -42,6 +42,19 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return run_demo(settings, orders=args.orders, timeout_s=args.timeout)
 
 
+def _recon_report(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.recon_report_cli import parse_since, report
+
+    try:
+        since = parse_since(args.since)
+    except ValueError:
+        print(f"topup-guard: --since {args.since!r} is neither an ISO date nor epoch ms",
+              file=sys.stderr)
+        return 2
+    print(report(settings, since), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="topup-guard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -55,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     topic_commands.add_parser("create", help="create every topic, idempotently").set_defaults(
         run=_topics
     )
+
+    recon = commands.add_parser("recon", help="reconciliation tools")
+    recon_commands = recon.add_subparsers(dest="recon_command", required=True)
+    recon_report = recon_commands.add_parser(
+        "report", help="breaks by category and action, amounts at stake, match rate"
+    )
+    recon_report.add_argument("--since", help="ISO date/time (UTC) or epoch ms of detection")
+    recon_report.set_defaults(run=_recon_report)
 
     demo = commands.add_parser("demo", help="run a worker on a generated workload, report")
     demo.add_argument("--orders", type=int, default=60)

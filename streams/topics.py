@@ -24,6 +24,13 @@ REVIEW_CASES = "topup.review-cases"
 PAYMENTS = "topup.internal.payments"
 # Internal: control commands broadcast to every partition of the order agent.
 ORDER_COMMANDS = "topup.internal.order-commands"
+# Internal: what reconciliation joins, keyed by order_id: settlement lines, ledger
+# entries and order snapshots, and the batches' watermarks broadcast to every partition.
+RECON_INPUTS = "topup.internal.recon-inputs"
+# Internal: settlement records keyed by batch_id, for the control totals.
+SETTLEMENT_BATCHES = "topup.internal.settlement-batches"
+# Internal: every reconciliation decision keyed by provider, for the mismatch rate.
+RECON_OUTCOMES = "topup.internal.recon-outcomes"
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(REVIEW_CASES, "ReviewCase", retention_days=90),
     TopicSpec(PAYMENTS, None, retention_days=35),
     TopicSpec(ORDER_COMMANDS, None),
+    TopicSpec(RECON_INPUTS, None, retention_days=35),
+    TopicSpec(SETTLEMENT_BATCHES, None, retention_days=35),
+    TopicSpec(RECON_OUTCOMES, None),
 )
 
 BY_NAME = {spec.name: spec for spec in TOPICS}

@@ -179,3 +179,4 @@ def start_dedicated_broker(data_dir: Path) -> DedicatedBroker:
     if result.returncode != 0:
         raise RuntimeError(f"deploy/kafka/start failed:\n{result.stderr}")
     return DedicatedBroker(env, result.stdout.strip().splitlines()[-1])
+

@@ -17,15 +17,18 @@ from typing import Any
 
 from streams import topics
 from streams.agents.outputs import publish_outputs
+from streams.agents.reconciliation import recon_input
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
 from streams.domain.freeze import ActiveFreezes, apply_command, credits_frozen, refunds_frozen
 from streams.domain.order_inputs import Context as StepContext
 from streams.domain.order_inputs import FreezeChanged, OrderEvent, OrderInput, Tick
+from streams.domain.order_outputs import LedgerEntryOut
 from streams.domain.order_state import HoldReason, OrderState
 from streams.domain.orders import step
 from streams.domain.payments import PaymentEvent
-from streams.runtime.context import Context, Record, Table
+from streams.domain.recon_inputs import OrderSnapshot
+from streams.runtime.context import Context, Record, Send, Table
 from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
 
@@ -100,6 +103,22 @@ def _decoder(catalog: SchemaCatalog) -> Callable[[Record], Decoded]:
     return decode
 
 
+def _to_reconciliation(
+    ctx: Context, before: OrderState | None, after: OrderState, outputs: list[Any], now: int
+) -> None:
+    """What the ledger did, for reconciliation: each entry, and the order as it now is."""
+    key = after.order_id.encode()
+    for output in outputs:
+        if isinstance(output, LedgerEntryOut):
+            value = recon_input("entry", now, output.to_record())
+            ctx.send(Send(topics.RECON_INPUTS, key, value))
+    changed = before is None or before.version != after.version
+    if changed and after.facts is not None and after.status is not None:
+        # The CREATED event id is not kept in the order's state, so the chain starts at it.
+        snapshot = OrderSnapshot.from_order_state(after, None)
+        ctx.send(Send(topics.RECON_INPUTS, key, recon_input("order", now, snapshot.to_dict())))
+
+
 def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
     orphan_hold_ms = settings.orphan_hold_s * 1000
 
@@ -129,6 +148,7 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
         orders[order_id] = new_state.to_dict()
         book.track(new_state, orphan_hold_ms)
         publish_outputs(ctx, outputs)
+        _to_reconciliation(ctx, state, new_state, outputs, now)
 
     def handle(ctx: Context, decoded: Decoded) -> None:
         orders, books = ctx.table(ORDER_STATE.name), ctx.table(BOOKS.name)

@@ -13,7 +13,10 @@ from streams.domain.order_outputs import (
     ReviewCase,
     StatusChange,
 )
+from streams.domain.recon_outputs import ControlCommandOut, ReconBreakOut
 from streams.runtime.context import Context, correlation_headers
+
+Published = Output | ReconBreakOut | ControlCommandOut
 
 TOPIC_OF: dict[type, str] = {
     StatusChange: topics.ORDER_STATUS,
@@ -21,10 +24,13 @@ TOPIC_OF: dict[type, str] = {
     AlertOut: topics.ALERTS,
     AuditOut: topics.AUDIT,
     ReviewCase: topics.REVIEW_CASES,
+    ReconBreakOut: topics.RECON_BREAKS,
+    # Reconciliation's freezes go through the operators' topic, audited like theirs.
+    ControlCommandOut: topics.CONTROL,
 }
 
 
-def publish_outputs(ctx: Context, outputs: Iterable[Output]) -> None:
+def publish_outputs(ctx: Context, outputs: Iterable[Published]) -> None:
     for output in outputs:
         topic = TOPIC_OF[type(output)]
         ctx.publish(topic, output.key, output.to_record(),

@@ -39,6 +39,32 @@ def order_event(order_id: str, type_: str = "CREATED", at: int = NOW_MS, **field
     return record
 
 
+def settlement_line(
+    record_id: str, batch_id: str, order_id: str | None, amount: int, at: int, **fields: Any
+) -> dict:
+    record = {
+        "record_id": record_id, "type": "LINE", "batch_id": batch_id, "provider": "hmac",
+        "merchant_id": MERCHANT, "kind": "PAYMENT", "order_id": order_id,
+        "external_txn_id": f"txn-{order_id}", "refund_id": None, "amount_minor": amount,
+        "fee_minor": 10, "currency": "USD", "settled_at": at, "line_count": None,
+        "total_amount_minor": None, "covers_until": None,
+    }
+    record.update(fields)
+    return record
+
+
+def batch_closed(
+    batch_id: str, lines: int, total: int, at: int, covers_until: int | None
+) -> dict:
+    return {
+        "record_id": f"{batch_id}-closed", "type": "BATCH_CLOSED", "batch_id": batch_id,
+        "provider": "hmac", "merchant_id": MERCHANT, "kind": None, "order_id": None,
+        "external_txn_id": None, "refund_id": None, "amount_minor": 0, "fee_minor": 0,
+        "currency": None, "settled_at": at, "line_count": lines, "total_amount_minor": total,
+        "covers_until": covers_until,
+    }
+
+
 def payment_event(
     order_id: str,
     kind: PaymentKind = PaymentKind.PAYMENT_SUCCEEDED,
@@ -92,6 +118,12 @@ class Flow:
         }
         self.producer.produce(
             topics.CONTROL, key=scope, value=self.catalog.encode("ControlCommand", record)
+        )
+
+    def settlement(self, record: dict, key: str = "settlement-file") -> None:
+        """One key for a whole file keeps its records in order, as an importer would."""
+        self.producer.produce(
+            topics.SETTLEMENTS, key=key, value=self.catalog.encode("SettlementRecord", record)
         )
 
     def flush(self) -> None:

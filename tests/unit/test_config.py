@@ -97,3 +97,14 @@ def test_secrets_never_appear_in_repr_or_str():
     assert SECRET not in repr(settings)
     assert SECRET not in str(settings)
     assert "s" * 32 not in repr(settings)
+
+
+def test_recon_report_since_takes_iso_dates_and_epoch_ms():
+    from streams.recon_report_cli import parse_since
+
+    assert parse_since(None) is None
+    assert parse_since("1795000000000") == 1_795_000_000_000
+    assert parse_since("2026-11-25") == 1_795_564_800_000
+    assert parse_since("2026-11-25T01:00:00+01:00") == 1_795_564_800_000
+    with pytest.raises(ValueError):
+        parse_since("last tuesday")

@@ -1,0 +1,198 @@
+"""Reconciliation, keyed by order_id, and the mismatch rate, keyed by provider.
+
+The recon stage joins what the ledger did (entries and order snapshots from the order
+stage) with what the provider settled (lines from settlement intake) and calls the pure
+`streams.domain.reconciliation.step`. It routes what comes back: breaks, alerts, audits,
+freeze commands to `topup.control`, settlement proofs to the order stage's payment input
+(so a missing credit is made by the one path every credit takes), and every decision to
+the rate stage. Grace periods run in event time on a per-partition clock; orders waiting
+for a provider's watermark are indexed per (provider, merchant) in the partition's book.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams import topics
+from streams.agents.clock import PartitionClock, clock_key
+from streams.agents.outputs import publish_outputs
+from streams.codecs import DecodeError
+from streams.domain.order_inputs import Tick
+from streams.domain.recon_inputs import (
+    LedgerEntry,
+    OrderSnapshot,
+    ReconContext,
+    ReconInput,
+    WatermarkAdvanced,
+    parse_line,
+)
+from streams.domain.recon_outputs import ReconOutcome, SettlementProof
+from streams.domain.recon_state import ReconState
+from streams.domain.recon_thresholds import RateContext, RateState, RateThresholds
+from streams.domain.recon_thresholds import step as rate_step
+from streams.domain.reconciliation import ReconOutput
+from streams.domain.reconciliation import step as recon_step
+from streams.runtime.context import Context, Record, Send, Table, correlation_headers
+from streams.runtime.stage import Stage
+from streams.runtime.store import StoreSpec
+
+RECON_STATE = StoreSpec("recon-state")
+RECON_BOOKS = StoreSpec("recon-partitions")
+RATES = StoreSpec("recon-rates")
+
+PARSERS = {
+    "line": parse_line,
+    "entry": LedgerEntry.from_record,
+    "order": OrderSnapshot.from_dict,
+    "watermark": WatermarkAdvanced.from_dict,
+}
+
+
+def recon_input(kind: str, at: int, data: dict[str, Any]) -> bytes:
+    """The internal envelope on topup.internal.recon-inputs: what, and its event time."""
+    return json.dumps({"kind": kind, "at": at, "data": data}, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Timed:
+    input: ReconInput
+    at: int
+
+
+@dataclass
+class ReconBook:
+    """One partition's clock, the watermarks it has seen, and who waits for them."""
+
+    clock: PartitionClock = field(default_factory=PartitionClock)
+    covers: dict[str, int] = field(default_factory=dict)
+    waiting: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ReconBook:
+        if not data:
+            return cls()
+        return cls(PartitionClock.from_dict(data["clock"]), dict(data["covers"]),
+                   {key: list(ids) for key, ids in data["waiting"].items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"clock": self.clock.to_dict(), "covers": self.covers, "waiting": self.waiting}
+
+
+def _watermark_key(provider: str, merchant_id: str) -> str:
+    return f"{provider}|{merchant_id}"
+
+
+def _decode(record: Record) -> Timed:
+    try:
+        envelope = json.loads(record.value or b"")
+        return Timed(PARSERS[envelope["kind"]](envelope["data"]), int(envelope["at"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DecodeError("BAD_PAYLOAD", f"reconciliation input refused: {exc}") from None
+
+
+def recon_stage() -> Stage:
+    def handle(ctx: Context, timed: Timed) -> None:
+        states, books = ctx.table(RECON_STATE.name), ctx.table(RECON_BOOKS.name)
+        book_key = clock_key(ctx.record.partition)
+        book = ReconBook.from_dict(books.get(book_key))
+        book.clock.advance(timed.at)
+        correlation = ctx.record.correlation_id
+        event = timed.input
+        if isinstance(event, WatermarkAdvanced):
+            key = _watermark_key(event.provider, event.merchant_id)
+            book.covers[key] = max(book.covers.get(key, 0), event.covers_until)
+            for order_id in sorted(book.waiting.get(key, ())):
+                _run(ctx, states, book, order_id, event, book.clock.watermark, correlation)
+        else:
+            _run(ctx, states, book, event.order_id, event, timed.at, correlation)
+        for order_id in book.clock.due():
+            now = book.clock.watermark
+            _run(ctx, states, book, order_id, Tick(now), now, None)
+        books[book_key] = book.to_dict()
+
+    return Stage("reconciliation", (topics.RECON_INPUTS,), (RECON_STATE, RECON_BOOKS),
+                 _decode, handle)
+
+
+def _run(
+    ctx: Context,
+    states: Table,
+    book: ReconBook,
+    order_id: str,
+    event: ReconInput | Tick,
+    now: int,
+    correlation: str | None,
+) -> None:
+    stored = states.get(order_id)
+    state = ReconState.from_dict(stored) if stored else None
+    if state is None and isinstance(event, Tick | WatermarkAdvanced):
+        return  # nothing to reconcile yet
+    state, outputs = recon_step(state, event, ReconContext(now_ms=now, correlation_id=correlation))
+    states[order_id] = state.to_dict()
+    _route(ctx, outputs, now)
+    wake = state.wake()
+    book.clock.wake(order_id, wake.tick_at)
+    wanted = None if wake.watermark_key is None else _watermark_key(*wake.watermark_key)
+    for key, waiting in list(book.waiting.items()):
+        if key != wanted and order_id in waiting:
+            waiting.remove(order_id)
+            if not waiting:
+                del book.waiting[key]
+    if wanted is not None and order_id not in book.waiting.get(wanted, ()):
+        book.waiting.setdefault(wanted, []).append(order_id)
+        # A newly waiting order is handed the watermark as it stands.
+        if wanted in book.covers and wake.watermark_key is not None:
+            provider, merchant = wake.watermark_key
+            current = WatermarkAdvanced(provider, merchant, book.covers[wanted])
+            _run(ctx, states, book, order_id, current, now, correlation)
+
+
+def _route(ctx: Context, outputs: Iterable[ReconOutput], now: int) -> None:
+    published = []
+    for output in outputs:
+        if isinstance(output, SettlementProof):
+            value = {**output.event.to_dict(), "received_at": now,
+                     "delivery_id": output.event.event_id}
+            ctx.send(Send(topics.PAYMENTS, output.key.encode(),
+                          json.dumps(value, separators=(",", ":")).encode(),
+                          correlation_headers(output.correlation_id)))
+        elif isinstance(output, ReconOutcome):
+            ctx.send(Send(topics.RECON_OUTCOMES, output.key.encode(),
+                          json.dumps(output.to_dict(), separators=(",", ":")).encode()))
+        else:
+            published.append(output)
+    publish_outputs(ctx, published)
+
+
+def rates_stage(thresholds: RateThresholds | None = None) -> Stage:
+    limits = thresholds or RateThresholds()
+
+    def decode(record: Record) -> ReconOutcome:
+        try:
+            return ReconOutcome.from_dict(json.loads(record.value or b""))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DecodeError("BAD_PAYLOAD", f"reconciliation outcome refused: {exc}") from None
+
+    def handle(ctx: Context, outcome: ReconOutcome) -> None:
+        table = ctx.table(RATES.name)
+        key = clock_key(ctx.record.partition)
+        clock = PartitionClock.from_dict(table.get(key))
+        clock.advance(outcome.decided_at)
+
+        def run(provider: str, event: ReconOutcome | Tick, now: int) -> None:
+            stored = table.get(provider)
+            state = RateState.from_dict(stored) if stored else None
+            state, alerts = rate_step(state, event, RateContext(now_ms=now, thresholds=limits))
+            table[provider] = state.to_dict()
+            clock.wake(provider, state.wake_at(limits))
+            publish_outputs(ctx, alerts)
+
+        run(outcome.provider, outcome, outcome.decided_at)
+        for provider in clock.due():
+            run(provider, Tick(clock.watermark), clock.watermark)
+        table[key] = clock.to_dict()
+
+    return Stage("recon-rates", (topics.RECON_OUTCOMES,), (RATES,), decode, handle)

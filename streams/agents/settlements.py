@@ -1,0 +1,98 @@
+"""Settlement intake and the batches' control totals.
+
+Lines of `topup.settlements` are re-keyed by order_id for reconciliation and by batch_id
+for the control totals; a BATCH_CLOSED goes to its batch and, as the provider's
+watermark, to every reconciliation partition (a broadcast, for the reason the control
+stage broadcasts: each partition folds it in among its own events, replayably).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from streams import topics
+from streams.agents.clock import PartitionClock, clock_key
+from streams.agents.decoding import avro_decoder
+from streams.agents.outputs import publish_outputs
+from streams.agents.reconciliation import recon_input
+from streams.codecs import DecodeError, SchemaCatalog
+from streams.config import Settings
+from streams.domain.order_inputs import Tick
+from streams.domain.recon_inputs import BatchClosed, SettlementLine, parse_settlement
+from streams.domain.settlement_batches import BatchContext, BatchState
+from streams.domain.settlement_batches import step as batch_step
+from streams.runtime.context import Context, Record, Send, correlation_headers
+from streams.runtime.stage import Stage
+from streams.runtime.store import StoreSpec
+
+BATCHES = StoreSpec("settlement-batches")
+
+
+def _settled_record(parsed: SettlementLine | BatchClosed) -> bytes:
+    return json.dumps({"at": parsed.settled_at, "record": parsed.to_record()},
+                      separators=(",", ":")).encode()
+
+
+def intake_stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
+    partitions = settings.partitions
+    decode_avro = avro_decoder(catalog, "SettlementRecord")
+
+    def decode(record: Record) -> SettlementLine | BatchClosed:
+        try:
+            return parse_settlement(decode_avro(record))
+        except ValueError as exc:
+            if isinstance(exc, DecodeError):
+                raise
+            raise DecodeError("BAD_PAYLOAD", f"settlement record refused: {exc}") from None
+
+    def handle(ctx: Context, parsed: SettlementLine | BatchClosed) -> None:
+        headers = correlation_headers(ctx.record.correlation_id)
+        ctx.send(Send(topics.SETTLEMENT_BATCHES, parsed.batch_id.encode(),
+                      _settled_record(parsed), headers))
+        if isinstance(parsed, SettlementLine):
+            value = recon_input("line", parsed.settled_at, parsed.to_record())
+            ctx.send(Send(topics.RECON_INPUTS, parsed.order_id.encode(), value, headers))
+            return
+        mark = parsed.watermark()
+        if mark is not None:
+            value = recon_input("watermark", parsed.settled_at, mark.to_dict())
+            for partition in range(partitions):
+                ctx.send(Send(topics.RECON_INPUTS, parsed.batch_id.encode(), value, headers,
+                              partition=partition))
+
+    return Stage("settlements", (topics.SETTLEMENTS,), (), decode, handle)
+
+
+def batches_stage() -> Stage:
+    def decode(record: Record) -> dict[str, Any]:
+        try:
+            data = json.loads(record.value or b"")
+            return {"at": int(data["at"]), "parsed": parse_settlement(data["record"])}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DecodeError("BAD_PAYLOAD", f"batch record refused: {exc}") from None
+
+    def handle(ctx: Context, item: dict[str, Any]) -> None:
+        table = ctx.table(BATCHES.name)
+        key = clock_key(ctx.record.partition)
+        clock = PartitionClock.from_dict(table.get(key))
+        clock.advance(item["at"])
+        correlation = ctx.record.correlation_id
+
+        def run(batch_id: str, event: SettlementLine | BatchClosed | Tick, now: int) -> None:
+            stored = table.get(batch_id)
+            state = BatchState.from_dict(stored) if stored else None
+            state, alerts = batch_step(
+                state, event, BatchContext(now_ms=now, correlation_id=correlation)
+            )
+            table[batch_id] = state.to_dict()
+            clock.wake(batch_id, state.wake_at())
+            publish_outputs(ctx, alerts)
+
+        parsed = item["parsed"]
+        run(parsed.batch_id, parsed, item["at"])
+        for batch_id in clock.due():
+            run(batch_id, Tick(clock.watermark), clock.watermark)
+        table[key] = clock.to_dict()
+
+    return Stage("batches", (topics.SETTLEMENT_BATCHES,), (BATCHES,), decode, handle)
