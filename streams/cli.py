@@ -13,13 +13,19 @@ from streams.config import ConfigError, Settings, load_settings
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.agents import all_stages
     from streams.codecs import default_catalog
+    from streams.domain.risk_rules import RuleFileError
     from streams.metrics import Metrics
     from streams.runtime.worker import Worker
     from streams.web import serve_in_background
 
     logging.getLogger().setLevel(args.loglevel.upper())
     catalog, metrics = default_catalog(), Metrics()
-    worker = Worker(settings, all_stages(settings, catalog, metrics), catalog, metrics)
+    try:
+        stages = all_stages(settings, catalog, metrics)
+    except RuleFileError as exc:
+        print(f"topup-guard: risk rules refused: {exc}", file=sys.stderr)
+        return 2
+    worker = Worker(settings, stages, catalog, metrics)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     serve_in_background(worker)

@@ -42,6 +42,10 @@ class Settings:
     stripe_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     wechatpay_platform_keys: Mapping[str, str] = field(default_factory=dict)
     wechatpay_apiv3_key: str | None = field(default=None, repr=False)
+    # None: the documented default, deploy/risk-rules.yaml.
+    risk_rules: Path | None = None
+    # On: a confirmed payment waits in PAYMENT_CONFIRMED for the risk decision.
+    require_risk_verdict: bool = True
 
 
 def _positive_int(name: str, raw: str) -> int:
@@ -52,6 +56,15 @@ def _positive_int(name: str, raw: str) -> int:
     if value < 1:
         raise ConfigError(f"{name} must be at least 1, got {value}")
     return value
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _secret_list(name: str, raw: str) -> tuple[str, ...]:
@@ -107,6 +120,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_STRIPE_WEBHOOK_SECRETS": ("stripe_webhook_secrets", _secret_list),
     "TOPUP_WECHATPAY_PLATFORM_KEYS": ("wechatpay_platform_keys", _platform_keys),
     "TOPUP_WECHATPAY_APIV3_KEY": ("wechatpay_apiv3_key", _apiv3_key),
+    "TOPUP_RISK_RULES": ("risk_rules", lambda n, raw: Path(_non_empty(n, raw))),
+    "TOPUP_REQUIRE_RISK_VERDICT": ("require_risk_verdict", _flag),
 }
 _TOLERANCE_PREFIX = "TOPUP_SIGNATURE_TOLERANCE_S"
 

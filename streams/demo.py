@@ -20,10 +20,11 @@ from streams.admin import create_topics
 from streams.codecs import default_catalog
 from streams.config import Settings
 from streams.kafka_clients import ConsumedRecord, producer, read_committed
-from streams.workload import DemoTraffic, demo_traffic
+from streams.workload import Callback, DemoTraffic, GeneratedOrder, demo_traffic
 
 BAD_RECORD = b"\x00this is not avro\xff"
-OUTPUTS = [topics.ORDER_STATUS, topics.CREDITS, topics.ALERTS, topics.DLQ, topics.REVIEW_CASES]
+OUTPUTS = [topics.ORDER_STATUS, topics.CREDITS, topics.ALERTS, topics.DLQ, topics.REVIEW_CASES,
+           topics.RISK_DECISIONS, topics.RECON_BREAKS]
 
 
 def _free_port() -> int:
@@ -83,6 +84,26 @@ def _produce(settings: Settings, traffic: DemoTraffic, run_id: str) -> None:
     out.flush(30)
 
 
+def _produce_paced(settings: Settings, order: GeneratedOrder, callback: Callback) -> None:
+    catalog = default_catalog()
+    out = producer(settings)
+    out.produce(topics.ORDERS, key=order.record["order_id"],
+                value=catalog.encode("OrderEvent", order.record),
+                headers=[("correlation_id", order.correlation_id.encode())])
+    record = callback.delivery.as_record(callback.delivery_id, callback.received_at)
+    out.produce(topics.WEBHOOKS, key="hmac", value=catalog.encode("WebhookDelivery", record))
+    out.flush(30)
+
+
+def _produce_settlements(settings: Settings, traffic: DemoTraffic) -> None:
+    catalog = default_catalog()
+    out = producer(settings)
+    for record in traffic.settlements:
+        out.produce(topics.SETTLEMENTS, key=f"{record['provider']}|{record['merchant_id']}",
+                    value=catalog.encode("SettlementRecord", record))
+    out.flush(30)
+
+
 class Readback:
     """This run's records on the output topics, decoded."""
 
@@ -108,6 +129,14 @@ class Readback:
         self.dead_letters = [d for d in decoded(topics.DLQ) if run_id.encode() in d["value"]
                              or ours(d["key"])]
         self.cases = [c for c in decoded(topics.REVIEW_CASES) if ours(c["order_id"])]
+        self.decisions = [d for d in decoded(topics.RISK_DECISIONS) if ours(d["order_id"])]
+        self.breaks = [b for b in decoded(topics.RECON_BREAKS) if ours(b["order_id"])]
+
+    def decision_kinds(self) -> Counter[str]:
+        return Counter(d["decision"] for d in self.decisions)
+
+    def break_kinds(self) -> Counter[str]:
+        return Counter(f"{b['category']}/{b['action']}" for b in self.breaks)
 
     def alert_kinds(self) -> Counter[str]:
         return Counter(a["kind"] for a in self.alerts)
@@ -123,6 +152,8 @@ class Readback:
             and all(alerts[k] == n for k, n in traffic.expected_alerts.items())
             and all(letters[k] == n for k, n in traffic.expected_dead_letters.items())
             and letters["UNDECODABLE"] == 2
+            and all(self.decision_kinds()[k] == n for k, n in traffic.expected_decisions.items())
+            and self.break_kinds() == Counter(traffic.expected_breaks)
         )
 
 
@@ -145,6 +176,10 @@ def _report(run_id: str, traffic: DemoTraffic, seen: Readback) -> None:
     print("dead letters:", dict(sorted(seen.dead_letter_kinds().items())),
           "(bad bytes kept:", all(d["value"] for d in seen.dead_letters), ")")
     print(f"review cases opened: {len(seen.cases)}")
+    print("risk decisions:", dict(sorted(seen.decision_kinds().items())),
+          " expected at least:", traffic.expected_decisions)
+    print("reconciliation breaks:", dict(sorted(seen.break_kinds().items())),
+          " expected:", traffic.expected_breaks)
 
 
 def run_demo(settings: Settings, *, orders: int, timeout_s: float) -> int:
@@ -166,10 +201,20 @@ def run_demo(settings: Settings, *, orders: int, timeout_s: float) -> int:
             return 1
         _produce(settings, traffic, run_id)
         print(f"produced {len(traffic.orders)} orders, {len(traffic.callbacks)} signed "
-              "callbacks (duplicates, re-sends, forged, stale, short-paid, orphaned) and "
-              "2 undecodable records")
+              "callbacks (duplicates, re-sends, forged, stale, short-paid, orphaned, a fraud "
+              "ring on one device, one never sent) and 2 undecodable records")
         seen = Readback(run_id, [])
+        settled, paced, previous = False, list(traffic.paced), None
         while time.monotonic() < deadline and not seen.matches(traffic):
+            if paced and (previous is None or previous in {d["order_id"] for d in seen.decisions}):
+                order, callback = paced.pop(0)
+                _produce_paced(settings, order, callback)
+                previous = order.record["order_id"]
+            if not settled and traffic.awaited_order in seen.final_status:
+                # The provider's file comes after the order is known, as it would.
+                _produce_settlements(settings, traffic)
+                settled = True
+                print("produced the provider's settlement file (it proves a lost callback)")
             if worker.poll() is not None:
                 print(f"worker exited with {worker.returncode}; see {run_dir / 'worker.log'}")
                 return 1

@@ -29,6 +29,10 @@ ORDER_COMMANDS = "topup.internal.order-commands"
 RECON_INPUTS = "topup.internal.recon-inputs"
 # Internal: settlement records keyed by batch_id, for the control totals.
 SETTLEMENT_BATCHES = "topup.internal.settlement-batches"
+# Internal: risk observations keyed by dimension ("device:dev-1"), and the answers with the
+# dimension's counts keyed back by order_id.
+RISK_OBSERVATIONS = "topup.internal.risk-observations"
+RISK_ANSWERS = "topup.internal.risk-answers"
 # Internal: every reconciliation decision keyed by provider, for the mismatch rate.
 RECON_OUTCOMES = "topup.internal.recon-outcomes"
 
@@ -69,6 +73,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(RECON_INPUTS, None, retention_days=35),
     TopicSpec(SETTLEMENT_BATCHES, None, retention_days=35),
     TopicSpec(RECON_OUTCOMES, None),
+    TopicSpec(RISK_OBSERVATIONS, None),
+    TopicSpec(RISK_ANSWERS, None),
 )
 
 BY_NAME = {spec.name: spec for spec in TOPICS}

@@ -40,6 +40,15 @@ class DemoTraffic:
     expected_alerts: dict[str, int] = field(default_factory=dict)
     expected_dead_letters: dict[str, int] = field(default_factory=dict)
     expected_credits: int = 0
+    # Risk decisions other than ALLOW, and reconciliation breaks, by kind.
+    expected_decisions: dict[str, int] = field(default_factory=dict)
+    expected_breaks: dict[str, int] = field(default_factory=dict)
+    # The provider's settlement file, sent once `awaited_order` has been seen.
+    settlements: list[dict[str, Any]] = field(default_factory=list)
+    awaited_order: str | None = None
+    # Orders sent one at a time, each once the previous one's risk decision is out: a
+    # ring works over minutes, and velocity answers each attempt as it arrives.
+    paced: list[tuple[GeneratedOrder, Callback]] = field(default_factory=list)
 
 
 def order_created(
@@ -151,6 +160,9 @@ def demo_traffic(
     callback(paid_event(ghost, ghost["amount_minor"], BASE_TIME_MS), BASE_TIME_MS)
     traffic.expected_alerts["ORPHAN_PAYMENT"] = 1
 
+    _fraud_ring(traffic, run_id, orders + 100, rng, secret)
+    _lost_callback(traffic, run_id, orders + 200, rng)
+
     # Event time moves only with events: a late, unpaid order on every partition carries
     # each partition's watermark past the orphan window, in whatever order topics are read.
     index = orders + 1
@@ -163,3 +175,57 @@ def demo_traffic(
         traffic.expected_status[closing["order_id"]] = "CREATED"
         index += 1
     return traffic
+
+
+def _fraud_ring(
+    traffic: DemoTraffic, run_id: str, first: int, rng: random.Random, secret: str
+) -> None:
+    """Four new accounts topping up from one device within minutes: from the third on,
+    the default rules see a device farm (75 points) and block; paying anyway is flagged."""
+    for n in range(4):
+        order = order_created(run_id, first + n, rng)
+        record = order.record
+        record["device_id"] = f"{run_id}-dev-farm"
+        record["account_id"] = record["user_id"] = f"{run_id}-farm-{n}"
+        record["occurred_at"] = BASE_TIME_MS + n * 60_000
+        paid_at = record["occurred_at"] + 500
+        delivery = make_hmac_delivery(paid_event(record, record["amount_minor"], paid_at),
+                                      secret, timestamp=paid_at // 1000)
+        traffic.paced.append((order, Callback(delivery, f"{run_id}-ring-{n}", paid_at)))
+        blocked = n >= 2
+        traffic.expected_status[record["order_id"]] = "ON_HOLD" if blocked else "CREDITED"
+        traffic.expected_credits += 0 if blocked else 1
+    traffic.expected_decisions["BLOCK"] = 2
+    traffic.expected_alerts["PAID_WHILE_BLOCKED"] = 2
+
+
+def _lost_callback(traffic: DemoTraffic, run_id: str, index: int, rng: random.Random) -> None:
+    """A payment whose callback never comes: the provider's settlement file proves it, and
+    reconciliation credits it with the entry id the callback would have had."""
+    order = order_created(run_id, index, rng)
+    record = order.record
+    traffic.orders.append(order)
+    traffic.awaited_order = record["order_id"]
+    traffic.expected_status[record["order_id"]] = "CREDITED"
+    traffic.expected_credits += 1
+    traffic.expected_breaks["MISSING_CREDIT/AUTO_CORRECTED"] = 1
+    batch = f"{run_id}-settlement-1"
+    paid_at = record["occurred_at"] + 500
+    line = {
+        "record_id": f"{batch}-1", "type": "LINE", "batch_id": batch, "provider": "hmac",
+        "merchant_id": MERCHANT, "kind": "PAYMENT", "order_id": record["order_id"],
+        "external_txn_id": f"txn-{record['order_id']}", "refund_id": None,
+        "amount_minor": record["amount_minor"], "fee_minor": record["amount_minor"] // 100,
+        "currency": record["currency"], "settled_at": paid_at, "line_count": None,
+        "total_amount_minor": None, "covers_until": None,
+    }
+    # Closed two hours on, its watermark covering nothing the demo credited: it moves
+    # event time past the grace a callback gets, and claims no other payment is missing.
+    closed = {
+        **line, "record_id": f"{batch}-closed", "type": "BATCH_CLOSED", "kind": None,
+        "order_id": None, "external_txn_id": None, "amount_minor": 0, "fee_minor": 0,
+        "currency": None, "settled_at": paid_at + 2 * 3_600_000, "line_count": 1,
+        "total_amount_minor": record["amount_minor"],
+        "covers_until": BASE_TIME_MS - 86_400_000,
+    }
+    traffic.settlements = [line, closed]

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from streams.codecs import SchemaCatalog
 from streams.config import Settings
 from streams.metrics import Metrics
 from streams.runtime.stage import Stage
 
+DEFAULT_RISK_RULES = Path(__file__).resolve().parents[2] / "deploy" / "risk-rules.yaml"
+
 
 def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> list[Stage]:
-    from streams.agents import balances, control, intake, orders, reconciliation, settlements
+    from streams.agents import (
+        balances,
+        control,
+        intake,
+        orders,
+        reconciliation,
+        risk,
+        settlements,
+    )
+    from streams.domain.risk_rules import load_rules
 
+    rules = load_rules(settings.risk_rules or DEFAULT_RISK_RULES)
     return [
         intake.stage(settings, catalog, metrics),
         control.stage(settings, catalog),
@@ -20,4 +34,6 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
         settlements.batches_stage(),
         reconciliation.recon_stage(),
         reconciliation.rates_stage(),
+        risk.risk_stage(catalog, rules, metrics),
+        risk.velocity_stage(metrics),
     ]

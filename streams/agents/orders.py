@@ -22,7 +22,7 @@ from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
 from streams.domain.freeze import ActiveFreezes, apply_command, credits_frozen, refunds_frozen
 from streams.domain.order_inputs import Context as StepContext
-from streams.domain.order_inputs import FreezeChanged, OrderEvent, OrderInput, Tick
+from streams.domain.order_inputs import FreezeChanged, OrderEvent, OrderInput, RiskVerdict, Tick
 from streams.domain.order_outputs import LedgerEntryOut
 from streams.domain.order_state import HoldReason, OrderState
 from streams.domain.orders import step
@@ -90,6 +90,9 @@ def _decoder(catalog: SchemaCatalog) -> Callable[[Record], Decoded]:
             if topic == topics.ORDERS:
                 order = OrderEvent.from_record(catalog.decode("OrderEvent", value))
                 return Decoded(order, order.occurred_at)
+            if topic == topics.RISK_DECISIONS:
+                verdict = RiskVerdict.from_record(catalog.decode("RiskDecision", value))
+                return Decoded(verdict, verdict.decided_at)
             data = json.loads(value)
             if topic == topics.PAYMENTS:
                 return Decoded(PaymentEvent.from_dict(data), data["received_at"])
@@ -143,6 +146,7 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
             refunds_frozen=refunds_frozen(book.freezes, provider, merchant, account),
             orphan_hold_ms=orphan_hold_ms,
             correlation_id=correlation,
+            require_risk_verdict=settings.require_risk_verdict,
         )
         new_state, outputs = step(state, item, step_ctx)
         orders[order_id] = new_state.to_dict()
@@ -171,5 +175,6 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
                 advance(ctx, orders, book, order_id, Tick(book.watermark), book.watermark, None)
         books[book_key] = book.to_dict()
 
-    return Stage("orders", (topics.ORDERS, topics.PAYMENTS, topics.ORDER_COMMANDS),
+    return Stage("orders", (topics.ORDERS, topics.PAYMENTS, topics.ORDER_COMMANDS,
+                            topics.RISK_DECISIONS),
                  (ORDER_STATE, BOOKS), _decoder(catalog), handle)

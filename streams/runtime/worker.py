@@ -59,7 +59,12 @@ class Worker:
         self.settings, self.catalog, self.metrics = settings, catalog, metrics
         self.stages = tuple(stages)
         self.batch_size = batch_size
-        self.stage_of = {topic: stage for stage in self.stages for topic in stage.topics}
+        # A topic may feed several stages (orders feed the order and the risk stage): each
+        # handles the record in turn, in the same transaction.
+        self.stages_of: dict[str, list[Stage]] = {}
+        for stage in self.stages:
+            for topic in stage.topics:
+                self.stages_of.setdefault(topic, []).append(stage)
         self.specs = {spec.name: spec for stage in self.stages for spec in stage.stores}
         self.stores: dict[tuple[str, int], PartitionStore] = {}
         self.ready = threading.Event()
@@ -95,7 +100,7 @@ class Worker:
             "enable.partition.eof": False,
         })
         self.consumer.subscribe(
-            sorted(self.stage_of), on_assign=self._on_assign, on_revoke=self._on_revoke,
+            sorted(self.stages_of), on_assign=self._on_assign, on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
         try:
@@ -123,7 +128,7 @@ class Worker:
 
     def _owned(self, partitions: list[TopicPartition]) -> set[tuple[StoreSpec, int]]:
         return {(spec, tp.partition) for tp in partitions
-                for spec in self.stage_of[tp.topic].stores}
+                for stage in self.stages_of[tp.topic] for spec in stage.stores}
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         started = time.monotonic()
@@ -186,8 +191,10 @@ class Worker:
                 where = (record.topic, record.partition)
                 batch_start.setdefault(where, record.offset)
                 next_offsets[where] = record.offset + 1
-                for send in self._handle(record, pending):
-                    self._produce(send)
+                self.metrics.inc("topup_records_consumed_total", topic=record.topic)
+                for stage in self.stages_of[record.topic]:
+                    for send in self._handle(stage, record, pending):
+                        self._produce(send)
             encoded = self._write_changelogs(pending)
             self._commit(next_offsets)
         except KafkaException as exc:
@@ -202,9 +209,9 @@ class Worker:
         self._apply(encoded)
         self.metrics.inc("topup_batches_committed_total")
 
-    def _handle(self, record: Record, pending: dict[tuple[str, int], dict[str, Any]]) -> list[Send]:
-        stage = self.stage_of[record.topic]
-        self.metrics.inc("topup_records_consumed_total", topic=record.topic)
+    def _handle(
+        self, stage: Stage, record: Record, pending: dict[tuple[str, int], dict[str, Any]]
+    ) -> list[Send]:
         stores = {spec.name: self.stores[(spec.name, record.partition)] for spec in stage.stores}
         views = {spec.name: pending.setdefault((spec.name, record.partition), {})
                  for spec in stage.stores}

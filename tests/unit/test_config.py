@@ -108,3 +108,28 @@ def test_recon_report_since_takes_iso_dates_and_epoch_ms():
     assert parse_since("2026-11-25T01:00:00+01:00") == 1_795_564_800_000
     with pytest.raises(ValueError):
         parse_since("last tuesday")
+
+
+def test_require_risk_verdict_is_a_flag():
+    assert load_settings({}).require_risk_verdict is True
+    assert load_settings({"TOPUP_REQUIRE_RISK_VERDICT": "false"}).require_risk_verdict is False
+    with pytest.raises(ConfigError, match="TOPUP_REQUIRE_RISK_VERDICT"):
+        load_settings({"TOPUP_REQUIRE_RISK_VERDICT": "maybe"})
+
+
+def test_a_worker_with_a_malformed_rule_file_stops_at_start_naming_the_line(tmp_path):
+    import subprocess
+    import sys
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        'version: "1"\nrules:\n  - id: x\n    family: amount\n    points: ten\n'
+        '    when: {signal: order.amount_minor, op: ">=", value: 1}\n'
+    )
+    env = {"TOPUP_RISK_RULES": str(rules), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "risk rules refused" in done.stderr
+    assert f"{rules}:5" in done.stderr
+    assert "points" in done.stderr

@@ -1,0 +1,230 @@
+"""Risk: fan out per dimension, count in windows, fan in by order, score, decide.
+
+The risk stage (keyed by order_id) turns each CREATED order into one observation per
+dimension it carries (user, account, device, ip, payment token), re-keyed by that
+dimension onto topup.internal.risk-observations, and each payment outcome likewise. The
+velocity stage (keyed by dimension) keeps the windowed counts and answers every attempt
+with its counts, keyed back by order_id on topup.internal.risk-answers. When every
+dimension has answered, or event time passes the fan-in deadline, the rules score the
+signals and the decision goes to topup.risk-decisions, where the order stage reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from streams import topics
+from streams.agents.clock import PartitionClock, clock_key
+from streams.codecs import DecodeError, SchemaCatalog
+from streams.domain.fanin import (
+    FanInConfig,
+    FanInState,
+    Ready,
+    RiskOrder,
+    add_answer,
+    fan_out,
+    on_time,
+    start,
+)
+from streams.domain.ids import derived_id
+from streams.domain.order_inputs import OrderEvent, OrderEventType
+from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.risk_rules import RuleSet, score
+from streams.domain.signals import build_signals
+from streams.domain.velocity import (
+    DimensionCounts,
+    LateObservation,
+    Observation,
+    ObservationKind,
+    PromoRefundFlagged,
+    VelocityState,
+    observe,
+)
+from streams.metrics import Metrics
+from streams.runtime.context import Context, Record, Send, Table, correlation_headers
+from streams.runtime.stage import Stage
+from streams.runtime.store import StoreSpec
+
+FAN_IN = StoreSpec("risk-fanin")
+FAN_IN_CONFIG = FanInConfig()
+VELOCITY = StoreSpec("risk-velocity")
+
+OUTCOME_KINDS = {
+    PaymentKind.PAYMENT_SUCCEEDED: ObservationKind.SUCCESS,
+    PaymentKind.PAYMENT_FAILED: ObservationKind.FAILURE,
+    PaymentKind.REFUND_SUCCEEDED: ObservationKind.REFUND,
+}
+
+
+def _json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stage:
+    metrics.describe("topup_risk_decisions_total", "Risk decisions, by outcome")
+    metrics.describe("topup_risk_rule_hits_total", "Rules that fired, by rule id")
+
+    def decode(record: Record) -> Any:
+        # Orders and payments are the order stage's input too; it dead-letters bad ones.
+        try:
+            if record.topic == topics.RISK_ANSWERS:
+                return DimensionCounts.from_dict(json.loads(record.value or b""))
+            if record.topic == topics.ORDERS:
+                return OrderEvent.from_record(catalog.decode("OrderEvent", record.value or b""))
+            return PaymentEvent.from_dict(json.loads(record.value or b""))
+        except (DecodeError, ValueError, KeyError, TypeError) as exc:
+            if record.topic == topics.RISK_ANSWERS:
+                raise DecodeError("BAD_PAYLOAD", f"risk answer refused: {exc}") from None
+            return None
+
+    def handle(ctx: Context, item: Any) -> None:
+        if item is None:
+            return
+        table = ctx.table(FAN_IN.name)
+        key = clock_key(ctx.record.partition)
+        clock = PartitionClock.from_dict(table.get(key))
+        headers = correlation_headers(ctx.record.correlation_id)
+        ready: Ready | None = None
+        if isinstance(item, OrderEvent):
+            if item.type is not OrderEventType.CREATED:
+                return
+            order = RiskOrder.from_event(item)
+            clock.advance(order.occurred_at)
+            state = _fan_in(table, order.order_id)
+            if state is None or state.order is None:
+                _send_observations(ctx, fan_out(order, ObservationKind.ATTEMPT,
+                                                order.occurred_at), headers)
+            state, ready = start(state, order, FAN_IN_CONFIG)
+            if not state.completed and state.deadline is not None:
+                # The answers get their time from when the order arrives here: an order
+                # that comes in behind the partition's event time is not timed out at once.
+                arrived_deadline = clock.watermark + FAN_IN_CONFIG.deadline_ms
+                state = replace(state, deadline=max(state.deadline, arrived_deadline))
+            table[order.order_id] = state.to_dict()
+            clock.wake(order.order_id, None if state.completed else state.deadline)
+        elif isinstance(item, DimensionCounts):
+            state, ready = add_answer(_fan_in(table, item.order_id), item)
+            table[item.order_id] = state.to_dict()
+            if state.completed:
+                clock.wake(item.order_id, None)
+        else:
+            clock.advance(item.occurred_at)
+            _payment_outcome(ctx, table, item, headers)
+        if ready is not None:
+            _decide(ctx, ready, rules, metrics)
+        for order_id in clock.due():
+            waiting = _fan_in(table, order_id) or FanInState(order_id)
+            state, ready = on_time(waiting, clock.watermark)
+            table[order_id] = state.to_dict()
+            clock.wake(order_id, None)
+            if ready is not None:
+                _decide(ctx, ready, rules, metrics)
+        table[key] = clock.to_dict()
+
+    return Stage("risk", (topics.ORDERS, topics.PAYMENTS, topics.RISK_ANSWERS), (FAN_IN,),
+                 decode, handle)
+
+
+def _fan_in(table: Table, order_id: str) -> FanInState | None:
+    stored = table.get(order_id)
+    return FanInState.from_dict(stored) if stored else None
+
+
+def _send_observations(
+    ctx: Context, observations: tuple[Observation, ...], headers: Any
+) -> None:
+    for observation in observations:
+        ctx.send(Send(topics.RISK_OBSERVATIONS, observation.routing_key.encode(),
+                      _json(observation.to_dict()), headers))
+
+
+def _payment_outcome(ctx: Context, table: Table, event: PaymentEvent, headers: Any) -> None:
+    kind = OUTCOME_KINDS.get(event.kind)
+    state = _fan_in(table, event.order_id)
+    if kind is None or state is None or state.order is None:
+        return
+    # The velocity counts are not idempotent: each outcome fans out once, whatever path
+    # (callback, re-sent callback, settlement proof) reports it.
+    seen_key = f"{event.order_id}|{kind.value}|{event.external_txn_id}|{event.refund_id}"
+    if table.get(seen_key) is not None:
+        return
+    table[seen_key] = event.occurred_at
+    _send_observations(ctx, fan_out(state.order, kind, event.occurred_at), headers)
+
+
+def _decide(ctx: Context, ready: Ready, rules: RuleSet, metrics: Metrics) -> None:
+    assessment = score(rules, build_signals(ready))
+    order = ready.order
+    record = assessment.to_record(order.order_id, order.account_id, ready.decided_at)
+    ctx.publish(topics.RISK_DECISIONS, order.order_id, record)
+    metrics.inc("topup_risk_decisions_total", decision=assessment.decision.value)
+    for reason in assessment.reasons:
+        metrics.inc("topup_risk_rule_hits_total", rule=reason)
+    ctx.publish(topics.AUDIT, order.order_id, {
+        "audit_id": derived_id("audit", "risk", order.order_id),
+        "subject": order.order_id,
+        "action": f"RISK_{assessment.decision.value}",
+        "rule": ",".join(assessment.reasons) or "no-rule-fired",
+        "inputs": {
+            "score": str(assessment.score),
+            "rules_version": assessment.rules_version,
+            "missing_dimensions": ",".join(sorted(d.value for d in ready.missing)),
+            "timed_out": str(ready.timed_out).lower(),
+            "bonus_withheld": str(assessment.bonus_withheld).lower(),
+        },
+        "outcome": assessment.decision.value,
+        "actor": None,
+        "at": ready.decided_at,
+    })
+
+
+def velocity_stage(metrics: Metrics) -> Stage:
+    metrics.describe("topup_risk_late_observations_total",
+                     "Observations older than the window grace, not counted (audited)")
+
+    def decode(record: Record) -> Observation:
+        try:
+            return Observation.from_dict(json.loads(record.value or b""))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DecodeError("BAD_PAYLOAD", f"risk observation refused: {exc}") from None
+
+    def handle(ctx: Context, observation: Observation) -> None:
+        table = ctx.table(VELOCITY.name)
+        stored = table.get(observation.routing_key)
+        state = VelocityState.from_dict(stored) if stored else VelocityState()
+        state, outputs = observe(state, observation)
+        table[observation.routing_key] = state.to_dict()
+        headers = correlation_headers(ctx.record.correlation_id)
+        for output in outputs:
+            if isinstance(output, DimensionCounts):
+                ctx.send(Send(topics.RISK_ANSWERS, output.order_id.encode(),
+                              _json(output.to_dict()), headers))
+            elif isinstance(output, LateObservation):
+                metrics.inc("topup_risk_late_observations_total",
+                            dimension=observation.dimension.value)
+                _audit_velocity(ctx, "LATE_OBSERVATION", observation, output.audit_inputs())
+            elif isinstance(output, PromoRefundFlagged):
+                _audit_velocity(ctx, "PROMO_REFUND_FLAGGED", observation, {
+                    "promo_id": output.promo_id,
+                    "refunded_redemptions": str(output.refunded_redemptions),
+                })
+
+    return Stage("velocity", (topics.RISK_OBSERVATIONS,), (VELOCITY,), decode, handle)
+
+
+def _audit_velocity(
+    ctx: Context, action: str, observation: Observation, inputs: dict[str, str]
+) -> None:
+    ctx.publish(topics.AUDIT, observation.order_id, {
+        "audit_id": derived_id("audit", action, observation.routing_key, observation.order_id,
+                               observation.kind.value),
+        "subject": observation.order_id,
+        "action": action,
+        "rule": f"velocity.{observation.dimension.value}",
+        "inputs": inputs,
+        "outcome": "NOT_COUNTED" if action == "LATE_OBSERVATION" else "FLAGGED",
+        "actor": None,
+        "at": observation.occurred_at,
+    })

@@ -1,0 +1,191 @@
+"""Risk end to end: decisions from velocity across partitions, and the credits they gate."""
+
+from __future__ import annotations
+
+from streams import topics
+from streams.admin import recreate_topics
+from tests.integration.flow import Flow, order_event, partition_of, payment_event
+from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.kafka_harness import decode_all, read_until, settings_from, wait_for_http
+
+MINUTE = 60_000
+RULES = """\
+version: "test-1"
+rules:
+  - id: device_farm
+    family: device
+    description: three accounts on one device in a day
+    points: 80
+    when: {signal: velocity.device.24h.distinct_accounts, op: ">=", value: 3}
+  - id: large_amount
+    family: amount
+    description: a large top-up
+    points: 50
+    when:
+      all:
+        - {signal: order.amount_minor, op: ">=", value: 100000}
+        - {signal: order.amount_minor, op: "<", value: 500000}
+  - id: very_large_amount
+    family: amount
+    description: a very large top-up
+    points: 70
+    when: {signal: order.amount_minor, op: ">=", value: 500000}
+  - id: shared_ip
+    family: network
+    description: two accounts on one ip within the hour
+    points: 20
+    when: {signal: velocity.ip.1h.distinct_accounts, op: ">=", value: 2}
+"""
+
+
+def _latest(records, topic: str, key: str) -> dict[str, dict]:
+    latest: dict[str, dict] = {}
+    for record in decode_all(records, topic):
+        latest[record[key]] = record
+    return latest
+
+
+def _statuses(records) -> dict[str, str]:
+    best: dict[str, tuple[int, str]] = {}
+    for status in decode_all(records, topics.ORDER_STATUS):
+        if status["version"] > best.get(status["order_id"], (0, ""))[0]:
+            best[status["order_id"]] = (status["version"], status["status"])
+    return {order_id: status for order_id, (_, status) in best.items()}
+
+
+def _risk_env(kafka_env, tmp_path) -> dict[str, str]:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    return {**kafka_env, "TOPUP_RISK_RULES": str(rules),
+            "TOPUP_HMAC_SECRETS": ",".join(HMAC_SECRETS)}
+
+
+def test_decisions_gate_credits_until_a_human_or_the_buyer_answers(kafka_env, workers, tmp_path):
+    env = _risk_env(kafka_env, tmp_path)
+    settings = settings_from(env)
+    worker = workers.start("risk", **env)
+    flow = Flow(settings)
+    orders = {
+        "o-allow": order_event("o-allow", at=NOW_MS, device_id="dev-home"),
+        "o-farm-1": order_event("o-farm-1", at=NOW_MS + MINUTE, device_id="dev-farm"),
+        "o-farm-2": order_event("o-farm-2", at=NOW_MS + 2 * MINUTE, device_id="dev-farm"),
+        "o-farm-3": order_event("o-farm-3", at=NOW_MS + 3 * MINUTE, device_id="dev-farm"),
+        "o-step-up": order_event("o-step-up", at=NOW_MS + 4 * MINUTE, amount_minor=200_000),
+        "o-review": order_event("o-review", at=NOW_MS + 5 * MINUTE, amount_minor=600_000),
+    }
+    for order in orders.values():
+        flow.order(order)
+    flow.flush()
+    decided = read_until(settings, [topics.RISK_DECISIONS, topics.AUDIT],
+                         lambda rs: len(_latest(rs, topics.RISK_DECISIONS, "order_id")) == 6,
+                         workers=[worker])
+    decisions = _latest(decided, topics.RISK_DECISIONS, "order_id")
+    assert {o: (d["decision"], d["reasons"]) for o, d in decisions.items()} == {
+        "o-allow": ("ALLOW", []),
+        "o-farm-1": ("ALLOW", []),
+        "o-farm-2": ("ALLOW", []),
+        "o-farm-3": ("BLOCK", ["device_farm"]),
+        "o-step-up": ("STEP_UP", ["large_amount"]),
+        "o-review": ("REVIEW", ["very_large_amount"]),
+    }
+    assert {d["rules_version"].split("+")[0] for d in decisions.values()} == {"test-1"}
+    audited = {a["subject"] for a in decode_all(decided, topics.AUDIT)
+               if a["action"].startswith("RISK_")}
+    assert audited == set(orders)
+
+    for order_id, order in orders.items():
+        flow.callback(payment_event(order_id, amount=order["amount_minor"],
+                                    at=order["occurred_at"] + 1_000))
+    flow.flush()
+    paid = read_until(
+        settings, [topics.ORDER_STATUS, topics.CREDITS, topics.ALERTS],
+        lambda rs: _statuses(rs).get("o-review") == "ON_HOLD"
+        and _statuses(rs).get("o-step-up") == "ON_HOLD"
+        and _statuses(rs).get("o-farm-3") == "ON_HOLD"
+        and _statuses(rs).get("o-allow") == "CREDITED",
+        workers=[worker],
+    )
+    credited = {c["order_id"] for c in decode_all(paid, topics.CREDITS)}
+    assert credited == {"o-allow", "o-farm-1", "o-farm-2"}
+    blocked_alerts = [a for a in decode_all(paid, topics.ALERTS)
+                      if a["kind"] == "PAID_WHILE_BLOCKED"]
+    assert [a["order_id"] for a in blocked_alerts] == ["o-farm-3"]
+
+    # The buyer completes the step-up; a reviewer approves the farm order, rejects the other.
+    later = NOW_MS + 10 * MINUTE
+    flow.order(order_event("o-step-up", "STEP_UP_COMPLETED", at=later))
+    flow.order(order_event("o-farm-3", "REVIEW_APPROVED", at=later, actor="analyst@test"))
+    flow.order(order_event("o-review", "REVIEW_REJECTED", at=later, actor="analyst@test"))
+    flow.flush()
+    final = read_until(
+        settings, [topics.ORDER_STATUS, topics.CREDITS],
+        lambda rs: _statuses(rs).get("o-step-up") == "CREDITED"
+        and _statuses(rs).get("o-farm-3") == "CREDITED"
+        and _statuses(rs).get("o-review") in ("FAILED", "CANCELED"),
+        workers=[worker],
+    )
+    credits = [c["order_id"] for c in decode_all(final, topics.CREDITS)]
+    assert sorted(credits) == sorted(["o-allow", "o-farm-1", "o-farm-2", "o-farm-3", "o-step-up"])
+
+
+def _shared_population() -> list[dict]:
+    """Users whose orders land on different partitions and share devices and ips."""
+    orders = []
+    at = NOW_MS
+    for round_ in range(3):
+        for user in range(4):
+            order_id = f"o-pop-{user}-{round_}"
+            at += 20_000
+            orders.append(order_event(
+                order_id, at=at, user_id=f"user-{user}", account_id=f"acct-{user}",
+                device_id=f"dev-{user % 2}", ip="198.51.100.7" if user < 3 else "203.0.113.9",
+            ))
+    return orders
+
+
+def _decide_one_by_one(settings, orders, workers_) -> dict[str, tuple]:
+    """Each order is produced once the previous one is decided, so every dimension sees
+    the attempts in event-time order whatever the partitioning."""
+    flow = Flow(settings)
+    decisions: dict[str, tuple] = {}
+    for order in orders:
+        flow.order(order)
+        flow.flush()
+        records = read_until(
+            settings, [topics.RISK_DECISIONS],
+            lambda rs, oid=order["order_id"]: oid in _latest(rs, topics.RISK_DECISIONS,
+                                                              "order_id"),
+            workers=workers_,
+        )
+        decision = _latest(records, topics.RISK_DECISIONS, "order_id")[order["order_id"]]
+        decisions[order["order_id"]] = (decision["decision"], decision["score"],
+                                        tuple(decision["reasons"]))
+    return decisions
+
+
+def test_four_partitions_and_two_workers_decide_as_one_partition_does(
+    kafka_env, workers, tmp_path
+):
+    orders = _shared_population()
+    assert len({partition_of(o["order_id"]) for o in orders}) == 4
+    for user in range(4):
+        mine = [o for o in orders if o["user_id"] == f"user-{user}"]
+        assert len({partition_of(o["order_id"]) for o in mine}) > 1
+
+    wide_env = _risk_env(kafka_env, tmp_path)
+    wide = [workers.start("wide-a", **wide_env), workers.start("wide-b", **wide_env)]
+    for worker in wide:
+        wait_for_http(worker)
+    spread = _decide_one_by_one(settings_from(wide_env), orders, wide)
+    for worker in wide:
+        worker.stop()
+
+    narrow_env = {**wide_env, "TOPUP_PARTITIONS": "1",
+                  "TOPUP_APP_ID": wide_env["TOPUP_APP_ID"] + "-narrow"}
+    recreate_topics(settings_from(narrow_env))
+    narrow = [workers.start("narrow", **narrow_env)]
+    single = _decide_one_by_one(settings_from(narrow_env), orders, narrow)
+
+    assert spread == single
+    # Not vacuous: shared devices and ips made some decisions other than a plain ALLOW.
+    assert any(reasons for _, _, reasons in single.values())
