@@ -134,6 +134,11 @@ class RiskDecision(StrEnum):
     BLOCK = "BLOCK"
 
 
+# The contract's RiskDecision has no field for a withheld promotion bonus; the risk stage
+# says so with this reason, which no rule may take as its id.
+BONUS_WITHHELD_REASON = "promo_bonus_withheld"
+
+
 @dataclass(frozen=True, slots=True)
 class RiskVerdict:
     """The risk stage's decision for one order (a `topup.risk-decisions` record)."""
@@ -144,6 +149,10 @@ class RiskVerdict:
     reasons: tuple[str, ...]
     decided_at: int
     rules_version: str | None = None
+
+    @property
+    def bonus_withheld(self) -> bool:
+        return BONUS_WITHHELD_REASON in self.reasons
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> RiskVerdict:

@@ -773,7 +773,9 @@ def _credit(state: OrderState, fx: _Effects) -> OrderState:
         facts.amount_minor,
         facts.currency,
     )
-    bonus = facts.promo_bonus_minor if paid_as_ordered else 0
+    # A repeat purchase-then-refund abuser keeps the top-up but not the promotion.
+    withheld = state.risk is not None and state.risk.bonus_withheld
+    bonus = facts.promo_bonus_minor if paid_as_ordered and not withheld else 0
     reason = LedgerReason.PAYMENT_CONFIRMED
     if state.review_approved:
         reason = LedgerReason.REVIEW_APPROVED
@@ -796,6 +798,7 @@ def _credit(state: OrderState, fx: _Effects) -> OrderState:
     inputs = {
         "external_txn_id": payment.external_txn_id,
         "bonus_minor": str(bonus),
+        "bonus_withheld": str(withheld).lower(),
         "currency": payment.currency,
         "reason": reason.value,
     }

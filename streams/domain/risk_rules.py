@@ -39,7 +39,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from streams.domain.order_inputs import RiskDecision
+from streams.domain.order_inputs import BONUS_WITHHELD_REASON, RiskDecision
 from streams.domain.signals import SIGNALS, SignalValue
 
 FAMILIES = frozenset(
@@ -158,7 +158,7 @@ class RiskAssessment:
             "account_id": account_id,
             "decision": self.decision.value,
             "score": self.score,
-            "reasons": list(self.reasons),
+            "reasons": [*self.reasons, *([BONUS_WITHHELD_REASON] if self.bonus_withheld else [])],
             "rules_version": self.rules_version,
             "decided_at": decided_at,
         }
@@ -314,6 +314,8 @@ class _Parser:
         rule_id = self.scalar(entries["id"], "id", (str,))
         if not _RULE_ID.fullmatch(rule_id):
             self.fail(entries["id"], f"rule id {rule_id!r} must be lower_snake_case, at most 64")
+        if rule_id == BONUS_WITHHELD_REASON:
+            self.fail(entries["id"], f"rule id {rule_id!r} is reserved for the promotion verdict")
         family = self.scalar(entries["family"], f"{rule_id}.family", (str,))
         if family not in FAMILIES:
             self.fail(entries["family"], f"unknown family {family!r} (one of {sorted(FAMILIES)})")

@@ -1115,3 +1115,13 @@ def test_freeze_ignores_attributes_an_order_does_not_have_yet() -> None:
 def test_freeze_commands_with_unknown_action_or_scope_are_rejected(action: str, scope: str) -> None:
     with pytest.raises(ValueError):
         freeze.apply_command({}, _command(action, scope))
+
+
+def test_a_verdict_that_withholds_the_bonus_credits_the_payment_without_it() -> None:
+    withheld = RiskVerdict(ORDER_ID, RiskDecision.ALLOW, 10, ("promo_bonus_withheld",), T0,
+                           "rules-1")
+    run = run_of(created(), withheld, paid(), require_risk_verdict=True)
+    [credit] = ledger(run.log)
+    assert (credit.amount_minor, credit.bonus_minor) == (AMOUNT, 0)
+    kept = run_of(created(), verdict("ALLOW"), paid(), require_risk_verdict=True)
+    assert [c.bonus_minor for c in ledger(kept.log)] == [BONUS]

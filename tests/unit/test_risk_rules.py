@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streams.domain.fanin import Ready, RiskOrder
-from streams.domain.order_inputs import OrderEvent, RiskDecision
+from streams.domain.order_inputs import OrderEvent, RiskDecision, RiskVerdict
 from streams.domain.risk_rules import (
     FAMILIES,
     Compare,
@@ -457,6 +457,7 @@ def test_the_valid_example_loads(tmp_path: Path) -> None:
         ("      all:\n", "      every:\n", 11, "unknown key 'every'"),
         ('version: "t1"\n', "", 1, "missing version"),
         ("  block: 75\n", "  block: 75\n  block: 76\n", 6, "'block' twice"),
+        ("id: card_testing", "id: promo_bonus_withheld", 7, "reserved"),
     ],
 )
 def test_malformed_files_name_the_line_and_the_problem(
@@ -566,3 +567,11 @@ def test_assessment_becomes_the_contract_record() -> None:
         "rules_version": "v+1234abcd",
         "decided_at": BASE,
     }
+
+
+def test_a_withheld_bonus_travels_as_a_reserved_reason_on_the_decision() -> None:
+    assessment = RiskAssessment(RiskDecision.ALLOW, 0, ("device_shared_24h",), "v1",
+                                bonus_withheld=True)
+    record = assessment.to_record("o-1", "acct-1", 5)
+    assert record["reasons"] == ["device_shared_24h", "promo_bonus_withheld"]
+    assert RiskVerdict.from_record(record).bonus_withheld
