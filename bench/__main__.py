@@ -18,6 +18,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench.ceiling import run_ceiling
+from bench.profile import profile_topology
 from bench.topology import run_topology
 from bench.workload import produce_workload
 from streams.admin import recreate_topics
@@ -37,7 +38,7 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def run(orders: int, reps: int, out_dir: Path, bootstrap: str) -> dict:
+def run(orders: int, reps: int, out_dir: Path, bootstrap: str, profile: bool = False) -> dict:
     settings = load_settings({"KAFKA_BOOTSTRAP_SERVERS": bootstrap})
     ceiling_eps, ours_eps = [], []
     for _ in range(reps):
@@ -57,6 +58,10 @@ def run(orders: int, reps: int, out_dir: Path, bootstrap: str) -> dict:
         "topology_events_per_s": _spread(ours_eps),
         "topology_over_ceiling": _spread(ratios),
     }
+    if profile:
+        recreate_topics(settings)
+        produce_workload(settings, orders)
+        results["profile"] = profile_topology(bootstrap, orders)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "RESULTS.md").write_text(_markdown(results))
@@ -84,7 +89,21 @@ def _markdown(results: dict) -> str:
         row("TopUp Guard full topology to every order credited (events/s)",
             "topology_events_per_s", ".0f"),
         row("ours / ceiling", "topology_over_ceiling", ".3f"), "",
+        *_profile_section(results.get("profile")),
     ])
+
+
+def _profile_section(profile: dict | None) -> list[str]:
+    if not profile:
+        return []
+    lines = ["## Where the time goes", "",
+             "py-spy samples (200/s) of one more run of the same workload, as shares of all "
+             "samples. Self time by function:", "", "| share | function |", "|---|---|"]
+    lines += [f"| {share:.1%} | `{frame}` |" for frame, share in profile["self"]]
+    lines += ["", "Inclusive time of our own functions:", "", "| share | function |",
+              "|---|---|"]
+    lines += [f"| {share:.1%} | `{frame}` |" for frame, share in profile["inclusive_ours"]]
+    return [*lines, ""]
 
 
 def main() -> None:
@@ -93,8 +112,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "bench")
     parser.add_argument("--kafka-port", type=int, default=19192)
+    parser.add_argument("--profile", action="store_true",
+                        help="one more run under py-spy; where the time goes goes in RESULTS.md")
     args = parser.parse_args()
-    results = run(args.orders, args.reps, args.out, _broker(args.kafka_port))
+    results = run(args.orders, args.reps, args.out, _broker(args.kafka_port), args.profile)
     print(_markdown(results))
 
 

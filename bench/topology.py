@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -36,17 +37,22 @@ def _counters(port: int) -> dict[tuple[str, str], float]:
     return samples
 
 
-def run_topology(bootstrap: str, orders: int, timeout_s: float = 1800) -> float:
-    """Seconds from the first consumed record until `orders` credits were published."""
+def run_topology(
+    bootstrap: str, orders: int, timeout_s: float = 1800, wrap: list[str] | None = None
+) -> float:
+    """Seconds from the first consumed record until `orders` credits were published.
+    `wrap` prefixes the worker's command line (a profiler)."""
     port = _free_port()
     state = Path(tempfile.mkdtemp(prefix="bench-state-"))
     env = dict(
         os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, TOPUP_APP_ID=f"bench-{uuid.uuid4().hex[:8]}",
         TOPUP_STATE_DIR=str(state), TOPUP_WEB_PORT=str(port), TOPUP_HMAC_SECRETS=SECRET,
+        TOPUP_RISK_RULES=str(Path(__file__).with_name("rules-that-never-fire.yaml")),
     )
     log = (state / "worker.log").open("wb")
-    worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--loglevel",
-                               "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    command = [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"]
+    worker = subprocess.Popen([*(wrap or []), *command], env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
     started = None
     deadline = time.monotonic() + timeout_s
     try:
@@ -70,7 +76,8 @@ def run_topology(bootstrap: str, orders: int, timeout_s: float = 1800) -> float:
             time.sleep(0.1)
         raise RuntimeError(f"not every order credited in {timeout_s}s; see {state}")
     finally:
-        worker.terminate()
+        # SIGINT: a wrapping profiler then writes its samples before it exits.
+        worker.send_signal(signal.SIGINT)
         try:
             worker.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -91,7 +91,6 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stag
             if item.type is not OrderEventType.CREATED:
                 return
             order = RiskOrder.from_event(item)
-            clock.advance(order.occurred_at)
             state = _fan_in(table, order.order_id)
             if state is None or state.order is None:
                 _send_observations(ctx, fan_out(order, ObservationKind.ATTEMPT,
@@ -107,10 +106,14 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stag
         elif isinstance(item, DimensionCounts):
             state, ready = add_answer(_fan_in(table, item.order_id), item)
             table[item.order_id] = state.to_dict()
+            if state.order is not None:
+                # The clock runs on answers: a fan-in times out once answers for orders
+                # after its deadline are back and its own are not. Run on orders, a backlog
+                # would time out every fan-in before its answers could return.
+                clock.advance(state.order.occurred_at)
             if state.completed:
                 clock.wake(item.order_id, None)
         else:
-            clock.advance(item.occurred_at)
             _payment_outcome(ctx, table, item, headers)
         if ready is not None:
             _decide(ctx, ready, rules, metrics)

@@ -126,6 +126,11 @@ def test_a_day_of_traffic_gives_one_break_per_injected_fault(kafka_env, workers)
     order_phase, payments, refund_requests, refunds, late = _phases(orders)
 
     out = Producer(settings)
+    paid = {o.order_id for o in orders if o.label not in ("unpaid", "dropped_callback")}
+
+    def all_credited(rs: list) -> bool:
+        return {c["order_id"] for c in decode_all(rs, topics.CREDITS)} >= paid
+
     for phase in (order_phase, payments, refund_requests, refunds):
         for when, item in phase:
             if isinstance(item, OrderEvent):
@@ -133,6 +138,11 @@ def test_a_day_of_traffic_gives_one_break_per_injected_fault(kafka_env, workers)
             else:
                 out.payment(item, when)
         out.processed([worker])
+        if phase is payments:
+            # A credit waits for the order's risk decision, which takes its own path: the
+            # refunds are requested once every payment is credited, as in event time.
+            assert all_credited(read_until(settings, [topics.CREDITS], all_credited,
+                                           timeout_s=180, workers=[worker]))
     for _, records in settlement_files(lines, wrong_totals):
         for record in records:
             out.settlement(record)

@@ -73,9 +73,16 @@ def test_decisions_gate_credits_until_a_human_or_the_buyer_answers(kafka_env, wo
         "o-step-up": order_event("o-step-up", at=NOW_MS + 4 * MINUTE, amount_minor=200_000),
         "o-review": order_event("o-review", at=NOW_MS + 5 * MINUTE, amount_minor=600_000),
     }
-    for order in orders.values():
+    # The farm's orders arrive minutes apart, as a ring's do: each after the previous one
+    # is decided, so the device sees them in their order (velocity answers on arrival).
+    for order_id, order in orders.items():
         flow.order(order)
-    flow.flush()
+        flow.flush()
+        if order_id.startswith("o-farm"):
+            read_until(settings, [topics.RISK_DECISIONS],
+                       lambda rs, oid=order_id: oid in _latest(rs, topics.RISK_DECISIONS,
+                                                               "order_id"),
+                       workers=[worker])
     decided = read_until(settings, [topics.RISK_DECISIONS, topics.AUDIT],
                          lambda rs: len(_latest(rs, topics.RISK_DECISIONS, "order_id")) == 6,
                          workers=[worker])
