@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 from bench.topology import run_topology
 
-OURS = "/streams/"
+OURS = "streams/"
 
 
 def _frames(line: str) -> tuple[list[str], int]:
@@ -36,7 +37,8 @@ def summarize(raw: str, top: int = 12) -> dict[str, list[tuple[str, float]]]:
 
 
 def profile_topology(bootstrap: str, orders: int) -> dict[str, list[tuple[str, float]]]:
-    py_spy = shutil.which("py-spy")
+    beside = Path(sys.executable).with_name("py-spy")
+    py_spy = str(beside) if beside.exists() else shutil.which("py-spy")
     if py_spy is None:
         raise RuntimeError("py-spy is not installed: pip install -e '.[bench]'")
     out = Path(tempfile.mkdtemp(prefix="bench-profile-")) / "samples.txt"

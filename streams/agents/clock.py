@@ -16,15 +16,18 @@ from typing import Any
 class PartitionClock:
     watermark: int = 0
     wakes: dict[str, int] = field(default_factory=dict)
+    # No wake is earlier than this: most records then pass without a scan of `wakes`.
+    next_due: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> PartitionClock:
         if not data:
             return cls()
-        return cls(watermark=data["watermark"], wakes=dict(data["wakes"]))
+        return cls(watermark=data["watermark"], wakes=dict(data["wakes"]),
+                   next_due=data.get("next_due"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"watermark": self.watermark, "wakes": self.wakes}
+        return {"watermark": self.watermark, "wakes": self.wakes, "next_due": self.next_due}
 
     def advance(self, event_time: int) -> None:
         self.watermark = max(self.watermark, event_time)
@@ -32,11 +35,16 @@ class PartitionClock:
     def wake(self, key: str, at: int | None) -> None:
         if at is None:
             self.wakes.pop(key, None)
-        else:
-            self.wakes[key] = at
+            return
+        self.wakes[key] = at
+        if self.next_due is None or at < self.next_due:
+            self.next_due = at
 
     def due(self) -> list[str]:
         """Keys whose wake-up time event time has reached, in a replayable order."""
+        if self.next_due is None or self.next_due > self.watermark:
+            return []
+        self.next_due = min(self.wakes.values(), default=None)
         return sorted(key for key, at in self.wakes.items() if at <= self.watermark)
 
 
