@@ -1,4 +1,4 @@
-"""topup-guard: worker | topics | demo."""
+"""topup-guard: worker | topics | recon report | demo."""
 
 from __future__ import annotations
 
