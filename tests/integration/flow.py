@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
 from streams import topics
 from streams.codecs import default_catalog
 from streams.config import Settings
 from streams.domain.payments import PaymentEvent, PaymentKind
 from streams.kafka_clients import producer
+from streams.partitioning import partition_for
 from streams.providers.testing import make_hmac_delivery
 from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
 
@@ -19,7 +18,7 @@ MERCHANT = "merchant-hmac"
 
 def partition_of(key: str, partitions: int = 4) -> int:
     """The partition the Java/aiokafka partitioner (and ours) gives a key."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return partition_for(key.encode(), partitions)
 
 
 def order_event(order_id: str, type_: str = "CREATED", at: int = NOW_MS, **fields: Any) -> dict:
