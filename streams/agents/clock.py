@@ -8,8 +8,18 @@ to be woken at. Replaying the partition replays the same wake-ups.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from streams.domain.order_inputs import Tick
+
+if TYPE_CHECKING:
+    from streams.runtime.context import Table
+
+# Runs one input (or a Tick) against a key's state at event time `now`; returns when the
+# key wants to be woken next, or None.
+Step = Callable[[str, Any, int], "int | None"]
 
 
 @dataclass
@@ -51,3 +61,16 @@ class PartitionClock:
 def clock_key(partition: int) -> str:
     # Keys of the domain never start with '~', so the clock cannot collide with one.
     return f"~clock-p{partition}"
+
+
+def step_in_event_time(
+    table: Table, partition: int, key: str, event: Any, at: int, run: Step
+) -> None:
+    """Run `event` for `key` at its event time `at`, then every key event time has woken."""
+    clock_id = clock_key(partition)
+    clock = PartitionClock.from_dict(table.get(clock_id))
+    clock.advance(at)
+    clock.wake(key, run(key, event, at))
+    for due in clock.due():
+        clock.wake(due, run(due, Tick(clock.watermark), clock.watermark))
+    table[clock_id] = clock.to_dict()

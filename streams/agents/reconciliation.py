@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams import topics
-from streams.agents.clock import PartitionClock, clock_key
+from streams.agents.clock import PartitionClock, clock_key, step_in_event_time
 from streams.agents.outputs import publish_outputs
 from streams.codecs import DecodeError
 from streams.domain.order_inputs import Tick
@@ -178,21 +178,16 @@ def rates_stage(thresholds: RateThresholds | None = None) -> Stage:
 
     def handle(ctx: Context, outcome: ReconOutcome) -> None:
         table = ctx.table(RATES.name)
-        key = clock_key(ctx.record.partition)
-        clock = PartitionClock.from_dict(table.get(key))
-        clock.advance(outcome.decided_at)
 
-        def run(provider: str, event: ReconOutcome | Tick, now: int) -> None:
+        def run(provider: str, event: ReconOutcome | Tick, now: int) -> int | None:
             stored = table.get(provider)
             state = RateState.from_dict(stored) if stored else None
             state, alerts = rate_step(state, event, RateContext(now_ms=now, thresholds=limits))
             table[provider] = state.to_dict()
-            clock.wake(provider, state.wake_at(limits))
             publish_outputs(ctx, alerts)
+            return state.wake_at(limits)
 
-        run(outcome.provider, outcome, outcome.decided_at)
-        for provider in clock.due():
-            run(provider, Tick(clock.watermark), clock.watermark)
-        table[key] = clock.to_dict()
+        step_in_event_time(table, ctx.record.partition, outcome.provider, outcome,
+                           outcome.decided_at, run)
 
     return Stage("recon-rates", (topics.RECON_OUTCOMES,), (RATES,), decode, handle)

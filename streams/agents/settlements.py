@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from streams import topics
-from streams.agents.clock import PartitionClock, clock_key
+from streams.agents.clock import step_in_event_time
 from streams.agents.decoding import avro_decoder
 from streams.agents.outputs import publish_outputs
 from streams.agents.reconciliation import recon_input
@@ -74,25 +74,19 @@ def batches_stage() -> Stage:
 
     def handle(ctx: Context, item: dict[str, Any]) -> None:
         table = ctx.table(BATCHES.name)
-        key = clock_key(ctx.record.partition)
-        clock = PartitionClock.from_dict(table.get(key))
-        clock.advance(item["at"])
         correlation = ctx.record.correlation_id
 
-        def run(batch_id: str, event: SettlementLine | BatchClosed | Tick, now: int) -> None:
+        def run(batch_id: str, event: SettlementLine | BatchClosed | Tick, now: int) -> int | None:
             stored = table.get(batch_id)
             state = BatchState.from_dict(stored) if stored else None
             state, alerts = batch_step(
                 state, event, BatchContext(now_ms=now, correlation_id=correlation)
             )
             table[batch_id] = state.to_dict()
-            clock.wake(batch_id, state.wake_at())
             publish_outputs(ctx, alerts)
+            return state.wake_at()
 
         parsed = item["parsed"]
-        run(parsed.batch_id, parsed, item["at"])
-        for batch_id in clock.due():
-            run(batch_id, Tick(clock.watermark), clock.watermark)
-        table[key] = clock.to_dict()
+        step_in_event_time(table, ctx.record.partition, parsed.batch_id, parsed, item["at"], run)
 
     return Stage("batches", (topics.SETTLEMENT_BATCHES,), (BATCHES,), decode, handle)
