@@ -46,6 +46,12 @@ class Settings:
     risk_rules: Path | None = None
     # On: a confirmed payment waits in PAYMENT_CONFIRMED for the risk decision.
     require_risk_verdict: bool = True
+    # MISMATCH_RATE_HIGH: an hour's break rate over this (with enough decisions) warns,
+    # and pages when intake lagged or failed verification past its limits that hour.
+    recon_mismatch_threshold_bp: int = 100
+    recon_min_decisions: int = 20
+    recon_page_intake_lag_s: int = 300
+    recon_page_verification_failure_bp: int = 500
 
 
 def _positive_int(name: str, raw: str) -> int:
@@ -122,6 +128,11 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_WECHATPAY_APIV3_KEY": ("wechatpay_apiv3_key", _apiv3_key),
     "TOPUP_RISK_RULES": ("risk_rules", lambda n, raw: Path(_non_empty(n, raw))),
     "TOPUP_REQUIRE_RISK_VERDICT": ("require_risk_verdict", _flag),
+    "TOPUP_RECON_MISMATCH_THRESHOLD_BP": ("recon_mismatch_threshold_bp", _positive_int),
+    "TOPUP_RECON_MIN_DECISIONS": ("recon_min_decisions", _positive_int),
+    "TOPUP_RECON_PAGE_INTAKE_LAG_S": ("recon_page_intake_lag_s", _positive_int),
+    "TOPUP_RECON_PAGE_VERIFICATION_FAILURE_BP": (
+        "recon_page_verification_failure_bp", _positive_int),
 }
 _TOLERANCE_PREFIX = "TOPUP_SIGNATURE_TOLERANCE_S"
 

@@ -33,7 +33,8 @@ SETTLEMENT_BATCHES = "topup.internal.settlement-batches"
 # dimension's counts keyed back by order_id.
 RISK_OBSERVATIONS = "topup.internal.risk-observations"
 RISK_ANSWERS = "topup.internal.risk-answers"
-# Internal: every reconciliation decision keyed by provider, for the mismatch rate.
+# Internal: every reconciliation decision, and intake's health per minute, keyed by
+# provider, for the mismatch rate.
 RECON_OUTCOMES = "topup.internal.recon-outcomes"
 
 

@@ -22,6 +22,7 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
         risk,
         settlements,
     )
+    from streams.domain.recon_thresholds import RateThresholds
     from streams.domain.risk_rules import load_rules
 
     rules = load_rules(settings.risk_rules or DEFAULT_RISK_RULES)
@@ -33,7 +34,12 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
         settlements.intake_stage(settings, catalog),
         settlements.batches_stage(),
         reconciliation.recon_stage(),
-        reconciliation.rates_stage(),
+        reconciliation.rates_stage(RateThresholds(
+            threshold_bp=settings.recon_mismatch_threshold_bp,
+            min_decisions=settings.recon_min_decisions,
+            page_intake_lag_seconds=settings.recon_page_intake_lag_s,
+            page_verification_failure_bp=settings.recon_page_verification_failure_bp,
+        )),
         risk.risk_stage(catalog, rules, metrics),
         risk.velocity_stage(metrics),
     ]

@@ -2,7 +2,9 @@
 
 Verification comes first, then deduplication by (provider, provider event id); only a
 first sighting is re-keyed by order_id onto topup.internal.payments, the repartition that
-lets the order agent join payments with orders on one partition.
+lets the order agent join payments with orders on one partition. Every delivery of a known
+provider also counts in that provider's minute of intake health, which the mismatch-rate
+stage reads to decide whether a high break rate pages.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Any
 
 from streams import topics
 from streams.agents.decoding import avro_decoder
+from streams.agents.reconciliation import rate_input
 from streams.codecs import SchemaCatalog
 from streams.config import Settings
 from streams.domain.ids import derived_id
+from streams.domain.intake_health import IntakeTally, count_delivery
 from streams.metrics import Metrics
 from streams.providers import Rejection, RejectionKind, adapter_for, build_adapters
 from streams.runtime.context import Context, Send, correlation_headers
@@ -26,6 +30,7 @@ from streams.runtime.store import StoreSpec
 log = logging.getLogger(__name__)
 
 DAY_S = 24 * 60 * 60
+SEEN_STORE = "webhook-dedup"
 # Rejections that may be an attack rather than a broken sender: operators must see them.
 ALERTED = {RejectionKind.SIGNATURE_INVALID, RejectionKind.STALE_SIGNATURE}
 
@@ -33,6 +38,11 @@ ALERTED = {RejectionKind.SIGNATURE_INVALID, RejectionKind.STALE_SIGNATURE}
 def dedup_key(provider: str, event_id: str) -> str:
     # Provider names never contain ':', so the key splits unambiguously at the first one.
     return f"{provider}:{event_id}"
+
+
+def health_key(provider: str) -> str:
+    # Dedup keys start with a provider name, never with '~'.
+    return f"~health|{provider}"
 
 
 def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage:
@@ -48,7 +58,7 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
     # only reclaim space, a day after an entry can no longer change a decision.
     physical_retention_s = (settings.dedup_retention_days + 1) * DAY_S
     seen = StoreSpec(
-        "webhook-dedup",
+        SEEN_STORE,
         ttl_s=physical_retention_s,
         changelog_config={
             "cleanup.policy": "compact,delete",
@@ -72,9 +82,12 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
             metrics.inc("topup_webhooks_rejected_total", provider=provider,
                         reason=rejection.kind.value)
             ctx.dead_letter(rejection.kind.value, rejection.message)
+            if rejection.kind is not RejectionKind.UNKNOWN_PROVIDER:
+                _count_health(ctx, provider, received_at, rejection.kind in ALERTED)
             if rejection.kind in ALERTED:
                 _alert(ctx, delivery, rejection)
             return
+        _count_health(ctx, provider, received_at, verification_failed=False)
         if payment is None:
             metrics.inc("topup_webhooks_ignored_total", provider=provider)
             return
@@ -96,6 +109,23 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
 
     return Stage("intake", (topics.WEBHOOKS,), (seen,),
                  avro_decoder(catalog, "WebhookDelivery"), handle)
+
+
+def _count_health(
+    ctx: Context, provider: str, received_at: int, verification_failed: bool
+) -> None:
+    # How long the delivery sat in topup.webhooks: the edge stamped it when it wrote it.
+    waited_s = time.time() - ctx.record.timestamp_ms / 1000
+    table = ctx.table(SEEN_STORE)
+    stored = table.get(health_key(provider))
+    tally, finished = count_delivery(
+        IntakeTally.from_dict(stored) if stored else None,
+        provider, received_at, verification_failed, waited_s,
+    )
+    table[health_key(provider)] = tally.to_dict()
+    if finished is not None:
+        ctx.send(Send(topics.RECON_OUTCOMES, provider.encode(),
+                      rate_input("intake", finished.to_dict())))
 
 
 def _alert(ctx: Context, delivery: dict[str, Any], rejection: Rejection) -> None:

@@ -20,6 +20,7 @@ from streams import topics
 from streams.agents.clock import PartitionClock, clock_key, step_in_event_time
 from streams.agents.outputs import publish_outputs
 from streams.codecs import DecodeError
+from streams.domain.intake_health import IntakeHealth
 from streams.domain.order_inputs import Tick
 from streams.domain.recon_inputs import (
     LedgerEntry,
@@ -31,7 +32,7 @@ from streams.domain.recon_inputs import (
 )
 from streams.domain.recon_outputs import ReconOutcome, SettlementProof
 from streams.domain.recon_state import ReconState
-from streams.domain.recon_thresholds import RateContext, RateState, RateThresholds
+from streams.domain.recon_thresholds import RateContext, RateInput, RateState, RateThresholds
 from streams.domain.recon_thresholds import step as rate_step
 from streams.domain.reconciliation import ReconOutput
 from streams.domain.reconciliation import step as recon_step
@@ -54,6 +55,14 @@ PARSERS = {
 def recon_input(kind: str, at: int, data: dict[str, Any]) -> bytes:
     """The internal envelope on topup.internal.recon-inputs: what, and its event time."""
     return json.dumps({"kind": kind, "at": at, "data": data}, separators=(",", ":")).encode()
+
+
+RATE_PARSERS = {"outcome": ReconOutcome.from_dict, "intake": IntakeHealth.from_dict}
+
+
+def rate_input(kind: str, data: dict[str, Any]) -> bytes:
+    """The envelope on topup.internal.recon-outcomes: a decision, or an intake reading."""
+    return json.dumps({"kind": kind, "data": data}, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -161,7 +170,7 @@ def _route(ctx: Context, outputs: Iterable[ReconOutput], now: int) -> None:
                           correlation_headers(output.correlation_id)))
         elif isinstance(output, ReconOutcome):
             ctx.send(Send(topics.RECON_OUTCOMES, output.key.encode(),
-                          json.dumps(output.to_dict(), separators=(",", ":")).encode()))
+                          rate_input("outcome", output.to_dict())))
         else:
             published.append(output)
     publish_outputs(ctx, published)
@@ -170,16 +179,17 @@ def _route(ctx: Context, outputs: Iterable[ReconOutput], now: int) -> None:
 def rates_stage(thresholds: RateThresholds | None = None) -> Stage:
     limits = thresholds or RateThresholds()
 
-    def decode(record: Record) -> ReconOutcome:
+    def decode(record: Record) -> RateInput:
         try:
-            return ReconOutcome.from_dict(json.loads(record.value or b""))
+            envelope = json.loads(record.value or b"")
+            return RATE_PARSERS[envelope["kind"]](envelope["data"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise DecodeError("BAD_PAYLOAD", f"reconciliation outcome refused: {exc}") from None
+            raise DecodeError("BAD_PAYLOAD", f"mismatch-rate input refused: {exc}") from None
 
-    def handle(ctx: Context, outcome: ReconOutcome) -> None:
+    def handle(ctx: Context, event: RateInput) -> None:
         table = ctx.table(RATES.name)
 
-        def run(provider: str, event: ReconOutcome | Tick, now: int) -> int | None:
+        def run(provider: str, event: RateInput | Tick, now: int) -> int | None:
             stored = table.get(provider)
             state = RateState.from_dict(stored) if stored else None
             state, alerts = rate_step(state, event, RateContext(now_ms=now, thresholds=limits))
@@ -187,7 +197,7 @@ def rates_stage(thresholds: RateThresholds | None = None) -> Stage:
             publish_outputs(ctx, alerts)
             return state.wake_at(limits)
 
-        step_in_event_time(table, ctx.record.partition, outcome.provider, outcome,
-                           outcome.decided_at, run)
+        at = event.decided_at if isinstance(event, ReconOutcome) else event.observed_at
+        step_in_event_time(table, ctx.record.partition, event.provider, event, at, run)
 
     return Stage("recon-rates", (topics.RECON_OUTCOMES,), (RATES,), decode, handle)

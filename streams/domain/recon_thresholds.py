@@ -20,13 +20,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from streams.domain.ids import derived_id
+from streams.domain.intake_health import BASIS_POINTS, IntakeHealth
 from streams.domain.order_inputs import Tick
 from streams.domain.order_outputs import AlertOut, Severity
 from streams.domain.recon_inputs import MINUTE_MS
 from streams.domain.recon_outputs import ReconAlertKind, ReconOutcome
 
 HOUR_MS = 60 * MINUTE_MS
-BASIS_POINTS = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,32 +36,19 @@ class RateThresholds:
     min_decisions: int = 20
     page_intake_lag_seconds: float = 300.0
     page_verification_failure_bp: int = 500
+    # A minute's failure rate counts only over this many deliveries (1 forged in 2 is 50 %).
+    min_intake_deliveries: int = 20
     # How long after an hour ends its late decisions may still arrive.
     grace_ms: int = 15 * MINUTE_MS
 
     def __post_init__(self) -> None:
-        for name in ("threshold_bp", "min_decisions", "page_verification_failure_bp", "grace_ms"):
+        for name in ("threshold_bp", "min_decisions", "page_verification_failure_bp",
+                     "min_intake_deliveries", "grace_ms"):
             value = getattr(self, name)
             if type(value) is not int or value < 0:
                 raise ValueError(f"{name} must be a non-negative int")
         if self.page_intake_lag_seconds < 0:
             raise ValueError("page_intake_lag_seconds must be non-negative")
-
-
-@dataclass(frozen=True, slots=True)
-class IntakeHealth:
-    """The webhook intake's health for one provider, as the agent measured it at
-    `observed_at` (event time): how far behind it is and what share of deliveries failed
-    signature verification, in basis points."""
-
-    provider: str
-    observed_at: int
-    intake_lag_seconds: float
-    verification_failure_bp: int
-
-    def __post_init__(self) -> None:
-        if self.intake_lag_seconds < 0 or not 0 <= self.verification_failure_bp <= BASIS_POINTS:
-            raise ValueError("intake lag must be >= 0 and the failure rate within 0..10000 bp")
 
 
 def hour_of(at_ms: int) -> int:
@@ -73,13 +60,36 @@ class HourBucket:
     hour_start: int
     breaks: int = 0
     decisions: int = 0
-    # The worst intake figures seen during the hour.
+    # The longest wait any intake partition reported during the hour.
     intake_lag_seconds: float = 0.0
-    verification_failure_bp: int = 0
+    # Intake's (minute, deliveries, verification failures), summed over partitions.
+    intake_minutes: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def rate_bp(self) -> int:
         return self.breaks * BASIS_POINTS // self.decisions if self.decisions else 0
+
+    def verification_failure_bp(self, min_deliveries: int) -> int:
+        """The worst minute's share of deliveries that failed verification: an attack
+        or a broken key rotation shows in minutes, and an hour's average would hide it."""
+        return max(
+            (failures * BASIS_POINTS // deliveries
+             for _, deliveries, failures in self.intake_minutes
+             if deliveries >= max(min_deliveries, 1)),
+            default=0,
+        )
+
+    def with_reading(self, reading: IntakeHealth) -> HourBucket:
+        minutes = {minute: (deliveries, failures)
+                   for minute, deliveries, failures in self.intake_minutes}
+        deliveries, failures = minutes.get(reading.observed_at, (0, 0))
+        minutes[reading.observed_at] = (deliveries + reading.deliveries,
+                                        failures + reading.verification_failures)
+        return replace(
+            self,
+            intake_lag_seconds=max(self.intake_lag_seconds, reading.intake_lag_seconds),
+            intake_minutes=tuple(sorted((m, d, f) for m, (d, f) in minutes.items())),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,12 +97,18 @@ class HourBucket:
             "breaks": self.breaks,
             "decisions": self.decisions,
             "intake_lag_seconds": self.intake_lag_seconds,
-            "verification_failure_bp": self.verification_failure_bp,
+            "intake_minutes": [list(minute) for minute in self.intake_minutes],
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HourBucket:
-        return cls(**data)
+        return cls(
+            hour_start=data["hour_start"],
+            breaks=data["breaks"],
+            decisions=data["decisions"],
+            intake_lag_seconds=data["intake_lag_seconds"],
+            intake_minutes=tuple((m, d, f) for m, d, f in data.get("intake_minutes", ())),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,13 +160,7 @@ def _update_hour(state: RateState, event: RateInput) -> RateState:
             bucket, breaks=bucket.breaks + event.is_break, decisions=bucket.decisions + 1
         )
     else:
-        bucket = replace(
-            bucket,
-            intake_lag_seconds=max(bucket.intake_lag_seconds, event.intake_lag_seconds),
-            verification_failure_bp=max(
-                bucket.verification_failure_bp, event.verification_failure_bp
-            ),
-        )
+        bucket = bucket.with_reading(event)
     others = [b for b in state.buckets if b.hour_start != hour]
     buckets = sorted((*others, bucket), key=lambda b: b.hour_start)
     return replace(state, buckets=tuple(buckets))
@@ -160,7 +170,8 @@ def _intake_trouble(bucket: HourBucket, thresholds: RateThresholds) -> list[str]
     trouble = []
     if bucket.intake_lag_seconds >= thresholds.page_intake_lag_seconds:
         trouble.append("intake_lag")
-    if bucket.verification_failure_bp >= thresholds.page_verification_failure_bp:
+    failure_bp = bucket.verification_failure_bp(thresholds.min_intake_deliveries)
+    if failure_bp >= thresholds.page_verification_failure_bp:
         trouble.append("verification_failures")
     return trouble
 
@@ -180,7 +191,9 @@ def _judge_hour(
         "rate_bp": str(bucket.rate_bp),
         "threshold_bp": str(thresholds.threshold_bp),
         "intake_lag_seconds": str(bucket.intake_lag_seconds),
-        "verification_failure_bp": str(bucket.verification_failure_bp),
+        "verification_failure_bp": str(
+            bucket.verification_failure_bp(thresholds.min_intake_deliveries)
+        ),
         "page_because": ",".join(trouble),
     }
     return AlertOut(

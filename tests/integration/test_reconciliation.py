@@ -136,3 +136,79 @@ def test_a_settlement_file_with_every_fault_gives_one_break_each(kafka_env, work
     assert ignored(after)
     assert [c["entry_id"] for c in decode_all(after, topics.CREDITS)
             if c["order_id"] == "o-rc-down"] == [callback_entry]
+
+
+def test_a_high_mismatch_rate_warns_and_pages_only_when_intake_was_in_trouble(
+    kafka_env, workers
+):
+    """Two hours with the same break rate: the one with a burst of forged callbacks pages."""
+    env = {**kafka_env, "TOPUP_HMAC_SECRETS": ",".join(HMAC_SECRETS),
+           "TOPUP_RECON_MIN_DECISIONS": "5"}
+    settings = settings_from(env)
+    worker = workers.start("rates", **env)
+    flow = Flow(settings)
+    calm = NOW_MS - NOW_MS % HOUR + 2 * HOUR
+    attacked, closing = calm + HOUR, calm + 3 * HOUR
+    minute = 60_000
+
+    def paid_order(order_id: str, at: int) -> None:
+        flow.order(order_event(order_id, at=at))
+        flow.callback(payment_event(order_id, at=at + 100))
+
+    hours = {calm: [f"o-rt-calm-{i}" for i in range(6)],
+             attacked: [f"o-rt-attacked-{i}" for i in range(6)]}
+    for start, order_ids in hours.items():
+        for index, order_id in enumerate(order_ids):
+            paid_order(order_id, start + 5 * minute + index * 1_000)
+    # In the attacked hour's sixth minute, 24 of its 30 deliveries are forged; one more
+    # forgery two minutes on starts a new minute, which reports the sixth.
+    for index in range(24):
+        forged = payment_event(f"o-rt-forged-{index}", at=attacked + 5 * minute + 10_000 + index)
+        flow.callback(forged, secret="not-the-providers-secret")
+    flow.callback(payment_event("o-rt-forged-late", at=attacked + 7 * minute),
+                  secret="not-the-providers-secret")
+    paid_order("o-rt-closing", closing)
+    flow.flush()
+    every_order = [*hours[calm], *hours[attacked], "o-rt-closing"]
+    read_until(settings, [topics.CREDITS],
+               lambda rs: {c["order_id"] for c in decode_all(rs, topics.CREDITS)}
+               == set(every_order),
+               workers=[worker])
+
+    def decided(rs) -> set[str]:
+        return ({b["order_id"] for b in decode_all(rs, topics.RECON_BREAKS)}
+                | {a["subject"] for a in decode_all(rs, topics.AUDIT) if a["action"] == "MATCHED"})
+
+    # Each hour's file, in its hour: four lines as credited, two drifted (2 breaks in 6).
+    # Files follow each other as in life: sent at once, a later file's decisions could
+    # overtake an earlier one's made on other partitions, by more than the grace allows.
+    for start, order_ids in hours.items():
+        for index, order_id in enumerate(order_ids):
+            amount = 990 if index < 2 else 1000
+            flow.settlement(settlement_line(f"r-{order_id}", f"b-{start}", order_id, amount,
+                                            start + 30 * minute))
+        flow.flush()
+        read_until(settings, [topics.RECON_BREAKS, topics.AUDIT],
+                   lambda rs, ids=order_ids: decided(rs) >= set(ids), workers=[worker])
+    # The next file carries event time past both hours' grace.
+    flow.settlement(settlement_line("r-o-rt-closing", "b-closing", "o-rt-closing", 1000,
+                                    closing + minute))
+    flow.flush()
+
+    def rate_alerts(rs) -> list[dict]:
+        return [a for a in decode_all(rs, topics.ALERTS) if a["kind"] == "MISMATCH_RATE_HIGH"]
+
+    records = read_until(settings, [topics.ALERTS, topics.RECON_BREAKS],
+                         lambda rs: len(rate_alerts(rs)) >= 2, workers=[worker])
+    by_hour = {int(a["details"]["hour_start"]): a for a in rate_alerts(records)}
+    assert set(by_hour) == {calm, attacked} and len(rate_alerts(records)) == 2
+    assert (by_hour[calm]["severity"], by_hour[calm]["details"]["page_because"]) == ("WARN", "")
+    assert (by_hour[attacked]["severity"], by_hour[attacked]["details"]["page_because"]) == (
+        "PAGE", "verification_failures")
+    for alert in by_hour.values():
+        assert alert["provider"] == "hmac"
+        assert (alert["details"]["breaks"], alert["details"]["decisions"]) == ("2", "6")
+    assert by_hour[attacked]["details"]["verification_failure_bp"] == "8000"
+    assert by_hour[calm]["details"]["verification_failure_bp"] == "0"
+    assert Counter(b["category"] for b in decode_all(records, topics.RECON_BREAKS)) == {
+        "AMOUNT_MISMATCH": 4}

@@ -133,3 +133,15 @@ def test_a_worker_with_a_malformed_rule_file_stops_at_start_naming_the_line(tmp_
     assert "risk rules refused" in done.stderr
     assert f"{rules}:5" in done.stderr
     assert "points" in done.stderr
+
+
+def test_the_mismatch_rate_thresholds_are_settings() -> None:
+    settings = load_settings({"TOPUP_RECON_MISMATCH_THRESHOLD_BP": "250",
+                              "TOPUP_RECON_MIN_DECISIONS": "5",
+                              "TOPUP_RECON_PAGE_INTAKE_LAG_S": "60",
+                              "TOPUP_RECON_PAGE_VERIFICATION_FAILURE_BP": "1000"})
+    assert (settings.recon_mismatch_threshold_bp, settings.recon_min_decisions,
+            settings.recon_page_intake_lag_s, settings.recon_page_verification_failure_bp) == (
+        250, 5, 60, 1000)
+    with pytest.raises(ConfigError, match="TOPUP_RECON_MIN_DECISIONS"):
+        load_settings({"TOPUP_RECON_MIN_DECISIONS": "0"})

@@ -8,12 +8,12 @@ from pathlib import Path
 import fastavro
 import pytest
 
+from streams.domain.intake_health import IntakeHealth
 from streams.domain.order_inputs import Tick
 from streams.domain.order_outputs import AlertOut, Severity
 from streams.domain.recon_outputs import ReconCategory, ReconOutcome
 from streams.domain.recon_thresholds import (
     HOUR_MS,
-    IntakeHealth,
     RateContext,
     RateInput,
     RateState,
@@ -38,8 +38,11 @@ def outcomes(matches: int, breaks: int, hour: int = HOUR) -> list[ReconOutcome]:
     ]
 
 
-def health(lag_seconds: float = 0.0, failure_bp: int = 0, at: int = HOUR + 5) -> IntakeHealth:
-    return IntakeHealth(PROVIDER, at, lag_seconds, failure_bp)
+def health(
+    lag_seconds: float = 0.0, failure_bp: int = 0, at: int = HOUR + 60_000, deliveries: int = 100
+) -> IntakeHealth:
+    """One minute's reading: `deliveries` of which `failure_bp` failed verification."""
+    return IntakeHealth(PROVIDER, at, deliveries, deliveries * failure_bp // 10_000, lag_seconds)
 
 
 class Rates:
@@ -120,6 +123,29 @@ def test_intake_trouble_in_another_hour_does_not_page() -> None:
     assert alert.severity is Severity.WARN
 
 
+def test_a_few_failed_deliveries_in_a_quiet_minute_do_not_page() -> None:
+    rates = Rates()
+    rates.feed(outcomes(90, 10))
+    rates(health(failure_bp=10_000, deliveries=19))  # every one failed, but only 19
+    [alert] = rates.tick(JUDGED_AT)
+    assert alert.severity is Severity.WARN
+    assert alert.details["verification_failure_bp"] == "0"
+
+
+def test_readings_of_one_minute_from_several_partitions_add_up() -> None:
+    rates = Rates()
+    rates.feed(outcomes(90, 10))
+    # Each partition alone is under the minimum of deliveries; together they are not.
+    rates(IntakeHealth(PROVIDER, HOUR + 60_000, 15, 1, 0.0))
+    rates(IntakeHealth(PROVIDER, HOUR + 60_000, 15, 2, 0.0))
+    # A calm minute of the same hour does not dilute the bad one.
+    rates(IntakeHealth(PROVIDER, HOUR + 120_000, 1000, 0, 0.0))
+    [alert] = rates.tick(JUDGED_AT)
+    assert alert.severity is Severity.PAGE
+    assert alert.details["verification_failure_bp"] == "1000"
+    assert alert.details["page_because"] == "verification_failures"
+
+
 def test_intake_trouble_alone_raises_nothing() -> None:
     rates = Rates()
     rates.feed(outcomes(100, 0))
@@ -173,10 +199,12 @@ def test_caller_mistakes_raise() -> None:
         step(None, Tick(HOUR), ctx)
     state, _ = step(None, health(), ctx)
     with pytest.raises(ValueError):
-        step(state, IntakeHealth("hmac", HOUR, 0, 0), ctx)
+        step(state, IntakeHealth("hmac", HOUR, 0, 0, 0.0), ctx)
     with pytest.raises(ValueError):
         step(state, Tick(HOUR + 1), ctx)
     with pytest.raises(ValueError):
-        IntakeHealth(PROVIDER, HOUR, -1, 0)
+        IntakeHealth(PROVIDER, HOUR, 1, 0, -1.0)
+    with pytest.raises(ValueError):
+        IntakeHealth(PROVIDER, HOUR, 1, 2, 0.0)
     with pytest.raises(ValueError):
         RateThresholds(threshold_bp=-1)
