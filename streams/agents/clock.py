@@ -3,13 +3,14 @@
 A stage keyed by something (an order, a batch, a provider) must act when event time
 passes a deadline even if no record for that key arrives. Each partition keeps one
 clock in its store: the largest event time it has seen, and per key the time it wants
-to be woken at. Replaying the partition replays the same wake-ups.
+to be woken at. Each wake is a key of its own, ordered by time (`~wake|<at>|<key>`), so a
+record costs the same with ten or a million keys waiting, and finding what is due reads
+only what is due. Replaying the partition replays the same wake-ups.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streams.domain.order_inputs import Tick
@@ -21,45 +22,67 @@ if TYPE_CHECKING:
 # key wants to be woken next, or None.
 Step = Callable[[str, Any, int], "int | None"]
 
+# Keys of the domain never start with '~', so the clock's keys cannot collide with one.
+_WAKE = "~wake|"  # ~wake|<at, zero-padded>|<key> -> 1
+_WAKE_OF = "~wake-of|"  # ~wake-of|<key> -> at, to find a key's wake when it moves
+_WAKE_END = "~wake}"  # just past every _WAKE key ('}' follows '|')
 
-@dataclass
+
+def _slot(at: int, key: str) -> str:
+    return f"{_WAKE}{at:015d}|{key}"
+
+
 class PartitionClock:
-    watermark: int = 0
-    wakes: dict[str, int] = field(default_factory=dict)
-    # No wake is earlier than this: most records then pass without a scan of `wakes`.
-    next_due: int | None = None
+    """One partition's clock over its stage's table; `save()` writes the head back."""
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> PartitionClock:
-        if not data:
-            return cls()
-        return cls(watermark=data["watermark"], wakes=dict(data["wakes"]),
-                   next_due=data.get("next_due"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"watermark": self.watermark, "wakes": self.wakes, "next_due": self.next_due}
+    def __init__(self, table: Table, partition: int) -> None:
+        self._table, self._head = table, clock_key(partition)
+        head = table.get(self._head) or {}
+        self.watermark: int = head.get("watermark", 0)
+        # No wake is earlier than this: most records then pass without a scan.
+        self.next_due: int | None = head.get("next_due")
 
     def advance(self, event_time: int) -> None:
         self.watermark = max(self.watermark, event_time)
 
     def wake(self, key: str, at: int | None) -> None:
-        if at is None:
-            self.wakes.pop(key, None)
+        """Wake `key` once event time reaches `at` (None: never), replacing its last wake."""
+        table, of = self._table, _WAKE_OF + key
+        old = table.get(of)
+        if old == at:
             return
-        self.wakes[key] = at
+        if old is not None:
+            del table[_slot(old, key)]
+        if at is None:
+            del table[of]
+            return
+        table[_slot(at, key)] = 1
+        table[of] = at
         if self.next_due is None or at < self.next_due:
             self.next_due = at
 
     def due(self) -> list[str]:
-        """Keys whose wake-up time event time has reached, in a replayable order."""
+        """Keys whose wake-up time event time has reached, oldest wake first; each is
+        cleared, so the caller wakes it again if it still waits."""
         if self.next_due is None or self.next_due > self.watermark:
             return []
-        self.next_due = min(self.wakes.values(), default=None)
-        return sorted(key for key, at in self.wakes.items() if at <= self.watermark)
+        table, reached = self._table, _slot(self.watermark + 1, "")
+        keys = []
+        # No wake is before next_due: starting there skips the tombstones of past wakes.
+        for slot, _ in table.scan(_slot(self.next_due, ""), reached):
+            key = slot.split("|", 2)[2]
+            del table[slot]
+            del table[_WAKE_OF + key]
+            keys.append(key)
+        later = table.scan(reached, _WAKE_END, limit=1)
+        self.next_due = int(later[0][0].split("|", 2)[1]) if later else None
+        return keys
+
+    def save(self) -> None:
+        self._table[self._head] = {"watermark": self.watermark, "next_due": self.next_due}
 
 
 def clock_key(partition: int) -> str:
-    # Keys of the domain never start with '~', so the clock cannot collide with one.
     return f"~clock-p{partition}"
 
 
@@ -67,10 +90,9 @@ def step_in_event_time(
     table: Table, partition: int, key: str, event: Any, at: int, run: Step
 ) -> None:
     """Run `event` for `key` at its event time `at`, then every key event time has woken."""
-    clock_id = clock_key(partition)
-    clock = PartitionClock.from_dict(table.get(clock_id))
+    clock = PartitionClock(table, partition)
     clock.advance(at)
     clock.wake(key, run(key, event, at))
     for due in clock.due():
         clock.wake(due, run(due, Tick(clock.watermark), clock.watermark))
-    table[clock_id] = clock.to_dict()
+    clock.save()

@@ -3,8 +3,8 @@
 All three inputs are keyed by order_id (control commands are broadcast to every
 partition), so one partition holds everything an order's decision needs. The agent loads
 the order's state, calls the pure state machine, stores the new state and publishes what
-it returned. Per partition it also keeps a small book: the event-time watermark, the
-active freezes, the orders holding a payment that may become an orphan, and the orders
+it returned. Per partition it also keeps a book: the event-time clock (which wakes
+orders holding a payment that may become an orphan), the active freezes, and the orders
 waiting for a freeze to lift.
 """
 
@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from streams import topics
+from streams.agents.clock import PartitionClock
 from streams.agents.outputs import publish_outputs
 from streams.agents.reconciliation import recon_input
 from streams.codecs import DecodeError, SchemaCatalog
@@ -37,42 +38,34 @@ BOOKS = StoreSpec("order-partitions")
 FREEZE_HOLDS = {HoldReason.CREDIT_FREEZE, HoldReason.REFUND_FREEZE}
 
 
-@dataclass
 class PartitionBook:
-    watermark: int = 0
-    freezes: ActiveFreezes = field(default_factory=dict)
-    orphan_deadlines: dict[str, int] = field(default_factory=dict)
-    freeze_held: set[str] = field(default_factory=set)
+    """One partition's clock (orphan deadlines wake their orders), its active freezes, and
+    the orders a freeze holds, as index keys (`~held|<order_id>`) read when a freeze
+    changes."""
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> PartitionBook:
-        if not data:
-            return cls()
-        return cls(
-            watermark=data["watermark"],
-            freezes=data["freezes"],
-            orphan_deadlines=data["orphan_deadlines"],
-            freeze_held=set(data["freeze_held"]),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "watermark": self.watermark,
-            "freezes": self.freezes,
-            "orphan_deadlines": self.orphan_deadlines,
-            "freeze_held": sorted(self.freeze_held),
-        }
+    def __init__(self, table: Table, partition: int) -> None:
+        self._table, self._freezes_key = table, f"~freezes-p{partition}"
+        self.clock = PartitionClock(table, partition)
+        self.freezes: ActiveFreezes = table.get(self._freezes_key) or {}
 
     def track(self, state: OrderState, orphan_hold_ms: int) -> None:
         waiting = [h.arrived_at for h in state.held_payments if not h.orphan_alerted]
-        if waiting:
-            self.orphan_deadlines[state.order_id] = min(waiting) + orphan_hold_ms
-        else:
-            self.orphan_deadlines.pop(state.order_id, None)
+        # The orphan check is due once event time is past the deadline.
+        self.clock.wake(state.order_id, min(waiting) + orphan_hold_ms + 1 if waiting else None)
+        held, table = f"~held|{state.order_id}", self._table
         if FREEZE_HOLDS & state.hold_reasons:
-            self.freeze_held.add(state.order_id)
-        else:
-            self.freeze_held.discard(state.order_id)
+            if table.get(held) is None:
+                table[held] = 1
+        elif table.get(held) is not None:
+            del table[held]
+
+    def freeze_held(self) -> list[str]:
+        return [key.removeprefix("~held|") for key, _ in self._table.scan_prefix("~held|")]
+
+    def save(self, freezes_changed: bool) -> None:
+        self.clock.save()
+        if freezes_changed:
+            self._table[self._freezes_key] = self.freezes
 
 
 @dataclass(frozen=True)
@@ -155,25 +148,25 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
         _to_reconciliation(ctx, state, new_state, outputs, now)
 
     def handle(ctx: Context, decoded: Decoded) -> None:
-        orders, books = ctx.table(ORDER_STATE.name), ctx.table(BOOKS.name)
-        book_key = f"p{ctx.record.partition}"
-        book = PartitionBook.from_dict(books.get(book_key))
-        book.watermark = max(book.watermark, decoded.event_time)
+        orders = ctx.table(ORDER_STATE.name)
+        book = PartitionBook(ctx.table(BOOKS.name), ctx.record.partition)
+        clock = book.clock
+        clock.advance(decoded.event_time)
         correlation = ctx.record.correlation_id
         item = decoded.input
         # An input is judged at its own event time; what only the passing of time decides
         # (orphans, broadcasts) at the partition's watermark, which never goes back.
-        if isinstance(item, dict):
+        command = isinstance(item, dict)
+        if command:
             book.freezes = apply_command(book.freezes, item)
             change = FreezeChanged(item["command_id"])
-            for order_id in sorted(book.freeze_held):
-                advance(ctx, orders, book, order_id, change, book.watermark, correlation)
+            for order_id in book.freeze_held():
+                advance(ctx, orders, book, order_id, change, clock.watermark, correlation)
         else:
             advance(ctx, orders, book, item.order_id, item, decoded.event_time, correlation)
-        for order_id, deadline in sorted(book.orphan_deadlines.items()):
-            if deadline < book.watermark:
-                advance(ctx, orders, book, order_id, Tick(book.watermark), book.watermark, None)
-        books[book_key] = book.to_dict()
+        for order_id in clock.due():
+            advance(ctx, orders, book, order_id, Tick(clock.watermark), clock.watermark, None)
+        book.save(freezes_changed=command)
 
     return Stage("orders", (topics.ORDERS, topics.PAYMENTS, topics.ORDER_COMMANDS,
                             topics.RISK_DECISIONS),

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from streams import topics
-from streams.agents.clock import PartitionClock, clock_key, step_in_event_time
+from streams.agents.clock import PartitionClock, step_in_event_time
 from streams.agents.outputs import publish_outputs
 from streams.codecs import DecodeError
 from streams.domain.intake_health import IntakeHealth
@@ -71,23 +71,40 @@ class Timed:
     at: int
 
 
-@dataclass
 class ReconBook:
-    """One partition's clock, the watermarks it has seen, and who waits for them."""
+    """One partition's clock, the watermarks it has seen, and who waits for them. The
+    waiting orders are index keys (`~wait|<provider>|<merchant>|<order_id>`), read only
+    when that watermark moves."""
 
-    clock: PartitionClock = field(default_factory=PartitionClock)
-    covers: dict[str, int] = field(default_factory=dict)
-    waiting: dict[str, list[str]] = field(default_factory=dict)
+    def __init__(self, table: Table, partition: int) -> None:
+        self._table, self._covers_key = table, f"~covers-p{partition}"
+        self.clock = PartitionClock(table, partition)
+        self.covers: dict[str, int] = table.get(self._covers_key) or {}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> ReconBook:
-        if not data:
-            return cls()
-        return cls(PartitionClock.from_dict(data["clock"]), dict(data["covers"]),
-                   {key: list(ids) for key, ids in data["waiting"].items()})
+    def waiting_for(self, watermark_key: str) -> list[str]:
+        prefix = f"~wait|{watermark_key}|"
+        return [key[len(prefix):] for key, _ in self._table.scan_prefix(prefix)]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"clock": self.clock.to_dict(), "covers": self.covers, "waiting": self.waiting}
+    def wait(self, order_id: str, watermark_key: str | None) -> bool:
+        """Let the order wait for this watermark only (None: for none); True if it was
+        not waiting for it before."""
+        table, of = self._table, f"~waits-on|{order_id}"
+        old = table.get(of)
+        if old == watermark_key:
+            return False
+        if old is not None:
+            del table[f"~wait|{old}|{order_id}"]
+        if watermark_key is None:
+            del table[of]
+            return False
+        table[f"~wait|{watermark_key}|{order_id}"] = 1
+        table[of] = watermark_key
+        return True
+
+    def save(self, covers_changed: bool) -> None:
+        self.clock.save()
+        if covers_changed:
+            self._table[self._covers_key] = self.covers
 
 
 def _watermark_key(provider: str, merchant_id: str) -> str:
@@ -104,23 +121,23 @@ def _decode(record: Record) -> Timed:
 
 def recon_stage() -> Stage:
     def handle(ctx: Context, timed: Timed) -> None:
-        states, books = ctx.table(RECON_STATE.name), ctx.table(RECON_BOOKS.name)
-        book_key = clock_key(ctx.record.partition)
-        book = ReconBook.from_dict(books.get(book_key))
+        states = ctx.table(RECON_STATE.name)
+        book = ReconBook(ctx.table(RECON_BOOKS.name), ctx.record.partition)
         book.clock.advance(timed.at)
         correlation = ctx.record.correlation_id
         event = timed.input
-        if isinstance(event, WatermarkAdvanced):
+        watermark = isinstance(event, WatermarkAdvanced)
+        if watermark:
             key = _watermark_key(event.provider, event.merchant_id)
             book.covers[key] = max(book.covers.get(key, 0), event.covers_until)
-            for order_id in sorted(book.waiting.get(key, ())):
+            for order_id in book.waiting_for(key):
                 _run(ctx, states, book, order_id, event, book.clock.watermark, correlation)
         else:
             _run(ctx, states, book, event.order_id, event, timed.at, correlation)
         for order_id in book.clock.due():
             now = book.clock.watermark
             _run(ctx, states, book, order_id, Tick(now), now, None)
-        books[book_key] = book.to_dict()
+        book.save(covers_changed=watermark)
 
     return Stage("reconciliation", (topics.RECON_INPUTS,), (RECON_STATE, RECON_BOOKS),
                  _decode, handle)
@@ -145,18 +162,12 @@ def _run(
     wake = state.wake()
     book.clock.wake(order_id, wake.tick_at)
     wanted = None if wake.watermark_key is None else _watermark_key(*wake.watermark_key)
-    for key, waiting in list(book.waiting.items()):
-        if key != wanted and order_id in waiting:
-            waiting.remove(order_id)
-            if not waiting:
-                del book.waiting[key]
-    if wanted is not None and order_id not in book.waiting.get(wanted, ()):
-        book.waiting.setdefault(wanted, []).append(order_id)
-        # A newly waiting order is handed the watermark as it stands.
-        if wanted in book.covers and wake.watermark_key is not None:
-            provider, merchant = wake.watermark_key
-            current = WatermarkAdvanced(provider, merchant, book.covers[wanted])
-            _run(ctx, states, book, order_id, current, now, correlation)
+    # A newly waiting order is handed the watermark as it stands.
+    newly_waiting = book.wait(order_id, wanted)
+    if newly_waiting and wanted in book.covers and wake.watermark_key is not None:
+        provider, merchant = wake.watermark_key
+        current = WatermarkAdvanced(provider, merchant, book.covers[wanted])
+        _run(ctx, states, book, order_id, current, now, correlation)
 
 
 def _route(ctx: Context, outputs: Iterable[ReconOutput], now: int) -> None:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from streams import topics
-from streams.agents.clock import PartitionClock, clock_key
+from streams.agents.clock import PartitionClock
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.domain.fanin import (
     FanInConfig,
@@ -83,8 +83,7 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stag
         if item is None:
             return
         table = ctx.table(FAN_IN.name)
-        key = clock_key(ctx.record.partition)
-        clock = PartitionClock.from_dict(table.get(key))
+        clock = PartitionClock(table, ctx.record.partition)
         headers = correlation_headers(ctx.record.correlation_id)
         ready: Ready | None = None
         if isinstance(item, OrderEvent):
@@ -121,10 +120,9 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stag
             waiting = _fan_in(table, order_id) or FanInState(order_id)
             state, ready = on_time(waiting, clock.watermark)
             table[order_id] = state.to_dict()
-            clock.wake(order_id, None)
             if ready is not None:
                 _decide(ctx, ready, rules, metrics)
-        table[key] = clock.to_dict()
+        clock.save()
 
     return Stage("risk", (topics.ORDERS, topics.PAYMENTS, topics.RISK_ANSWERS), (FAN_IN,),
                  decode, handle)

@@ -79,6 +79,24 @@ class Table:
     def __delitem__(self, key: str) -> None:
         self._layer[key] = None
 
+    def scan(self, lo: str, hi: str, limit: int | None = None) -> list[tuple[str, Any]]:
+        """Live keys in [lo, hi) in key order, at most `limit`: the store's, under this
+        batch's writes. For indexes kept as keys, so no value grows with their size."""
+        overlay = {key: value for writes in (self._pending, self._layer)
+                   for key, value in writes.items() if lo <= key < hi}
+        found = []
+        for key, value in self._store.scan(lo, hi):
+            if key not in overlay:
+                found.append((key, value))
+                # Every overlay key is skipped here, so `limit` store keys suffice.
+                if limit is not None and len(found) >= limit:
+                    break
+        found += [(key, value) for key, value in overlay.items() if value is not None]
+        return sorted(found)[:limit]
+
+    def scan_prefix(self, prefix: str) -> list[tuple[str, Any]]:
+        return self.scan(prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1))
+
 
 @dataclass
 class Context:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,15 @@ class PartitionStore:
 
     def get(self, key: str) -> Any:
         return decode_value(self._db.get(key.encode()))
+
+    def scan(self, lo: str, hi: str) -> Iterator[tuple[str, Any]]:
+        """Committed keys in [lo, hi), in order."""
+        it = self._db.iter()
+        it.seek(lo.encode())
+        end = hi.encode()
+        while it.valid() and (key := it.key()) < end:
+            yield key.decode(), decode_value(it.value())
+            it.next()
 
     def write(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:
         batch = WriteBatch(raw_mode=True)
