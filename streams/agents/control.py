@@ -8,10 +8,9 @@ partition decides the same (a global table would be read at whatever moment it a
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from streams import topics
+from streams import topics, wire
 from streams.agents.decoding import avro_decoder
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
@@ -34,7 +33,7 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
         return command
 
     def handle(ctx: Context, command: dict[str, Any]) -> None:
-        value = json.dumps({"control": command}, separators=(",", ":")).encode()
+        value = wire.dumps({"control": command})
         headers = correlation_headers(ctx.record.correlation_id)
         for partition in range(partitions):
             ctx.send(Send(topics.ORDER_COMMANDS, command["scope"].encode(), value, headers,

@@ -9,12 +9,11 @@ stage reads to decide whether a high break rate pages.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
-from streams import topics
+from streams import topics, wire
 from streams.agents.decoding import avro_decoder
 from streams.agents.reconciliation import rate_input
 from streams.codecs import SchemaCatalog
@@ -103,7 +102,7 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
         ctx.send(Send(
             topics.PAYMENTS,
             key=payment.order_id.encode(),
-            value=json.dumps(value, separators=(",", ":")).encode(),
+            value=wire.dumps(value),
             headers=correlation_headers(ctx.record.correlation_id),
         ))
 

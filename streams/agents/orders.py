@@ -10,12 +10,11 @@ waiting for a freeze to lift.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streams import topics
+from streams import topics, wire
 from streams.agents.clock import PartitionClock
 from streams.agents.outputs import publish_outputs
 from streams.agents.reconciliation import recon_input
@@ -86,7 +85,7 @@ def _decoder(catalog: SchemaCatalog) -> Callable[[Record], Decoded]:
             if topic == topics.RISK_DECISIONS:
                 verdict = RiskVerdict.from_record(catalog.decode("RiskDecision", value))
                 return Decoded(verdict, verdict.decided_at)
-            data = json.loads(value)
+            data = wire.loads(value)
             if topic == topics.PAYMENTS:
                 return Decoded(PaymentEvent.from_dict(data), data["received_at"])
             command = data["control"]

@@ -11,12 +11,11 @@ for a provider's watermark are indexed per (provider, merchant) in the partition
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from streams import topics
+from streams import topics, wire
 from streams.agents.clock import PartitionClock, step_in_event_time
 from streams.agents.outputs import publish_outputs
 from streams.codecs import DecodeError
@@ -54,7 +53,7 @@ PARSERS = {
 
 def recon_input(kind: str, at: int, data: dict[str, Any]) -> bytes:
     """The internal envelope on topup.internal.recon-inputs: what, and its event time."""
-    return json.dumps({"kind": kind, "at": at, "data": data}, separators=(",", ":")).encode()
+    return wire.dumps({"kind": kind, "at": at, "data": data})
 
 
 RATE_PARSERS = {"outcome": ReconOutcome.from_dict, "intake": IntakeHealth.from_dict}
@@ -62,7 +61,7 @@ RATE_PARSERS = {"outcome": ReconOutcome.from_dict, "intake": IntakeHealth.from_d
 
 def rate_input(kind: str, data: dict[str, Any]) -> bytes:
     """The envelope on topup.internal.recon-outcomes: a decision, or an intake reading."""
-    return json.dumps({"kind": kind, "data": data}, separators=(",", ":")).encode()
+    return wire.dumps({"kind": kind, "data": data})
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ def _watermark_key(provider: str, merchant_id: str) -> str:
 
 def _decode(record: Record) -> Timed:
     try:
-        envelope = json.loads(record.value or b"")
+        envelope = wire.loads(record.value or b"")
         return Timed(PARSERS[envelope["kind"]](envelope["data"]), int(envelope["at"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise DecodeError("BAD_PAYLOAD", f"reconciliation input refused: {exc}") from None
@@ -177,7 +176,7 @@ def _route(ctx: Context, outputs: Iterable[ReconOutput], now: int) -> None:
             value = {**output.event.to_dict(), "received_at": now,
                      "delivery_id": output.event.event_id}
             ctx.send(Send(topics.PAYMENTS, output.key.encode(),
-                          json.dumps(value, separators=(",", ":")).encode(),
+                          wire.dumps(value),
                           correlation_headers(output.correlation_id)))
         elif isinstance(output, ReconOutcome):
             ctx.send(Send(topics.RECON_OUTCOMES, output.key.encode(),
@@ -192,7 +191,7 @@ def rates_stage(thresholds: RateThresholds | None = None) -> Stage:
 
     def decode(record: Record) -> RateInput:
         try:
-            envelope = json.loads(record.value or b"")
+            envelope = wire.loads(record.value or b"")
             return RATE_PARSERS[envelope["kind"]](envelope["data"])
         except (ValueError, KeyError, TypeError) as exc:
             raise DecodeError("BAD_PAYLOAD", f"mismatch-rate input refused: {exc}") from None

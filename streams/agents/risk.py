@@ -11,11 +11,10 @@ signals and the decision goes to topup.risk-decisions, where the order stage rea
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
-from streams import topics
+from streams import topics, wire
 from streams.agents.clock import PartitionClock
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.domain.fanin import (
@@ -58,10 +57,6 @@ OUTCOME_KINDS = {
 }
 
 
-def _json(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
 def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stage:
     metrics.describe("topup_risk_decisions_total", "Risk decisions, by outcome")
     metrics.describe("topup_risk_rule_hits_total", "Rules that fired, by rule id")
@@ -70,10 +65,10 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stag
         # Orders and payments are the order stage's input too; it dead-letters bad ones.
         try:
             if record.topic == topics.RISK_ANSWERS:
-                return DimensionCounts.from_dict(json.loads(record.value or b""))
+                return DimensionCounts.from_dict(wire.loads(record.value or b""))
             if record.topic == topics.ORDERS:
                 return OrderEvent.from_record(catalog.decode("OrderEvent", record.value or b""))
-            return PaymentEvent.from_dict(json.loads(record.value or b""))
+            return PaymentEvent.from_dict(wire.loads(record.value or b""))
         except (DecodeError, ValueError, KeyError, TypeError) as exc:
             if record.topic == topics.RISK_ANSWERS:
                 raise DecodeError("BAD_PAYLOAD", f"risk answer refused: {exc}") from None
@@ -138,7 +133,7 @@ def _send_observations(
 ) -> None:
     for observation in observations:
         ctx.send(Send(topics.RISK_OBSERVATIONS, observation.routing_key.encode(),
-                      _json(observation.to_dict()), headers))
+                      wire.dumps(observation.to_dict()), headers))
 
 
 def _payment_outcome(ctx: Context, table: Table, event: PaymentEvent, headers: Any) -> None:
@@ -187,7 +182,7 @@ def velocity_stage(metrics: Metrics) -> Stage:
 
     def decode(record: Record) -> Observation:
         try:
-            return Observation.from_dict(json.loads(record.value or b""))
+            return Observation.from_dict(wire.loads(record.value or b""))
         except (ValueError, KeyError, TypeError) as exc:
             raise DecodeError("BAD_PAYLOAD", f"risk observation refused: {exc}") from None
 
@@ -201,7 +196,7 @@ def velocity_stage(metrics: Metrics) -> Stage:
         for output in outputs:
             if isinstance(output, DimensionCounts):
                 ctx.send(Send(topics.RISK_ANSWERS, output.order_id.encode(),
-                              _json(output.to_dict()), headers))
+                              wire.dumps(output.to_dict()), headers))
             elif isinstance(output, LateObservation):
                 metrics.inc("topup_risk_late_observations_total",
                             dimension=observation.dimension.value)

@@ -8,10 +8,9 @@ stage broadcasts: each partition folds it in among its own events, replayably).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from streams import topics
+from streams import topics, wire
 from streams.agents.clock import step_in_event_time
 from streams.agents.decoding import avro_decoder
 from streams.agents.outputs import publish_outputs
@@ -30,8 +29,7 @@ BATCHES = StoreSpec("settlement-batches")
 
 
 def _settled_record(parsed: SettlementLine | BatchClosed) -> bytes:
-    return json.dumps({"at": parsed.settled_at, "record": parsed.to_record()},
-                      separators=(",", ":")).encode()
+    return wire.dumps({"at": parsed.settled_at, "record": parsed.to_record()})
 
 
 def intake_stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
@@ -67,7 +65,7 @@ def intake_stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
 def batches_stage() -> Stage:
     def decode(record: Record) -> dict[str, Any]:
         try:
-            data = json.loads(record.value or b"")
+            data = wire.loads(record.value or b"")
             return {"at": int(data["at"]), "parsed": parse_settlement(data["record"])}
         except (ValueError, KeyError, TypeError) as exc:
             raise DecodeError("BAD_PAYLOAD", f"batch record refused: {exc}") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from rocksdict import AccessType, Options, Rdict, WriteBatch
+
+from streams import wire
 
 # A value of None in a write set deletes the key (a tombstone on the changelog).
 Writes = Mapping[str, Any]
@@ -27,11 +28,11 @@ class StoreSpec:
 
 
 def encode_value(value: Any) -> bytes | None:
-    return None if value is None else json.dumps(value, separators=(",", ":")).encode()
+    return None if value is None else wire.dumps(value)
 
 
 def decode_value(raw: bytes | None) -> Any:
-    return None if raw is None else json.loads(raw)
+    return None if raw is None else wire.loads(raw)
 
 
 class PartitionStore:
