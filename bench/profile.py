@@ -23,7 +23,9 @@ def summarize(raw: str, top: int = 12) -> dict[str, list[tuple[str, float]]]:
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
-    for line in raw.splitlines():
+    # Only newlines end a sample: splitlines() would also split at characters a frame
+    # name may hold.
+    for line in raw.split("\n"):
         if not line.strip():
             continue
         frames, count = _frames(line)

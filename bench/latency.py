@@ -1,0 +1,320 @@
+"""Latency of the credit path at a fixed callback rate: from a signed callback's write to
+topup.webhooks (the broker's acknowledgement) to its credit being readable, read_committed,
+on topup.credits. p50/p99/p99.9 over every callback of the run.
+
+Orders are pre-produced and fully decided by the worker before the first callback, so the
+measured path is callback -> intake -> payments -> order -> credit, and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from bench.topology import _counters, _free_port
+from bench.workload import SECRET
+from streams import topics
+from streams.admin import recreate_topics
+from streams.codecs import default_catalog
+from streams.config import Settings, load_settings
+from streams.kafka_clients import producer
+from streams.providers.testing import make_hmac_delivery
+from streams.workload import BASE_TIME_MS, order_created, paid_event
+
+RULES = Path(__file__).with_name("rules-that-never-fire.yaml")
+READY_TIMEOUT_S = 120.0
+# How long, after the last write, credits may still arrive: a worker that falls behind is
+# given this long to drain, then the run reports what it got.
+DRAIN_MIN_S = 30.0
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen[bytes]
+    port: int
+    state: Path
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"worker exited ({self.process.returncode}); "
+                               f"see {self.state / 'worker.log'}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+
+def _start_worker(bootstrap: str) -> _Worker:
+    """One worker of its own (app id, state dir, port), as bench/topology.py starts it."""
+    port = _free_port()
+    state = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    env = dict(
+        os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        TOPUP_APP_ID=f"bench-latency-{uuid.uuid4().hex[:8]}", TOPUP_STATE_DIR=str(state),
+        TOPUP_WEB_PORT=str(port), TOPUP_HMAC_SECRETS=SECRET, TOPUP_RISK_RULES=str(RULES),
+    )
+    with (state / "worker.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    return _Worker(process, port, state)
+
+
+def _wait_ready(worker: _Worker, timeout_s: float) -> None:
+    # /health answers 200 only once partitions are assigned and every store is restored.
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        worker.check_alive()
+        try:
+            url = f"http://127.0.0.1:{worker.port}/health"
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:  # not listening yet, or 503 while starting
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"worker not ready in {timeout_s}s; see {worker.state}")
+
+
+def _consumed(worker: _Worker) -> dict[str, float]:
+    """Records consumed so far, by topic."""
+    try:
+        samples = _counters(worker.port)
+    except OSError:
+        return {}
+    return {labels: value for (name, labels), value in samples.items()
+            if name == "topup_records_consumed_total"}
+
+
+def _wait_orders_settled(worker: _Worker, orders: int, timeout_s: float) -> None:
+    """The order stage has read every order's risk decision, and then the worker has read
+    nothing for a while: what deciding the orders fed onward (order status, reconciliation
+    inputs) is done too, and nothing of the orders competes with the callbacks."""
+    deadline = time.monotonic() + timeout_s
+    decisions = f'topic="{topics.RISK_DECISIONS}"'
+    last_total, quiet_since = -1.0, time.monotonic()
+    while True:
+        worker.check_alive()
+        consumed = _consumed(worker)
+        total = sum(consumed.values())
+        if total != last_total:
+            last_total, quiet_since = total, time.monotonic()
+        elif consumed.get(decisions, 0.0) >= orders and time.monotonic() - quiet_since > 2:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"worker did not settle {orders} orders in {timeout_s:.0f}s; "
+                               f"see {worker.state}")
+        time.sleep(0.25)
+
+
+def _pre_produce(settings: Settings, count: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
+    """Writes `count` orders; returns their callbacks (key, encoded value), signed and
+    encoded now so the paced writer has nothing to compute."""
+    catalog = default_catalog()
+    out = producer(settings, **{"linger.ms": 20, "batch.num.messages": 10_000})
+    rng = random.Random(seed)
+    callbacks = []
+    for index in range(count):
+        order = order_created("lat", index, rng).record
+        key = order["order_id"].encode()
+        out.produce(topics.ORDERS, key=key, value=catalog.encode("OrderEvent", order))
+        # Signed at the time it claims to be received: the signature's age check passes.
+        paid_at = BASE_TIME_MS + index * 1_000 + 500
+        delivery = make_hmac_delivery(
+            paid_event(order, order["amount_minor"], paid_at), SECRET, timestamp=paid_at // 1000
+        )
+        record = delivery.as_record(f"lat-d{index}", paid_at)
+        callbacks.append((key, catalog.encode("WebhookDelivery", record)))
+        if index % 5_000 == 0:
+            out.poll(0)
+    if out.flush(120) != 0:
+        raise RuntimeError("orders not all acknowledged within 120s")
+    return callbacks
+
+
+class _CreditWatcher(threading.Thread):
+    """Reads topup.credits read_committed and keeps when each order's credit first became
+    readable (monotonic seconds, the clock the writer uses)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(name="credit-watcher", daemon=True)
+        self.readable: dict[bytes, float] = {}
+        self.stopping = threading.Event()
+        self.assigned = threading.Event()
+        self._lock = threading.Lock()
+        self._catalog = default_catalog()
+        self._expected_partitions = settings.partitions
+        self._consumer = Consumer({
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"bench-latency-reader-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed", "enable.auto.commit": False,
+            # The broker answers a fetch as soon as anything is readable; the cap only
+            # bounds how late an empty fetch is re-issued.
+            "fetch.wait.max.ms": 10,
+        })
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.readable)
+
+    def run(self) -> None:
+        try:
+            self._consumer.assign([TopicPartition(topics.CREDITS, p, OFFSET_BEGINNING)
+                                   for p in self._partitions()])
+            self.assigned.set()
+            while not self.stopping.is_set():
+                # poll() returns at the first readable record (consume() would wait for a
+                # full batch or its timeout); whatever else is already fetched came with it.
+                first = self._consumer.poll(0.05)
+                if first is None:
+                    continue
+                now = time.monotonic()
+                self._record([first, *self._consumer.consume(1_000, 0)], now)
+        finally:
+            self._consumer.close()
+
+    def _partitions(self) -> list[int]:
+        # Just after the topics are recreated, metadata can still show none of them.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            metadata = self._consumer.list_topics(topics.CREDITS, timeout=10)
+            partitions = metadata.topics[topics.CREDITS].partitions
+            if len(partitions) == self._expected_partitions:
+                return sorted(partitions)
+            time.sleep(0.2)
+        raise RuntimeError(f"{topics.CREDITS} has no {self._expected_partitions} partitions")
+
+    def _record(self, batch: list[Message], now: float) -> None:
+        for message in batch:
+            if message.error():
+                continue
+            entry = self._catalog.decode("LedgerEntry", message.value())
+            key = entry["order_id"].encode()
+            if entry["op"] == "CREDIT":
+                with self._lock:
+                    self.readable.setdefault(key, now)
+
+
+def _paced_write(
+    settings: Settings, callbacks: list[tuple[bytes, bytes]], rate_per_s: int
+) -> tuple[dict[bytes, float], float]:
+    """Writes record i at start + i/rate (a schedule, so a late send never pushes the rest
+    later); returns each order's acknowledgement time and the achieved rate."""
+    out = producer(settings, **{"linger.ms": 1})
+    acked: dict[bytes, float] = {}
+
+    def on_delivery(error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            acked[message.key()] = time.monotonic()
+
+    start = time.monotonic()
+    for index, (key, value) in enumerate(callbacks):
+        due = start + index / rate_per_s
+        # poll() serves delivery reports while waiting, but returns after the first one:
+        # keep waiting until the record is due.
+        while (wait := due - time.monotonic()) > 0:
+            out.poll(wait)
+        out.produce(topics.WEBHOOKS, key=key, value=value, on_delivery=on_delivery)
+        out.poll(0)
+    last_send = time.monotonic()
+    if out.flush(60) != 0:
+        raise RuntimeError("callbacks not all acknowledged within 60s")
+    achieved = (len(callbacks) - 1) / (last_send - start) if len(callbacks) > 1 else 0.0
+    return acked, achieved
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """Nearest rank: the smallest value with at least q of the samples at or below it."""
+    if not ordered:
+        return math.nan
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def _sustained(latencies: list[float], complete: bool) -> bool:
+    """Kept up: every credit arrived, and the last 10% of callbacks (in write order) waited
+    no longer than the first 10%, give or take noise. A worker that falls behind piles
+    up a backlog, and the wait of the later callbacks grows with it."""
+    n = len(latencies)
+    if not complete or n < 20:
+        return complete
+    first = sorted(latencies[:n // 10])
+    last = sorted(latencies[int(n * 0.9):])
+    return _percentile(last, 0.5) <= 1.25 * _percentile(first, 0.5) + 0.1
+
+
+def run_latency(bootstrap: str, rate_per_s: int, seconds: float = 20.0) -> dict[str, float]:
+    """Callback write -> credit readable, at `rate_per_s` for `seconds`, from fresh topics."""
+    settings = load_settings({"KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+    count = max(1, round(rate_per_s * seconds))
+    recreate_topics(settings)
+    # Reading from before the first callback, so no credit is missed or stamped late.
+    watcher = _CreditWatcher(settings)
+    watcher.start()
+    worker = _start_worker(bootstrap)
+    try:
+        _wait_ready(worker, READY_TIMEOUT_S)
+        callbacks = _pre_produce(settings, count)
+        # Generous: 100 orders/s is several times slower than the worker settles them.
+        _wait_orders_settled(worker, count, timeout_s=max(120.0, count / 100))
+        if not watcher.assigned.wait(30):
+            raise RuntimeError("credit reader not assigned in 30s")
+        acked, achieved = _paced_write(settings, callbacks, rate_per_s)
+        deadline = time.monotonic() + max(DRAIN_MIN_S, seconds)
+        while watcher.count() < len(acked) and time.monotonic() < deadline:
+            worker.check_alive()
+            time.sleep(0.1)
+    finally:
+        watcher.stopping.set()
+        worker.stop()
+    watcher.join(30)
+    # In write order, so the sustained check can compare the end of the run to its middle.
+    latencies = [watcher.readable[key] - acked[key] for key, _ in callbacks
+                 if key in acked and key in watcher.readable]
+    ordered = sorted(latencies)
+    return {
+        "rate_per_s": float(rate_per_s),
+        "achieved_rate_per_s": achieved,
+        "callbacks": float(count),
+        "credits": float(len(latencies)),
+        "p50_ms": _percentile(ordered, 0.50) * 1000,
+        "p99_ms": _percentile(ordered, 0.99) * 1000,
+        "p999_ms": _percentile(ordered, 0.999) * 1000,
+        "max_ms": (ordered[-1] if ordered else math.nan) * 1000,
+        "sustained": 1.0 if _sustained(latencies, len(latencies) == count) else 0.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--rate", type=int, action="append", required=True,
+                        help="callbacks per second; repeat for several runs")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    for rate in args.rate:
+        print(json.dumps(run_latency(args.bootstrap, rate, args.seconds)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

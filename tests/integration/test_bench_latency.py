@@ -1,0 +1,14 @@
+"""A tiny latency run, so bench/latency.py cannot rot (its numbers mean nothing here)."""
+
+from __future__ import annotations
+
+from bench.latency import run_latency
+
+
+def test_every_callback_is_credited_and_the_percentiles_are_ordered(kafka_env):
+    # The run recreates the topics and starts a worker with an app id of its own.
+    results = run_latency(kafka_env["KAFKA_BOOTSTRAP_SERVERS"], rate_per_s=50, seconds=3.0)
+    assert results["callbacks"] == 150
+    assert results["credits"] == results["callbacks"]
+    assert 0 < results["p50_ms"] <= results["p99_ms"] <= results["p999_ms"] <= results["max_ms"]
+    assert results["achieved_rate_per_s"] > 40
