@@ -11,103 +11,28 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import urllib.request
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from bench.topology import _counters, _free_port
-from bench.workload import SECRET
+from bench.worker_process import BenchWorker
+from bench.workload import order_and_callback
 from streams import topics
 from streams.admin import recreate_topics
 from streams.codecs import default_catalog
 from streams.config import Settings, load_settings
 from streams.kafka_clients import producer
-from streams.providers.testing import make_hmac_delivery
-from streams.workload import BASE_TIME_MS, order_created, paid_event
 
-RULES = Path(__file__).with_name("rules-that-never-fire.yaml")
 READY_TIMEOUT_S = 120.0
 # How long, after the last write, credits may still arrive: a worker that falls behind is
 # given this long to drain, then the run reports what it got.
 DRAIN_MIN_S = 30.0
 
 
-@dataclass
-class _Worker:
-    process: subprocess.Popen[bytes]
-    port: int
-    state: Path
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"worker exited ({self.process.returncode}); "
-                               f"see {self.state / 'worker.log'}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
-
-
-def _start_worker(bootstrap: str) -> _Worker:
-    """One worker of its own (app id, state dir, port), as bench/topology.py starts it."""
-    port = _free_port()
-    state = Path(tempfile.mkdtemp(prefix="bench-latency-"))
-    env = dict(
-        os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        TOPUP_APP_ID=f"bench-latency-{uuid.uuid4().hex[:8]}", TOPUP_STATE_DIR=str(state),
-        TOPUP_WEB_PORT=str(port), TOPUP_HMAC_SECRETS=SECRET, TOPUP_RISK_RULES=str(RULES),
-    )
-    with (state / "worker.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    return _Worker(process, port, state)
-
-
-def _wait_ready(worker: _Worker, timeout_s: float) -> None:
-    # /health answers 200 only once partitions are assigned and every store is restored.
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        worker.check_alive()
-        try:
-            url = f"http://127.0.0.1:{worker.port}/health"
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:  # not listening yet, or 503 while starting
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"worker not ready in {timeout_s}s; see {worker.state}")
-
-
-def _consumed(worker: _Worker) -> dict[str, float]:
-    """Records consumed so far, by topic."""
-    try:
-        samples = _counters(worker.port)
-    except OSError:
-        return {}
-    return {labels: value for (name, labels), value in samples.items()
-            if name == "topup_records_consumed_total"}
-
-
-def _wait_orders_settled(worker: _Worker, orders: int, timeout_s: float) -> None:
+def _wait_orders_settled(worker: BenchWorker, orders: int, timeout_s: float) -> None:
     """The order stage has read every order's risk decision, and then the worker has read
     nothing for a while: what deciding the orders fed onward (order status, reconciliation
     inputs) is done too, and nothing of the orders competes with the callbacks."""
@@ -116,7 +41,7 @@ def _wait_orders_settled(worker: _Worker, orders: int, timeout_s: float) -> None
     last_total, quiet_since = -1.0, time.monotonic()
     while True:
         worker.check_alive()
-        consumed = _consumed(worker)
+        consumed = worker.consumed()
         total = sum(consumed.values())
         if total != last_total:
             last_total, quiet_since = total, time.monotonic()
@@ -124,7 +49,7 @@ def _wait_orders_settled(worker: _Worker, orders: int, timeout_s: float) -> None
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"worker did not settle {orders} orders in {timeout_s:.0f}s; "
-                               f"see {worker.state}")
+                               f"see {worker.log_path}")
         time.sleep(0.25)
 
 
@@ -136,16 +61,10 @@ def _pre_produce(settings: Settings, count: int, seed: int = 1) -> list[tuple[by
     rng = random.Random(seed)
     callbacks = []
     for index in range(count):
-        order = order_created("lat", index, rng).record
+        order, callback = order_and_callback("lat", index, rng)
         key = order["order_id"].encode()
         out.produce(topics.ORDERS, key=key, value=catalog.encode("OrderEvent", order))
-        # Signed at the time it claims to be received: the signature's age check passes.
-        paid_at = BASE_TIME_MS + index * 1_000 + 500
-        delivery = make_hmac_delivery(
-            paid_event(order, order["amount_minor"], paid_at), SECRET, timestamp=paid_at // 1000
-        )
-        record = delivery.as_record(f"lat-d{index}", paid_at)
-        callbacks.append((key, catalog.encode("WebhookDelivery", record)))
+        callbacks.append((key, catalog.encode("WebhookDelivery", callback)))
         if index % 5_000 == 0:
             out.poll(0)
     if out.flush(120) != 0:
@@ -271,9 +190,9 @@ def run_latency(bootstrap: str, rate_per_s: int, seconds: float = 20.0) -> dict[
     # Reading from before the first callback, so no credit is missed or stamped late.
     watcher = _CreditWatcher(settings)
     watcher.start()
-    worker = _start_worker(bootstrap)
+    worker = BenchWorker(bootstrap)
     try:
-        _wait_ready(worker, READY_TIMEOUT_S)
+        worker.wait_ready(READY_TIMEOUT_S)
         callbacks = _pre_produce(settings, count)
         # Generous: 100 orders/s is several times slower than the worker settles them.
         _wait_orders_settled(worker, count, timeout_s=max(120.0, count / 100))

@@ -13,16 +13,11 @@ the benchmark's own.
 
 from __future__ import annotations
 
-import os
+import math
 import random
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +25,8 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from bench.topology import _free_port
-from bench.workload import SECRET
+from bench.worker_process import RULES, BenchWorker
+from bench.workload import SECRET, order_and_callback
 from streams import topics
 from streams.admin import create_topics, recreate_topics
 from streams.agents import all_stages
@@ -45,12 +40,10 @@ from streams.domain.order_state import OrderState, OrderStatus
 from streams.domain.orders import step
 from streams.kafka_clients import PARTITIONER, producer
 from streams.metrics import Metrics
-from streams.providers.testing import make_hmac_delivery
 from streams.runtime.store import encode_value
 from streams.topics import TopicSpec
 from streams.workload import BASE_TIME_MS, order_created, paid_event
 
-RULES = Path(__file__).with_name("rules-that-never-fire.yaml")
 MIB = 1024 * 1024
 # Seeded order ids are "<run>-o<7 digits>": the template's id is replaced by each one.
 SEED_RUN = "seed"
@@ -155,76 +148,6 @@ def seed_changelogs(settings: Settings, orders: int, dedup_ids: int) -> int:
 # -- workers -------------------------------------------------------------------------------
 
 
-class WorkerRun:
-    """One worker subprocess with its own state dir, web port and log."""
-
-    def __init__(self, bootstrap: str, app_id: str, state_dir: Path, log: Path) -> None:
-        self.state_dir, self.log_path, self.port = state_dir, log, _free_port()
-        env = dict(
-            os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, TOPUP_APP_ID=app_id,
-            TOPUP_PARTITIONS="4", TOPUP_STATE_DIR=str(state_dir),
-            TOPUP_WEB_PORT=str(self.port), TOPUP_HMAC_SECRETS=SECRET,
-            TOPUP_RISK_RULES=str(RULES),
-        )
-        command = [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"]
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(command, env=env, stdout=out,
-                                            stderr=subprocess.STDOUT)
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"worker exited ({self.process.returncode}); see {self.log_path}")
-
-    def ready(self) -> bool:
-        """/health answers 200 once the worker's partitions are assigned and restored."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health",
-                                        timeout=2) as reply:
-                return reply.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.ready():
-            self.check_alive()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker not ready in {timeout_s}s; see {self.log_path}")
-            time.sleep(0.1)
-
-    def restore_metric_s(self) -> float:
-        """The worker's own topup_restore_seconds: restore alone, without process start
-        and group join."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics",
-                                    timeout=5) as reply:
-            for line in reply.read().decode().splitlines():
-                if line.startswith("topup_restore_seconds "):
-                    return float(line.split()[1])
-        return float("nan")
-
-    def memory_mib(self) -> tuple[float, float]:
-        """(VmRSS, VmHWM) in MiB, read from /proc."""
-        fields: dict[str, float] = {}
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            name, _, rest = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                fields[name] = int(rest.split()[0]) / 1024  # kB
-        return fields["VmRSS"], fields["VmHWM"]
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 def wait_group_empty(bootstrap: str, group: str, timeout_s: float = 120) -> float:
     """Seconds until the killed worker's group member has expired (its session timeout),
     so B's start is timed on restore alone, not on the broker noticing A is gone."""
@@ -251,13 +174,10 @@ def produce_probe(settings: Settings, run_id: str) -> str:
     """An order and its signed payment callback, as the bench workload makes them."""
     catalog = default_catalog()
     out = producer(settings)
-    order = order_created(run_id, 0, random.Random(2)).record
+    order, callback = order_and_callback(run_id, 0, random.Random(2))
     out.produce(topics.ORDERS, key=order["order_id"], value=catalog.encode("OrderEvent", order))
-    paid_at = order["occurred_at"] + 500
-    delivery = make_hmac_delivery(paid_event(order, order["amount_minor"], paid_at), SECRET,
-                                  timestamp=paid_at // 1000)
-    out.produce(topics.WEBHOOKS, key=order["order_id"], value=catalog.encode(
-        "WebhookDelivery", delivery.as_record(f"{run_id}-d0", paid_at)))
+    out.produce(topics.WEBHOOKS, key=order["order_id"],
+                value=catalog.encode("WebhookDelivery", callback))
     out.flush(30)
     return order["order_id"]
 
@@ -295,7 +215,7 @@ def run_recovery(
 
     work = Path(tempfile.mkdtemp(prefix="bench-recovery-"))
     timeout_s = 1800.0
-    first = WorkerRun(bootstrap, app_id, work / "state-a", work / "worker-a.log")
+    first = BenchWorker(bootstrap, app_id, work / "state-a")
     try:
         first.wait_ready(timeout_s)
     finally:
@@ -305,7 +225,7 @@ def run_recovery(
 
     reader = credits_reader(settings)
     launched = time.monotonic()
-    second = WorkerRun(bootstrap, app_id, work / "state-b", work / "worker-b.log")
+    second = BenchWorker(bootstrap, app_id, work / "state-b")
     try:
         probe = produce_probe(settings, f"probe-{app_id}")
         catalog = default_catalog()
@@ -324,7 +244,8 @@ def run_recovery(
         ready_s = ready_s if ready_s is not None else credit_s
         rss, peak = second.memory_mib()
         state_mib = dir_mib(second.state_dir)
-        restore_in_worker_s = second.restore_metric_s()
+        # The worker's own timer: restore alone, without process start and group join.
+        restore_in_worker_s = second.metrics().get(("topup_restore_seconds", ""), math.nan)
     finally:
         reader.close()
         second.stop()

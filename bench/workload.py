@@ -9,9 +9,21 @@ from streams.codecs import default_catalog
 from streams.config import Settings
 from streams.kafka_clients import producer
 from streams.providers.testing import make_hmac_delivery
-from streams.workload import BASE_TIME_MS, order_created, paid_event
+from streams.workload import order_created, paid_event
 
 SECRET = "bench-hmac-secret"
+
+
+def order_and_callback(run_id: str, index: int, rng: random.Random) -> tuple[dict, dict]:
+    """An order and its payment callback (a WebhookDelivery record), paid 500 ms after it
+    was created and signed at the time it claims to be received, so the signature's age
+    check passes whenever it is replayed."""
+    order = order_created(run_id, index, rng).record
+    paid_at = order["occurred_at"] + 500
+    delivery = make_hmac_delivery(
+        paid_event(order, order["amount_minor"], paid_at), SECRET, timestamp=paid_at // 1000
+    )
+    return order, delivery.as_record(f"{run_id}-d{index}", paid_at)
 
 
 def produce_workload(settings: Settings, orders: int, seed: int = 1) -> int:
@@ -20,16 +32,11 @@ def produce_workload(settings: Settings, orders: int, seed: int = 1) -> int:
     out = producer(settings, **{"linger.ms": 20, "batch.num.messages": 10_000})
     rng = random.Random(seed)
     for index in range(orders):
-        order = order_created("bench", index, rng).record
+        order, callback = order_and_callback("bench", index, rng)
         out.produce(topics.ORDERS, key=order["order_id"],
                     value=catalog.encode("OrderEvent", order))
-        paid_at = BASE_TIME_MS + index * 1_000 + 500
-        delivery = make_hmac_delivery(
-            paid_event(order, order["amount_minor"], paid_at), SECRET, timestamp=paid_at // 1000
-        )
-        record = delivery.as_record(f"bench-d{index}", paid_at)
         out.produce(topics.WEBHOOKS, key=order["order_id"],
-                    value=catalog.encode("WebhookDelivery", record))
+                    value=catalog.encode("WebhookDelivery", callback))
         if index % 5_000 == 0:
             out.poll(0)
     out.flush(120)
