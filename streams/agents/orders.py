@@ -17,7 +17,7 @@ from typing import Any
 from streams import topics, wire
 from streams.agents.clock import PartitionClock
 from streams.agents.outputs import publish_outputs
-from streams.agents.reconciliation import recon_input
+from streams.agents.reconciliation import RECON_BOOKS, RECON_STATE, Timed, reconcile
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
 from streams.domain.freeze import ActiveFreezes, apply_command, credits_frozen, refunds_frozen
@@ -27,8 +27,8 @@ from streams.domain.order_outputs import LedgerEntryOut
 from streams.domain.order_state import HoldReason, OrderState
 from streams.domain.orders import step
 from streams.domain.payments import PaymentEvent
-from streams.domain.recon_inputs import OrderSnapshot
-from streams.runtime.context import Context, Record, Send, Table
+from streams.domain.recon_inputs import LedgerEntry, OrderSnapshot
+from streams.runtime.context import Context, Record, Table
 from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
 
@@ -102,16 +102,19 @@ def _to_reconciliation(
     ctx: Context, before: OrderState | None, after: OrderState, outputs: list[Any], now: int
 ) -> None:
     """What the ledger did, for reconciliation: each entry, and the order as it now is."""
-    key = after.order_id.encode()
-    for output in outputs:
-        if isinstance(output, LedgerEntryOut):
-            value = recon_input("entry", now, output.to_record())
-            ctx.send(Send(topics.RECON_INPUTS, key, value))
+    inputs = [Timed(LedgerEntry.from_record(output.to_record()), now)
+              for output in outputs if isinstance(output, LedgerEntryOut)]
     changed = before is None or before.version != after.version
     if changed and after.facts is not None and after.status is not None:
         # The CREATED event id is not kept in the order's state, so the chain starts at it.
-        snapshot = OrderSnapshot.from_order_state(after, None)
-        ctx.send(Send(topics.RECON_INPUTS, key, recon_input("order", now, snapshot.to_dict())))
+        inputs.append(Timed(OrderSnapshot.from_order_state(after, None), now))
+    if inputs:
+        ctx.run_isolated(_reconcile_all, inputs, "reconciliation")
+
+
+def _reconcile_all(ctx: Context, inputs: list[Timed]) -> None:
+    for timed in inputs:
+        reconcile(ctx, timed)
 
 
 def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
@@ -169,4 +172,4 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
 
     return Stage("orders", (topics.ORDERS, topics.PAYMENTS, topics.ORDER_COMMANDS,
                             topics.RISK_DECISIONS),
-                 (ORDER_STATE, BOOKS), _decoder(catalog), handle)
+                 (ORDER_STATE, BOOKS, RECON_STATE, RECON_BOOKS), _decoder(catalog), handle)

@@ -1,7 +1,9 @@
 """Reconciliation, keyed by order_id, and the mismatch rate, keyed by provider.
 
-The recon stage joins what the ledger did (entries and order snapshots from the order
-stage) with what the provider settled (lines from settlement intake) and calls the pure
+The recon stage joins what the ledger did (entries and order snapshots, handed over
+in-process by the order stage, which shares the key and so the partition: a Kafka hop
+there would only cost time) with what the provider settled (lines from settlement intake,
+through topup.internal.recon-inputs) and calls the pure
 `streams.domain.reconciliation.step`. It routes what comes back: breaks, alerts, audits,
 freeze commands to `topup.control`, settlement proofs to the order stage's payment input
 (so a missing credit is made by the one path every credit takes), and every decision to
@@ -22,8 +24,6 @@ from streams.codecs import DecodeError
 from streams.domain.intake_health import IntakeHealth
 from streams.domain.order_inputs import Tick
 from streams.domain.recon_inputs import (
-    LedgerEntry,
-    OrderSnapshot,
     ReconContext,
     ReconInput,
     WatermarkAdvanced,
@@ -43,12 +43,7 @@ RECON_STATE = StoreSpec("recon-state")
 RECON_BOOKS = StoreSpec("recon-partitions")
 RATES = StoreSpec("recon-rates")
 
-PARSERS = {
-    "line": parse_line,
-    "entry": LedgerEntry.from_record,
-    "order": OrderSnapshot.from_dict,
-    "watermark": WatermarkAdvanced.from_dict,
-}
+PARSERS = {"line": parse_line, "watermark": WatermarkAdvanced.from_dict}
 
 
 def recon_input(kind: str, at: int, data: dict[str, Any]) -> bytes:
@@ -119,27 +114,31 @@ def _decode(record: Record) -> Timed:
 
 
 def recon_stage() -> Stage:
-    def handle(ctx: Context, timed: Timed) -> None:
-        states = ctx.table(RECON_STATE.name)
-        book = ReconBook(ctx.table(RECON_BOOKS.name), ctx.record.partition)
-        book.clock.advance(timed.at)
-        correlation = ctx.record.correlation_id
-        event = timed.input
-        watermark = isinstance(event, WatermarkAdvanced)
-        if watermark:
-            key = _watermark_key(event.provider, event.merchant_id)
-            book.covers[key] = max(book.covers.get(key, 0), event.covers_until)
-            for order_id in book.waiting_for(key):
-                _run(ctx, states, book, order_id, event, book.clock.watermark, correlation)
-        else:
-            _run(ctx, states, book, event.order_id, event, timed.at, correlation)
-        for order_id in book.clock.due():
-            now = book.clock.watermark
-            _run(ctx, states, book, order_id, Tick(now), now, None)
-        book.save(covers_changed=watermark)
-
     return Stage("reconciliation", (topics.RECON_INPUTS,), (RECON_STATE, RECON_BOOKS),
-                 _decode, handle)
+                 _decode, reconcile)
+
+
+def reconcile(ctx: Context, timed: Timed) -> None:
+    """One input on the partition of its order. The order stage calls this in-process for
+    what the ledger did (it shares the key, so the partition); settlement lines and
+    watermarks arrive through topup.internal.recon-inputs."""
+    states = ctx.table(RECON_STATE.name)
+    book = ReconBook(ctx.table(RECON_BOOKS.name), ctx.record.partition)
+    book.clock.advance(timed.at)
+    correlation = ctx.record.correlation_id
+    event = timed.input
+    watermark = isinstance(event, WatermarkAdvanced)
+    if watermark:
+        key = _watermark_key(event.provider, event.merchant_id)
+        book.covers[key] = max(book.covers.get(key, 0), event.covers_until)
+        for order_id in book.waiting_for(key):
+            _run(ctx, states, book, order_id, event, book.clock.watermark, correlation)
+    else:
+        _run(ctx, states, book, event.order_id, event, timed.at, correlation)
+    for order_id in book.clock.due():
+        now = book.clock.watermark
+        _run(ctx, states, book, order_id, Tick(now), now, None)
+    book.save(covers_changed=watermark)
 
 
 def _run(

@@ -6,7 +6,8 @@ half way leaves nothing behind: the record is dead-lettered instead, and the bat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from streams.metrics import Metrics
 
 if TYPE_CHECKING:
     from streams.runtime.store import PartitionStore
+
+log = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "correlation_id"
 Headers = list[tuple[str, bytes]]
@@ -62,27 +65,28 @@ class Send:
 
 
 class Table:
-    """One store's partition as the handler sees it: committed state under pending writes."""
+    """One store's partition as the handler sees it: committed state under the writes not
+    yet committed, newest first (this handler's, then any caller's, then the batch's)."""
 
-    def __init__(self, store: PartitionStore, pending: dict[str, Any], layer: dict[str, Any]):
-        self._store, self._pending, self._layer = store, pending, layer
+    def __init__(self, store: PartitionStore, overlays: tuple[dict[str, Any], ...]):
+        self._store, self._overlays = store, overlays
 
     def get(self, key: str) -> Any:
-        for writes in (self._layer, self._pending):
+        for writes in self._overlays:
             if key in writes:
                 return writes[key]
         return self._store.get(key)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._layer[key] = value
+        self._overlays[0][key] = value
 
     def __delitem__(self, key: str) -> None:
-        self._layer[key] = None
+        self._overlays[0][key] = None
 
     def scan(self, lo: str, hi: str, limit: int | None = None) -> list[tuple[str, Any]]:
         """Live keys in [lo, hi) in key order, at most `limit`: the store's, under this
         batch's writes. For indexes kept as keys, so no value grows with their size."""
-        overlay = {key: value for writes in (self._pending, self._layer)
+        overlay = {key: value for writes in reversed(self._overlays)
                    for key, value in writes.items() if lo <= key < hi}
         found = []
         for key, value in self._store.scan(lo, hi):
@@ -108,10 +112,32 @@ class Context:
     pending: Mapping[str, dict[str, Any]]
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
     sends: list[Send] = field(default_factory=list)
+    parent: Context | None = None
 
     def table(self, name: str) -> Table:
+        return Table(self.stores[name], self._overlays(name))
+
+    def _overlays(self, name: str) -> tuple[dict[str, Any], ...]:
         layer = self.layers.setdefault(name, {})
-        return Table(self.stores[name], self.pending[name], layer)
+        below = self.parent._overlays(name) if self.parent else (self.pending[name],)
+        return (layer, *below)
+
+    def run_isolated(self, handle: Callable[[Context, Any], None], item: Any, what: str) -> None:
+        """Runs `handle(child, item)` in a child context whose writes and sends join this
+        record's only if it returns. A failure is logged and dead-lettered, naming `what`,
+        and this record's own work stands: a fused stage's bug must not undo its caller's."""
+        child = Context(self.record, self.catalog, self.metrics, self.stores, self.pending,
+                        parent=self)
+        try:
+            handle(child, item)
+        except Exception as exc:
+            log.exception("%s failed for %s", what, self.record.where())
+            self.metrics.inc("topup_processing_errors_total", topic=self.record.topic)
+            self.dead_letter("BAD_PAYLOAD", f"{what} failed: {type(exc).__name__}: {exc}")
+            return
+        for name, layer in child.layers.items():
+            self.layers.setdefault(name, {}).update(layer)
+        self.sends += child.sends
 
     def send(self, send: Send) -> None:
         self.sends.append(send)

@@ -129,7 +129,7 @@ class Worker:
         return [
             TopicSpec(spec.changelog(self.settings.app_id), None, compacted=True,
                       overrides=spec.changelog_config)
-            for stage in self.stages for spec in stage.stores
+            for spec in self.specs.values()
         ]
 
     # -- rebalancing -------------------------------------------------------------------

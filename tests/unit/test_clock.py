@@ -22,7 +22,7 @@ class Committed:
 
     def table(self, pending: dict[str, Any] | None = None) -> tuple[Table, dict[str, Any]]:
         layer: dict[str, Any] = {}
-        return Table(self.store, pending if pending is not None else {}, layer), layer
+        return Table(self.store, (layer, pending if pending is not None else {})), layer
 
     def commit(self, layer: dict[str, Any]) -> None:
         self.store.write((key.encode(), encode_value(value)) for key, value in layer.items())
