@@ -1,0 +1,56 @@
+"""A handler's context: overlays of uncommitted writes, and isolated in-process calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from streams import topics
+from streams.codecs import default_catalog
+from streams.metrics import Metrics
+from streams.runtime.context import Context, Record, Send
+from streams.runtime.store import PartitionStore, encode_value
+
+
+def context(tmp_path: Path, pending: dict[str, Any]) -> Context:
+    store = PartitionStore(tmp_path / "s", None)
+    store.write([(b"committed", encode_value("c")), (b"shadowed", encode_value("old"))])
+    record = Record(topics.ORDERS, 2, 7, b"o-1", b"...", 0, [])
+    return Context(record, default_catalog(), Metrics(), {"s": store}, {"s": pending})
+
+
+def test_a_child_sees_its_callers_writes_and_its_own_join_them_when_it_returns(tmp_path):
+    ctx = context(tmp_path, {"shadowed": "pending"})
+    ctx.table("s")["caller"] = 1
+
+    def fused(child: Context, item: str) -> None:
+        table = child.table("s")
+        assert (table.get("caller"), table.get("shadowed"), table.get("committed")) == (
+            1, "pending", "c")
+        table[item] = 2
+        assert [key for key, _ in table.scan("a", "z")] == ["caller", "committed", item,
+                                                              "shadowed"]
+
+    ctx.run_isolated(fused, "fused", "reconciliation")
+    assert ctx.layers["s"] == {"caller": 1, "fused": 2}
+    assert ctx.sends == []
+
+
+def test_a_failing_child_leaves_nothing_but_a_dead_letter_and_its_caller_keeps_its_work(
+    tmp_path
+):
+    ctx = context(tmp_path, {})
+    ctx.table("s")["caller"] = 1
+
+    def fused(child: Context, item: str) -> None:
+        child.table("s")["half-done"] = item
+        child.send(Send(topics.ALERTS, b"k", b"v"))  # never reaches the caller's sends
+        raise RuntimeError("a bug")
+
+    ctx.run_isolated(fused, "x", "reconciliation")
+    assert ctx.layers["s"] == {"caller": 1}
+    [dead] = ctx.sends
+    assert dead.topic == topics.DLQ
+    value = default_catalog().decode("DeadLetter", dead.value)
+    assert value["error_kind"] == "BAD_PAYLOAD"
+    assert "reconciliation failed: RuntimeError: a bug" in value["error"]
