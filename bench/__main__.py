@@ -102,29 +102,48 @@ RUNNERS: dict[str, Callable[[str, Sizes], dict[str, float]]] = {
 }
 
 
+def _commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=False).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def run(sizes: Sizes, reps: int, out_dir: Path, bootstrap: str,
         sections: tuple[str, ...] = SECTIONS, profile: bool = False) -> dict:
+    """Measures `sections` and writes the reports; a section not measured now keeps its
+    figures from the last report in `out_dir`, marked with when and at which commit."""
     measured: dict[str, dict[str, list[float]]] = {}
     for _ in range(reps):
         for section in sections:
             for name, value in RUNNERS[section](bootstrap, sizes).items():
                 measured.setdefault(section, {}).setdefault(name, []).append(value)
+    stamp = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "commit": _commit()}
+    previous_file = out_dir / "results.json"
+    previous = json.loads(previous_file.read_text()) if previous_file.exists() else {}
+    kept = {name: section for name, section in previous.get("sections", {}).items()
+            if name not in measured}
     results = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        **stamp,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "versions": {name: version(name) for name in
                      ("confluent-kafka", "rocksdict", "aiokafka", "fastavro", "orjson")},
-        "sizes": {**asdict(sizes), "latency_rates": list(sizes.latency_rates)},
-        "repetitions": reps,
-        **{section: {name: _spread(values) for name, values in figures.items()}
-           for section, figures in measured.items()},
+        "sections": {**kept, **{
+            section: {**stamp, "repetitions": reps,
+                      "sizes": {**asdict(sizes), "latency_rates": list(sizes.latency_rates)},
+                      "figures": {name: _spread(values) for name, values in figures.items()}}
+            for section, figures in measured.items()}},
     }
     if profile:
         settings = load_settings({"KAFKA_BOOTSTRAP_SERVERS": bootstrap})
         recreate_topics(settings)
         produce_workload(settings, sizes.orders)
-        results["profile"] = profile_topology(bootstrap, sizes.orders)
+        results["profile"] = {**stamp, **profile_topology(bootstrap, sizes.orders)}
+    elif "profile" in previous:
+        results["profile"] = previous["profile"]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "RESULTS.md").write_text(markdown(results))
@@ -159,20 +178,22 @@ TITLES = {
 def markdown(results: dict) -> str:
     lines = [
         "# Benchmark results", "",
-        f"{results['date']}; {results['machine']['cpus']} CPUs; Python "
-        f"{results['machine']['python']}; "
-        + ", ".join(f"{k} {v}" for k, v in results["versions"].items())
-        + f"; {results['repetitions']} repetitions.", "",
+        f"{results['machine']['cpus']} CPUs; Python {results['machine']['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".", "",
     ]
-    for section in SECTIONS:
-        if section not in results:
+    for name in SECTIONS:
+        section = results["sections"].get(name)
+        if section is None:
             continue
-        lines += [f"## {section}", "", TITLES[section].format(**results["sizes"]), "",
+        lines += [f"## {name}", "",
+                  f"Measured {section['date']} at {section['commit']}, "
+                  f"{section['repetitions']} repetitions. "
+                  + TITLES[name].format(**section["sizes"]), "",
                   "| measure | min | median | max |", "|---|---|---|---|"]
-        for name, spread in results[section].items():
+        for figure, spread in section["figures"].items():
             cells = " | ".join(f"{spread[k]:.3f}" if abs(spread[k]) < 10 else f"{spread[k]:.0f}"
                                for k in ("min", "median", "max"))
-            lines.append(f"| {name} | {cells} |")
+            lines.append(f"| {figure} | {cells} |")
         lines.append("")
     return "\n".join(lines + _profile_section(results.get("profile")))
 
@@ -181,8 +202,9 @@ def _profile_section(profile: dict | None) -> list[str]:
     if not profile:
         return []
     lines = ["## Where the time goes", "",
-             "py-spy samples (200/s) of one more run of the throughput workload, as shares of "
-             "all samples. Self time by function:", "", "| share | function |", "|---|---|"]
+             f"Measured {profile['date']} at {profile['commit']}: py-spy samples (200/s) of "
+             "one more run of the throughput workload, as shares of all samples. Self time "
+             "by function:", "", "| share | function |", "|---|---|"]
     lines += [f"| {share:.1%} | `{frame}` |" for frame, share in profile["self"]]
     lines += ["", "Inclusive time of our own functions:", "", "| share | function |",
               "|---|---|"]
