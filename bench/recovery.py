@@ -102,10 +102,12 @@ def changelog_specs(settings: Settings) -> tuple[TopicSpec, ...]:
     """The changelog topics exactly as Worker.run creates them, so seeding them first
     leaves the worker nothing to create (and nothing auto-created non-compacted)."""
     stages = all_stages(settings, default_catalog(), Metrics())
+    # A store two stages share (reconciliation's) is named once.
+    specs = {spec.name: spec for stage in stages for spec in stage.stores}
     return tuple(
         TopicSpec(spec.changelog(settings.app_id), None, compacted=True,
                   overrides=spec.changelog_config)
-        for stage in stages for spec in stage.stores
+        for spec in specs.values()
     )
 
 

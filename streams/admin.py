@@ -26,7 +26,9 @@ def admin_client(settings: Settings) -> AdminClient:
 def create_topics(
     settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS, timeout_s: float = 30.0
 ) -> list[TopicReport]:
-    """Create what is missing; report (never alter) what exists with other partition counts."""
+    """Create what is missing; report (never alter) what exists with other partition counts.
+    A topic named twice is created once (librdkafka crashes on a request naming it twice)."""
+    specs = tuple({spec.name: spec for spec in specs}.values())
     admin = admin_client(settings)
     existing = admin.list_topics(timeout=timeout_s).topics
     reports: list[TopicReport] = []

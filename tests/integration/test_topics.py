@@ -29,3 +29,12 @@ def test_topics_create_is_idempotent_with_the_contract_settings(kafka_env):
     assert policy[topics.ORDERS] == "delete"
     assert configs[topics.CREDITS]["retention.ms"].value == "-1"
     assert configs[topics.ORDERS]["retention.ms"].value == str(7 * topics.DAY_MS)
+
+
+def test_a_topic_named_twice_is_created_once(kafka_env):
+    # Two stages may share a store, so its changelog can be asked for twice; librdkafka
+    # would crash the process on a CreateTopics request naming a topic twice.
+    settings = settings_from(kafka_env)
+    spec = topics.TopicSpec("topup.test.named-twice", None, compacted=True)
+    reports = create_topics(settings, (spec, spec))
+    assert [(r.name, r.outcome) for r in reports] == [("topup.test.named-twice", "created")]
