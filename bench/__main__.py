@@ -167,7 +167,7 @@ TITLES = {
                "{latency_seconds} s (their orders pre-produced and decided), from the "
                "broker's acknowledgement of the write to the credit readable (read_committed) "
                "on topup.credits. `sustained` is 1 when the end of the run was no slower than "
-               "its middle.",
+               "its start.",
     "recovery": "Recovery: changelogs holding {recovery_orders} credited orders and "
                 "{recovery_dedup_ids} dedup ids; a worker restores them, is killed, its state "
                 "dir deleted, and a new worker started: seconds until it is ready and until it "

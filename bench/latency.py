@@ -207,7 +207,7 @@ def run_latency(bootstrap: str, rate_per_s: int, seconds: float = 20.0) -> dict[
         watcher.stopping.set()
         worker.stop()
     watcher.join(30)
-    # In write order, so the sustained check can compare the end of the run to its middle.
+    # In write order, so the sustained check can compare the end of the run to its start.
     latencies = [watcher.readable[key] - acked[key] for key, _ in callbacks
                  if key in acked and key in watcher.readable]
     ordered = sorted(latencies)

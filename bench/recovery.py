@@ -41,7 +41,7 @@ from streams.domain.orders import step
 from streams.kafka_clients import PARTITIONER, producer
 from streams.metrics import Metrics
 from streams.runtime.store import encode_value
-from streams.topics import TopicSpec
+from streams.runtime.worker import changelog_specs
 from streams.workload import BASE_TIME_MS, order_created, paid_event
 
 MIB = 1024 * 1024
@@ -98,19 +98,6 @@ def dedup_entries(dedup_ids: int) -> Iterator[tuple[bytes, bytes]]:
         yield key.encode(), encode_value(BASE_TIME_MS + index * 100)  # type: ignore[misc]
 
 
-def changelog_specs(settings: Settings) -> tuple[TopicSpec, ...]:
-    """The changelog topics exactly as Worker.run creates them, so seeding them first
-    leaves the worker nothing to create (and nothing auto-created non-compacted)."""
-    stages = all_stages(settings, default_catalog(), Metrics())
-    # A store two stages share (reconciliation's) is named once.
-    specs = {spec.name: spec for stage in stages for spec in stage.stores}
-    return tuple(
-        TopicSpec(spec.changelog(settings.app_id), None, compacted=True,
-                  overrides=spec.changelog_config)
-        for spec in specs.values()
-    )
-
-
 def seed_changelogs(settings: Settings, orders: int, dedup_ids: int) -> int:
     """Writes the order-state and webhook-dedup changelogs; returns records written.
 
@@ -118,7 +105,8 @@ def seed_changelogs(settings: Settings, orders: int, dedup_ids: int) -> int:
     number as topup.orders does, which is the changelog partition its state lives in.
     Dedup ids land by their own hash, as even a spread as the webhooks' order-id keys.
     """
-    create_topics(settings, changelog_specs(settings))
+    stages = all_stages(settings, default_catalog(), Metrics())
+    create_topics(settings, changelog_specs(settings.app_id, stages))
     out = Producer({
         "bootstrap.servers": settings.bootstrap_servers,
         "partitioner": PARTITIONER,

@@ -47,6 +47,13 @@ def transactional_id(settings: Settings) -> str:
     return f"{settings.app_id}-{where}"
 
 
+def changelog_specs(app_id: str, stages: Sequence[Stage]) -> tuple[TopicSpec, ...]:
+    """The compacted changelog of every store, once even when stages share a store."""
+    specs = {spec.name: spec for stage in stages for spec in stage.stores}
+    return tuple(TopicSpec(spec.changelog(app_id), None, compacted=True,
+                           overrides=spec.changelog_config) for spec in specs.values())
+
+
 class Worker:
     def __init__(
         self,
@@ -77,7 +84,7 @@ class Worker:
 
     def run(self) -> None:
         settings = self.settings
-        create_topics(settings, tuple(self._changelog_specs()))
+        create_topics(settings, changelog_specs(settings.app_id, self.stages))
         self.producer = Producer({
             "bootstrap.servers": settings.bootstrap_servers,
             "transactional.id": transactional_id(settings),
@@ -124,13 +131,6 @@ class Worker:
 
     def stop(self) -> None:
         self.stopping.set()
-
-    def _changelog_specs(self) -> list[TopicSpec]:
-        return [
-            TopicSpec(spec.changelog(self.settings.app_id), None, compacted=True,
-                      overrides=spec.changelog_config)
-            for spec in self.specs.values()
-        ]
 
     # -- rebalancing -------------------------------------------------------------------
 
