@@ -116,12 +116,11 @@ def _count_health(
     # How long the delivery sat in topup.webhooks: the edge stamped it when it wrote it.
     waited_s = time.time() - ctx.record.timestamp_ms / 1000
     table = ctx.table(SEEN_STORE)
-    stored = table.get(health_key(provider))
     tally, finished = count_delivery(
-        IntakeTally.from_dict(stored) if stored else None,
+        table.load(health_key(provider), IntakeTally),
         provider, received_at, verification_failed, waited_s,
     )
-    table[health_key(provider)] = tally.to_dict()
+    table[health_key(provider)] = tally
     if finished is not None:
         ctx.send(Send(topics.RECON_OUTCOMES, provider.encode(),
                       rate_input("intake", finished.to_dict())))

@@ -129,8 +129,7 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
         now: int,
         correlation: str | None,
     ) -> None:
-        stored = orders.get(order_id)
-        state = OrderState.from_dict(stored) if stored else None
+        state = orders.load(order_id, OrderState)
         facts = state.facts if state is not None and state.facts is not None else item
         provider = getattr(facts, "provider", None)
         merchant = getattr(facts, "merchant_id", None)
@@ -144,7 +143,7 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
             require_risk_verdict=settings.require_risk_verdict,
         )
         new_state, outputs = step(state, item, step_ctx)
-        orders[order_id] = new_state.to_dict()
+        orders[order_id] = new_state
         book.track(new_state, orphan_hold_ms)
         publish_outputs(ctx, outputs)
         _to_reconciliation(ctx, state, new_state, outputs, now)

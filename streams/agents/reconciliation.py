@@ -150,12 +150,11 @@ def _run(
     now: int,
     correlation: str | None,
 ) -> None:
-    stored = states.get(order_id)
-    state = ReconState.from_dict(stored) if stored else None
+    state = states.load(order_id, ReconState)
     if state is None and isinstance(event, Tick | WatermarkAdvanced):
         return  # nothing to reconcile yet
     state, outputs = recon_step(state, event, ReconContext(now_ms=now, correlation_id=correlation))
-    states[order_id] = state.to_dict()
+    states[order_id] = state
     _route(ctx, outputs, now)
     wake = state.wake()
     book.clock.wake(order_id, wake.tick_at)
@@ -199,10 +198,9 @@ def rates_stage(thresholds: RateThresholds | None = None) -> Stage:
         table = ctx.table(RATES.name)
 
         def run(provider: str, event: RateInput | Tick, now: int) -> int | None:
-            stored = table.get(provider)
-            state = RateState.from_dict(stored) if stored else None
+            state = table.load(provider, RateState)
             state, alerts = rate_step(state, event, RateContext(now_ms=now, thresholds=limits))
-            table[provider] = state.to_dict()
+            table[provider] = state
             publish_outputs(ctx, alerts)
             return state.wake_at(limits)
 

@@ -95,11 +95,11 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stag
                 # that comes in behind the partition's event time is not timed out at once.
                 arrived_deadline = clock.watermark + FAN_IN_CONFIG.deadline_ms
                 state = replace(state, deadline=max(state.deadline, arrived_deadline))
-            table[order.order_id] = state.to_dict()
+            table[order.order_id] = state
             clock.wake(order.order_id, None if state.completed else state.deadline)
         elif isinstance(item, DimensionCounts):
             state, ready = add_answer(_fan_in(table, item.order_id), item)
-            table[item.order_id] = state.to_dict()
+            table[item.order_id] = state
             if state.order is not None:
                 # The clock runs on answers: a fan-in times out once answers for orders
                 # after its deadline are back and its own are not. Run on orders, a backlog
@@ -114,7 +114,7 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stag
         for order_id in clock.due():
             waiting = _fan_in(table, order_id) or FanInState(order_id)
             state, ready = on_time(waiting, clock.watermark)
-            table[order_id] = state.to_dict()
+            table[order_id] = state
             if ready is not None:
                 _decide(ctx, ready, rules, metrics)
         clock.save()
@@ -124,8 +124,7 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stag
 
 
 def _fan_in(table: Table, order_id: str) -> FanInState | None:
-    stored = table.get(order_id)
-    return FanInState.from_dict(stored) if stored else None
+    return table.load(order_id, FanInState)
 
 
 def _send_observations(
@@ -188,10 +187,9 @@ def velocity_stage(metrics: Metrics) -> Stage:
 
     def handle(ctx: Context, observation: Observation) -> None:
         table = ctx.table(VELOCITY.name)
-        stored = table.get(observation.routing_key)
-        state = VelocityState.from_dict(stored) if stored else VelocityState()
+        state = table.load(observation.routing_key, VelocityState) or VelocityState()
         state, outputs = observe(state, observation)
-        table[observation.routing_key] = state.to_dict()
+        table[observation.routing_key] = state
         headers = correlation_headers(ctx.record.correlation_id)
         for output in outputs:
             if isinstance(output, DimensionCounts):

@@ -75,12 +75,11 @@ def batches_stage() -> Stage:
         correlation = ctx.record.correlation_id
 
         def run(batch_id: str, event: SettlementLine | BatchClosed | Tick, now: int) -> int | None:
-            stored = table.get(batch_id)
-            state = BatchState.from_dict(stored) if stored else None
+            state = table.load(batch_id, BatchState)
             state, alerts = batch_step(
                 state, event, BatchContext(now_ms=now, correlation_id=correlation)
             )
-            table[batch_id] = state.to_dict()
+            table[batch_id] = state
             publish_outputs(ctx, alerts)
             return state.wake_at()
 

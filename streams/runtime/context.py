@@ -16,7 +16,7 @@ from streams.codecs import SchemaCatalog
 from streams.metrics import Metrics
 
 if TYPE_CHECKING:
-    from streams.runtime.store import PartitionStore
+    from streams.runtime.store import PartitionStore, S
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,13 @@ class Table:
             if key in writes:
                 return writes[key]
         return self._store.get(key)
+
+    def load(self, key: str, kind: type[S]) -> S | None:
+        """A state written as itself (`table[key] = state`), as `kind`."""
+        for writes in self._overlays:
+            if key in writes:
+                return writes[key]
+        return self._store.load(key, kind)
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._overlays[0][key] = value

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import shutil
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
 from rocksdict import AccessType, Options, Rdict, WriteBatch
 
@@ -14,6 +15,24 @@ from streams import wire
 
 # A value of None in a write set deletes the key (a tombstone on the changelog).
 Writes = Mapping[str, Any]
+
+# Decoded states kept per store partition, least recently used dropped first. Hot keys
+# (a shared ip's velocity, a busy partition's fan-ins) are read back far more often than
+# this many distinct keys are touched in between.
+DECODED_STATES_KEPT = 1024
+
+
+class State(Protocol):
+    """A domain state stored as itself: encoded once, when its batch commits, and kept
+    decoded for the next read. Immutable, so the store and a handler may share one."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self: ...
+
+
+S = TypeVar("S", bound=State)
 
 
 @dataclass(frozen=True)
@@ -28,7 +47,10 @@ class StoreSpec:
 
 
 def encode_value(value: Any) -> bytes | None:
-    return None if value is None else wire.dumps(value)
+    if value is None:
+        return None
+    to_dict = getattr(value, "to_dict", None)
+    return wire.dumps(value if to_dict is None else to_dict())
 
 
 def decode_value(raw: bytes | None) -> Any:
@@ -45,9 +67,36 @@ class PartitionStore:
         self.path = path
         access = AccessType.with_ttl(ttl_s) if ttl_s else AccessType.read_write()
         self._db = Rdict(str(path), Options(raw_mode=True), access_type=access)
+        self._decoded: OrderedDict[str, State] = OrderedDict()
 
     def get(self, key: str) -> Any:
         return decode_value(self._db.get(key.encode()))
+
+    def load(self, key: str, kind: type[S]) -> S | None:
+        """The committed state of `key` as `kind`, decoded only when not already kept."""
+        state = self._decoded.get(key)
+        if isinstance(state, kind):
+            self._decoded.move_to_end(key)
+            return state
+        raw = self._db.get(key.encode())
+        if raw is None:
+            return None
+        state = kind.from_dict(wire.loads(raw))
+        self._keep(key, state)
+        return state
+
+    def committed(self, writes: Writes) -> None:
+        """Keeps the states of a committed batch decoded; any other write of a key
+        replaces what was kept for it."""
+        for key, value in writes.items():
+            self._decoded.pop(key, None)
+            if hasattr(value, "to_dict"):
+                self._keep(key, value)
+
+    def _keep(self, key: str, state: State) -> None:
+        self._decoded[key] = state
+        if len(self._decoded) > DECODED_STATES_KEPT:
+            self._decoded.popitem(last=False)
 
     def scan(self, lo: str, hi: str) -> Iterator[tuple[str, Any]]:
         """Committed keys in [lo, hi), in order."""

@@ -214,7 +214,7 @@ class Worker:
             self._retrying(lambda: self.producer.abort_transaction(30))
             self._rewind(batch_start)
             return
-        self._apply(encoded)
+        self._apply(encoded, pending)
         self.metrics.inc("topup_batches_committed_total")
 
     def _handle(
@@ -287,11 +287,12 @@ class Worker:
                 log.warning("transaction call will be retried: %s", error)
                 time.sleep(RETRY_BACKOFF_S)
 
-    def _apply(self, encoded: Encoded) -> None:
-        for (name, partition), items in encoded.items():
-            store = self.stores.get((name, partition))
+    def _apply(self, encoded: Encoded, pending: dict[tuple[str, int], dict[str, Any]]) -> None:
+        for where, items in encoded.items():
+            store = self.stores.get(where)
             if store is not None:
                 store.write(items)
+                store.committed(pending[where])
 
     def _rewind(self, batch_start: dict[tuple[str, int], int]) -> None:
         for (topic, partition), offset in batch_start.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +55,25 @@ def test_a_failing_child_leaves_nothing_but_a_dead_letter_and_its_caller_keeps_i
     value = default_catalog().decode("DeadLetter", dead.value)
     assert value["error_kind"] == "BAD_PAYLOAD"
     assert "reconciliation failed: RuntimeError: a bug" in value["error"]
+
+
+
+def test_a_state_written_in_this_batch_is_loaded_as_the_very_object_written(tmp_path):
+    ctx = context(tmp_path, {})
+    table = ctx.table("s")
+    assert table.load("tally", Tally) is None
+    tally = Tally(2)
+    table["tally"] = tally
+    assert table.load("tally", Tally) is tally
+
+
+@dataclass(frozen=True)
+class Tally:
+    deliveries: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"deliveries": self.deliveries}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tally:
+        return cls(data["deliveries"])
