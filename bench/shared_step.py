@@ -58,7 +58,7 @@ VELOCITY = StoreSpec("step-velocity")
 def settings_for(bootstrap: str, app_id: str = "bench-step", state_dir: Path | None = None,
                  ) -> Settings:
     return Settings(bootstrap_servers=bootstrap, app_id=app_id, partitions=PARTITIONS,
-                    state_dir=state_dir or Path(".state"))
+                    state_dir=state_dir or Path(".state"), batch_max_records=BATCH)
 
 
 def create_step_topics(bootstrap: str, *names: str) -> None:
@@ -149,7 +149,7 @@ def run_worker(bootstrap: str, input_topic: str, output_topic: str, app_id: str,
 
     stage = step_stage(input_topic, output_topic, mark_started)
     worker = Worker(settings_for(bootstrap, app_id, state_dir), [stage], default_catalog(),
-                    Metrics(), batch_size=BATCH)
+                    Metrics())
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     worker.run()

@@ -61,11 +61,9 @@ class Worker:
         stages: Sequence[Stage],
         catalog: SchemaCatalog,
         metrics: Metrics,
-        batch_size: int = 500,
     ) -> None:
         self.settings, self.catalog, self.metrics = settings, catalog, metrics
         self.stages = tuple(stages)
-        self.batch_size = batch_size
         # A topic may feed several stages (orders feed the order and the risk stage): each
         # handles the record in turn, in the same transaction.
         self.stages_of: dict[str, list[Stage]] = {}
@@ -122,12 +120,12 @@ class Worker:
 
     def _next_batch(self) -> list[Message]:
         """What has arrived, up to a batch, without waiting for a batch to fill: waiting
-        for `batch_size` records would add the whole timeout to every hop of a quiet
-        pipeline. Under load the fetched queue fills whole batches anyway."""
+        for a full batch would add the whole timeout to every hop of a quiet pipeline.
+        Under load the fetched queue fills whole batches anyway."""
         first = self.consumer.poll(0.2)
         if first is None:
             return []
-        return [first, *self.consumer.consume(self.batch_size - 1, 0)]
+        return [first, *self.consumer.consume(self.settings.batch_max_records - 1, 0)]
 
     def stop(self) -> None:
         self.stopping.set()
