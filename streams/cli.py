@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import signal
 import sys
@@ -26,10 +25,6 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     except RuleFileError as exc:
         print(f"topup-guard: risk rules refused: {exc}", file=sys.stderr)
         return 2
-    # Handling a batch allocates many short-lived objects while the stores keep decoded
-    # states alive; the default young-generation threshold (700) would walk them thousands
-    # of times a second. Measured in bench/HISTORY.md.
-    gc.set_threshold(100_000, 50, 100)
     worker = Worker(settings, stages, catalog, metrics)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
