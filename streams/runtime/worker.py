@@ -25,7 +25,7 @@ from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
 from streams.kafka_clients import PARTITIONER
 from streams.metrics import Metrics
-from streams.runtime.context import Context, Record, Send
+from streams.runtime.context import BatchWrites, Context, Record, Send
 from streams.runtime.restore import restore
 from streams.runtime.stage import Stage
 from streams.runtime.store import PartitionStore, StoreSpec, encode_value
@@ -41,7 +41,8 @@ RESTORE_TIMEOUT_S = 900.0
 # times a second. bench/HISTORY.md has the before and after.
 GC_THRESHOLD = (100_000, 50, 100)
 
-# Per store partition: the batch's writes as (key, value or None for a delete) bytes.
+# Per store partition: the batch's writes, and then as (key, value or None) bytes.
+Pending = dict[tuple[str, int], BatchWrites]
 Encoded = dict[tuple[str, int], list[tuple[bytes, bytes | None]]]
 
 
@@ -196,7 +197,7 @@ class Worker:
             return
         batch_start: dict[tuple[str, int], int] = {}
         next_offsets: dict[tuple[str, int], int] = {}
-        pending: dict[tuple[str, int], dict[str, Any]] = {}
+        pending: Pending = {}
         self.producer.begin_transaction()
         try:
             for record in records:
@@ -222,10 +223,10 @@ class Worker:
         self.metrics.inc("topup_batches_committed_total")
 
     def _handle(
-        self, stage: Stage, record: Record, pending: dict[tuple[str, int], dict[str, Any]]
+        self, stage: Stage, record: Record, pending: Pending
     ) -> list[Send]:
         stores = {spec.name: self.stores[(spec.name, record.partition)] for spec in stage.stores}
-        views = {spec.name: pending.setdefault((spec.name, record.partition), {})
+        views = {spec.name: _batch_writes(pending, (spec.name, record.partition))
                  for spec in stage.stores}
         ctx = Context(record, self.catalog, self.metrics, stores, views)
         try:
@@ -260,7 +261,7 @@ class Worker:
             except BufferError:
                 self.producer.poll(0.05)
 
-    def _write_changelogs(self, pending: dict[tuple[str, int], dict[str, Any]]) -> Encoded:
+    def _write_changelogs(self, pending: Pending) -> Encoded:
         encoded: Encoded = {}
         for (name, partition), writes in pending.items():
             topic = self.specs[name].changelog(self.settings.app_id)
@@ -291,7 +292,7 @@ class Worker:
                 log.warning("transaction call will be retried: %s", error)
                 time.sleep(RETRY_BACKOFF_S)
 
-    def _apply(self, encoded: Encoded, pending: dict[tuple[str, int], dict[str, Any]]) -> None:
+    def _apply(self, encoded: Encoded, pending: Pending) -> None:
         for where, items in encoded.items():
             store = self.stores.get(where)
             if store is not None:
@@ -303,6 +304,13 @@ class Worker:
             # A partition no longer ours: its next owner starts from the committed offset.
             with contextlib.suppress(KafkaException):
                 self.consumer.seek(TopicPartition(topic, partition, offset))
+
+
+def _batch_writes(pending: Pending, where: tuple[str, int]) -> BatchWrites:
+    writes = pending.get(where)
+    if writes is None:
+        writes = pending[where] = BatchWrites()
+    return writes
 
 
 def _record(message: Message) -> Record:

@@ -9,7 +9,7 @@ from typing import Any
 from streams import topics
 from streams.codecs import default_catalog
 from streams.metrics import Metrics
-from streams.runtime.context import Context, Record, Send
+from streams.runtime.context import BatchWrites, Context, Record, Send
 from streams.runtime.store import PartitionStore, encode_value
 
 
@@ -77,3 +77,14 @@ class Tally:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Tally:
         return cls(data["deliveries"])
+
+
+def test_a_scan_finds_the_batchs_index_writes_in_order_without_its_other_keys(tmp_path):
+    batch = BatchWrites()
+    batch.update({"~wake|2|b": 1, "order-9": {"x": 1}, "~wake|1|a": 1})
+    batch.update({"~wake|1|a": None, "~wake|3|c": 1, "~wake-of|c": 3})
+    table = context(tmp_path, batch).table("s")
+    assert table.scan("~wake|", "~wake}") == [("~wake|2|b", 1), ("~wake|3|c", 1)]
+    assert table.scan("~wake|", "~wake}", limit=1) == [("~wake|2|b", 1)]
+    # Below the index keys, a scan still sees every write in range.
+    assert [key for key, _ in table.scan("a", "z")] == ["committed", "order-9", "shadowed"]
