@@ -67,10 +67,11 @@ class WindowSpec:
     def bucket_start(self, at: int) -> int:
         return at - at % self.bucket_ms
 
-    def covers(self, bucket_start: int, at: int) -> bool:
-        """Whether the window ending at event time `at` includes that bucket."""
-        end = self.bucket_start(at)
-        return end - self.length_ms < bucket_start <= end
+    def span(self, at: int) -> tuple[int, int]:
+        """The window ending at event time `at` includes the buckets starting in
+        (after, through]."""
+        through = self.bucket_start(at)
+        return through - self.length_ms, through
 
 
 # Fixed, not configurable: the rule file names signals after these windows.
@@ -372,7 +373,7 @@ def _pruned(
     for window in WINDOWS:
         by_start = buckets[window.name]
         floor = window.bucket_start(oldest_query_at) - window.length_ms
-        if any(start <= floor for start in by_start):
+        if by_start and min(by_start) <= floor:
             by_start = {start: bucket for start, bucket in by_start.items() if start > floor}
         pruned[window.name] = by_start
     return pruned
@@ -388,8 +389,9 @@ def counts_at(
         accounts: set[str] = set()
         first_failure: int | None = None
         last_success: int | None = None
+        after, through = window.span(at)
         for start, bucket in state.buckets[window.name].items():
-            if not window.covers(start, at):
+            if not after < start <= through:
                 continue
             attempts += bucket.attempts
             failures += bucket.failures
