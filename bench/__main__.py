@@ -4,8 +4,9 @@ Every figure is measured `--reps` times and reported as min/median/max; ratios a
 within one repetition (the same minute), since these machines are noisy. Sections:
 
 - throughput: the full topology, the Python ceiling (a plain transactional confluent-kafka
-  loop) and the framework floor (our runtime only decoding and forwarding), over the same
-  pre-produced records from fresh topics;
+  loop), the framework floor (our runtime only decoding and forwarding) and the domain
+  alone (every stage in process, no Kafka), over the same pre-produced records from fresh
+  topics;
 - kafka: the broker's own ceiling, Kafka's producer and consumer perf tools;
 - peer: dedup + per-user velocity, ours against Quix Streams over the same records;
 - latency: callback write to credit readable, at fixed callback rates;
@@ -20,6 +21,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -70,6 +72,7 @@ def _throughput(bootstrap: str, sizes: Sizes) -> dict[str, float]:
     events = produce_workload(settings, sizes.orders)
     ceiling = events / run_ceiling(settings, events)
     floor = events / run_floor(settings, events)
+    domain = events / _domain_only_seconds(bootstrap, sizes.orders)
     topology = run_topology(bootstrap, sizes.orders)
     ours = events / topology.seconds
     # The floor handles one record per input event; the topology handles every internal
@@ -78,9 +81,18 @@ def _throughput(bootstrap: str, sizes: Sizes) -> dict[str, float]:
     return {"ceiling_events_per_s": ceiling, "floor_events_per_s": floor,
             "topology_events_per_s": ours, "topology_over_ceiling": ours / ceiling,
             "topology_over_floor": ours / floor, "floor_over_ceiling": floor / ceiling,
+            "domain_events_per_s": domain, "domain_over_ceiling": domain / ceiling,
+            "topology_over_domain": ours / domain,
             "topology_records_handled_per_input_event": topology.records_handled / events,
             "topology_records_handled_per_s": handled_per_s,
             "topology_records_handled_over_floor": handled_per_s / floor}
+
+
+def _domain_only_seconds(bootstrap: str, orders: int) -> float:
+    # A process of its own, as the worker has: a fresh heap and its GC settings.
+    result = subprocess.run([sys.executable, "-m", "bench.domain_only", bootstrap, str(orders)],
+                            check=True, capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
 
 
 def _latency(bootstrap: str, sizes: Sizes) -> dict[str, float]:
@@ -155,7 +167,9 @@ TITLES = {
                   "(events/s are input records per second); one worker, 4 partitions, "
                   "exactly-once. Ceiling: a plain confluent-kafka transactional loop that "
                   "decodes and re-encodes the same Avro records. Floor: our runtime with one "
-                  "stage that only decodes and forwards them. Records handled: every record "
+                  "stage that only decodes and forwards them. Domain: every stage of the "
+                  "topology in one process, fed batches by hand: no Kafka, no transactions, "
+                  "what the domain and state cost on their own. Records handled: every record "
                   "the topology's worker consumed, its internal topics included (the floor "
                   "handles one per input event).",
     "kafka": "The broker's ceiling: Kafka's ProducerPerformance and ConsumerPerformance from "

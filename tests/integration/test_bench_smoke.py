@@ -21,7 +21,8 @@ def test_the_benchmark_harness_runs_and_writes_its_reports(kafka_env, tmp_path, 
     written = json.loads((tmp_path / "results.json").read_text())
     assert written == results
     figures = written["sections"]["throughput"]["figures"]
-    for name in ("ceiling_events_per_s", "floor_events_per_s", "topology_events_per_s"):
+    for name in ("ceiling_events_per_s", "floor_events_per_s", "topology_events_per_s",
+                 "domain_events_per_s"):
         assert figures[name]["median"] > 0
     assert figures["topology_over_floor"]["median"] == (
         figures["topology_events_per_s"]["median"] / figures["floor_events_per_s"]["median"])

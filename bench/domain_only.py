@@ -1,0 +1,154 @@
+"""The topology's own work without Kafka: every stage, in this process, over the same records.
+
+The input records are read once from the pre-produced topics. Then each batch is handled
+by the worker's own code (its stages, contexts and stores, up to `batch_max_records`
+records): what a stage sends to a topic the worker consumes comes back in a later batch,
+on the partition Kafka's partitioner picks, and the batch's state writes are encoded and
+applied to the RocksDB stores as after a commit. Nothing is produced and nothing committed.
+
+So the rate is what the domain and state cost on their own: its gap to the topology is what
+Kafka and transactions cost, and its ratio to the ceiling bounds what any runtime could
+reach with this domain in Python on one core. `python -m bench.domain_only` runs it in a
+process of its own, as the worker would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+from confluent_kafka import Consumer
+
+from bench.ceiling import RECORD_OF
+from bench.worker_process import RULES
+from bench.workload import SECRET
+from streams import topics
+from streams.agents import all_stages
+from streams.codecs import default_catalog
+from streams.config import load_settings
+from streams.metrics import Metrics
+from streams.partitioning import partition_for
+from streams.runtime.context import Record, Send
+from streams.runtime.store import PartitionStore, encode_value
+from streams.runtime.worker import GC_THRESHOLD, Pending, Worker
+
+
+def read_inputs(bootstrap: str, expected: int, timeout_s: float = 300) -> list[Record]:
+    """The pre-produced input records, in the order one consumer receives them."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"bench-domain-{uuid.uuid4().hex[:8]}",
+        "isolation.level": "read_committed", "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    })
+    consumer.subscribe(list(RECORD_OF))
+    records: list[Record] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"domain-only: read {len(records)} of {expected} inputs")
+            for message in consumer.consume(10_000, 0.5):
+                if message.error() is None:
+                    records.append(Record(
+                        message.topic(), message.partition(), message.offset(),  # type: ignore[arg-type]
+                        message.key(), message.value(), message.timestamp()[1],
+                        list(message.headers() or [])))
+        return records
+    finally:
+        consumer.close()
+
+
+class InProcessTopology:
+    """The worker's stages and stores, fed batches by hand instead of by Kafka."""
+
+    def __init__(self, bootstrap: str, state_dir: Path) -> None:
+        settings = load_settings({
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPUP_STATE_DIR": str(state_dir),
+            "TOPUP_HMAC_SECRETS": SECRET, "TOPUP_RISK_RULES": str(RULES),
+        })
+        catalog = default_catalog()
+        self.worker = Worker(settings, all_stages(settings, catalog, Metrics()), catalog,
+                             Metrics())
+        self.partitions = settings.partitions
+        for name in self.worker.specs:
+            for partition in range(self.partitions):
+                self.worker.stores[(name, partition)] = PartitionStore(
+                    state_dir / name / str(partition), self.worker.specs[name].ttl_s)
+        self.internal: deque[Record] = deque()
+        self.offsets: dict[tuple[str, int], int] = {}
+        self.published: dict[str, int] = {}
+
+    def run(self, inputs: list[Record]) -> None:
+        pending_inputs = deque(inputs)
+        batch_max = self.worker.settings.batch_max_records
+        while pending_inputs or self.internal:
+            # What earlier batches sent is readable first, as soon as they committed.
+            batch = [*_take(self.internal, batch_max)]
+            batch += _take(pending_inputs, batch_max - len(batch))
+            self._handle_batch(batch)
+
+    def _handle_batch(self, batch: list[Record]) -> None:
+        pending: Pending = {}
+        for record in batch:
+            for stage in self.worker.stages_of[record.topic]:
+                for send in self.worker._handle(stage, record, pending):
+                    self._route(send)
+        encoded = {where: [(key.encode(), encode_value(value)) for key, value in writes.items()]
+                   for where, writes in pending.items()}
+        self.worker._apply(encoded, pending)
+
+    def _route(self, send: Send) -> None:
+        self.published[send.topic] = self.published.get(send.topic, 0) + 1
+        if send.topic not in self.worker.stages_of:
+            return
+        partition = send.partition if send.partition is not None else partition_for(
+            send.key or b"", self.partitions)
+        offset = self.offsets.get((send.topic, partition), 0)
+        self.offsets[(send.topic, partition)] = offset + 1
+        # Kafka's CreateTime: the wall clock when the record was sent.
+        self.internal.append(Record(send.topic, partition, offset, send.key, send.value,
+                                    int(time.time() * 1000), send.headers or []))
+
+    def close(self) -> None:
+        self.worker._close_stores(list(self.worker.stores))
+
+
+def _take(queue: deque[Record], n: int) -> Iterator[Record]:
+    for _ in range(min(n, len(queue))):
+        yield queue.popleft()
+
+
+def run_domain_only(bootstrap: str, orders: int) -> float:
+    """Seconds to handle every input of `orders` orders and all they lead to, in process."""
+    inputs = read_inputs(bootstrap, 2 * orders)
+    topology = InProcessTopology(bootstrap, Path(tempfile.mkdtemp(prefix="bench-domain-")))
+    gc.set_threshold(*GC_THRESHOLD)
+    try:
+        started = time.monotonic()
+        topology.run(inputs)
+        seconds = time.monotonic() - started
+    finally:
+        topology.close()
+    credits = topology.published.get(topics.CREDITS, 0)
+    if credits != orders:
+        raise RuntimeError(f"domain-only: {credits} credits for {orders} orders")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.domain_only", description=__doc__)
+    parser.add_argument("bootstrap")
+    parser.add_argument("orders", type=int)
+    args = parser.parse_args()
+    print(json.dumps({"seconds": run_domain_only(args.bootstrap, args.orders)}))
+
+
+if __name__ == "__main__":
+    main()
