@@ -1,7 +1,7 @@
 """The framework floor: our runtime running a stage that only decodes and forwards.
 
 The same Avro records as the ceiling, through the same Worker as the full topology
-(exactly-once transactions, one consumer, batches of 500), with no state and no domain
+(exactly-once transactions, one consumer, batches of up to 2000), with no state and no domain
 work: what the runtime itself costs. `python -m bench.floor ...` is the worker process;
 `run_floor` times it from its first record to its last output readable (read_committed).
 """
