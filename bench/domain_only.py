@@ -1,10 +1,11 @@
 """The topology's own work without Kafka: every stage, in this process, over the same records.
 
 The input records are read once from the pre-produced topics. Then each batch is handled
-by the worker's own code (its stages, contexts and stores, up to `batch_max_records`
-records): what a stage sends to a topic the worker consumes comes back in a later batch,
-on the partition Kafka's partitioner picks, and the batch's state writes are encoded and
-applied to the RocksDB stores as after a commit. Nothing is produced and nothing committed.
+by the worker's own code (`Worker.handle_batch`, its stages, contexts and stores, up to
+`batch_max_records` records): what a stage sends to a topic the worker consumes comes
+back in a later batch, on the partition Kafka's partitioner picks, and the batch's state
+writes are encoded and applied to the RocksDB stores as after a commit. Nothing is
+produced and nothing committed.
 
 So the rate is what the domain and state cost on their own: its gap to the topology is what
 Kafka and transactions cost, and its ratio to the ceiling bounds what any runtime could
@@ -36,8 +37,8 @@ from streams.config import load_settings
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
 from streams.runtime.context import Record, Send
-from streams.runtime.store import PartitionStore, encode_value
-from streams.runtime.worker import GC_THRESHOLD, Pending, Worker
+from streams.runtime.store import PartitionStore
+from streams.runtime.worker import GC_THRESHOLD, Worker, encode_writes, record_of
 
 
 def read_inputs(bootstrap: str, expected: int, timeout_s: float = 300) -> list[Record]:
@@ -54,12 +55,8 @@ def read_inputs(bootstrap: str, expected: int, timeout_s: float = 300) -> list[R
         while len(records) < expected:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"domain-only: read {len(records)} of {expected} inputs")
-            for message in consumer.consume(10_000, 0.5):
-                if message.error() is None:
-                    records.append(Record(
-                        message.topic(), message.partition(), message.offset(),  # type: ignore[arg-type]
-                        message.key(), message.value(), message.timestamp()[1],
-                        list(message.headers() or [])))
+            records += [record_of(message) for message in consumer.consume(10_000, 0.5)
+                        if message.error() is None]
         return records
     finally:
         consumer.close()
@@ -73,9 +70,8 @@ class InProcessTopology:
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPUP_STATE_DIR": str(state_dir),
             "TOPUP_HMAC_SECRETS": SECRET, "TOPUP_RISK_RULES": str(RULES),
         })
-        catalog = default_catalog()
-        self.worker = Worker(settings, all_stages(settings, catalog, Metrics()), catalog,
-                             Metrics())
+        catalog, metrics = default_catalog(), Metrics()
+        self.worker = Worker(settings, all_stages(settings, catalog, metrics), catalog, metrics)
         self.partitions = settings.partitions
         for name in self.worker.specs:
             for partition in range(self.partitions):
@@ -95,14 +91,8 @@ class InProcessTopology:
             self._handle_batch(batch)
 
     def _handle_batch(self, batch: list[Record]) -> None:
-        pending: Pending = {}
-        for record in batch:
-            for stage in self.worker.stages_of[record.topic]:
-                for send in self.worker._handle(stage, record, pending):
-                    self._route(send)
-        encoded = {where: [(key.encode(), encode_value(value)) for key, value in writes.items()]
-                   for where, writes in pending.items()}
-        self.worker._apply(encoded, pending)
+        pending = self.worker.handle_batch(batch, self._route)
+        self.worker.apply_committed(encode_writes(pending), pending)
 
     def _route(self, send: Send) -> None:
         self.published[send.topic] = self.published.get(send.topic, 0) + 1
@@ -117,7 +107,8 @@ class InProcessTopology:
                                     int(time.time() * 1000), send.headers or []))
 
     def close(self) -> None:
-        self.worker._close_stores(list(self.worker.stores))
+        for store in self.worker.stores.values():
+            store.close()
 
 
 def _take(queue: deque[Record], n: int) -> Iterator[Record]:

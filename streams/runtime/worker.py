@@ -187,7 +187,7 @@ class Worker:
         for message in messages:
             error = message.error()
             if error is None:
-                records.append(_record(message))
+                records.append(record_of(message))
             elif error.fatal():
                 raise KafkaException(error)
             else:
@@ -197,18 +197,16 @@ class Worker:
             return
         batch_start: dict[tuple[str, int], int] = {}
         next_offsets: dict[tuple[str, int], int] = {}
-        pending: Pending = {}
+        for record in records:
+            where = (record.topic, record.partition)
+            batch_start.setdefault(where, record.offset)
+            next_offsets[where] = record.offset + 1
+            self.metrics.inc("topup_records_consumed_total", topic=record.topic)
         self.producer.begin_transaction()
         try:
-            for record in records:
-                where = (record.topic, record.partition)
-                batch_start.setdefault(where, record.offset)
-                next_offsets[where] = record.offset + 1
-                self.metrics.inc("topup_records_consumed_total", topic=record.topic)
-                for stage in self.stages_of[record.topic]:
-                    for send in self._handle(stage, record, pending):
-                        self._produce(send)
-            encoded = self._write_changelogs(pending)
+            pending = self.handle_batch(records, self._produce)
+            encoded = encode_writes(pending)
+            self._write_changelogs(encoded)
             self._commit(next_offsets)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
@@ -219,8 +217,18 @@ class Worker:
             self._retrying(lambda: self.producer.abort_transaction(30))
             self._rewind(batch_start)
             return
-        self._apply(encoded, pending)
+        self.apply_committed(encoded, pending)
         self.metrics.inc("topup_batches_committed_total")
+
+    def handle_batch(self, records: list[Record], emit: Callable[[Send], None]) -> Pending:
+        """Handles `records` in order, each by every stage consuming its topic, passing
+        each output to `emit`; returns the batch's state writes, not yet applied."""
+        pending: Pending = {}
+        for record in records:
+            for stage in self.stages_of[record.topic]:
+                for send in self._handle(stage, record, pending):
+                    emit(send)
+        return pending
 
     def _handle(
         self, stage: Stage, record: Record, pending: Pending
@@ -261,16 +269,11 @@ class Worker:
             except BufferError:
                 self.producer.poll(0.05)
 
-    def _write_changelogs(self, pending: Pending) -> Encoded:
-        encoded: Encoded = {}
-        for (name, partition), writes in pending.items():
+    def _write_changelogs(self, encoded: Encoded) -> None:
+        for (name, partition), items in encoded.items():
             topic = self.specs[name].changelog(self.settings.app_id)
-            items = encoded[(name, partition)] = [
-                (key.encode(), encode_value(value)) for key, value in writes.items()
-            ]
             for key, raw in items:
                 self._produce(Send(topic, key, raw, partition=partition))
-        return encoded
 
     def _commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
@@ -292,7 +295,8 @@ class Worker:
                 log.warning("transaction call will be retried: %s", error)
                 time.sleep(RETRY_BACKOFF_S)
 
-    def _apply(self, encoded: Encoded, pending: Pending) -> None:
+    def apply_committed(self, encoded: Encoded, pending: Pending) -> None:
+        """A committed batch's writes into the local stores."""
         for where, items in encoded.items():
             store = self.stores.get(where)
             if store is not None:
@@ -306,6 +310,11 @@ class Worker:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
 
 
+def encode_writes(pending: Pending) -> Encoded:
+    return {where: [(key.encode(), encode_value(value)) for key, value in writes.items()]
+            for where, writes in pending.items()}
+
+
 def _batch_writes(pending: Pending, where: tuple[str, int]) -> BatchWrites:
     writes = pending.get(where)
     if writes is None:
@@ -313,7 +322,7 @@ def _batch_writes(pending: Pending, where: tuple[str, int]) -> BatchWrites:
     return writes
 
 
-def _record(message: Message) -> Record:
+def record_of(message: Message) -> Record:
     _, timestamp = message.timestamp()
     return Record(
         topic=message.topic(),  # type: ignore[arg-type]
