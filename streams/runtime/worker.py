@@ -99,6 +99,7 @@ class Worker:
         self._stores_lock = threading.Lock()
         metrics.describe("topup_batches_committed_total", "Transactions committed")
         metrics.describe("topup_batches_aborted_total", "Transactions aborted and replayed")
+        metrics.describe("topup_ticks_written_total", "Event-time ticks for idle partitions")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -183,6 +184,7 @@ class Worker:
             for send in ticks:
                 self._produce(send)
             self._retrying(lambda: self.producer.commit_transaction(30))
+            self.metrics.inc("topup_ticks_written_total", len(ticks))
         except KafkaException as exc:
             if not exc.args[0].txn_requires_abort():
                 raise
