@@ -15,6 +15,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.codecs import default_catalog
     from streams.domain.risk_rules import RuleFileError
     from streams.metrics import Metrics
+    from streams.runtime.layout import TopicLayoutError
     from streams.runtime.worker import Worker
     from streams.web import serve_in_background
 
@@ -29,7 +30,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     serve_in_background(worker)
-    worker.run()
+    try:
+        worker.run()
+    except TopicLayoutError as exc:
+        print(f"topup-guard: refusing to start: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

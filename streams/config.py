@@ -55,6 +55,12 @@ class Settings:
     recon_min_decisions: int = 20
     recon_page_intake_lag_s: int = 300
     recon_page_verification_failure_bp: int = 500
+    # Wall-clock seconds without input after which a partition's event time is moved by
+    # a tick (streams/runtime/ticks.py); it bounds how late a deadline fires when quiet.
+    idle_advance_s: int = 5
+    # Event time a settled payment's callback gets before reconciliation credits it from
+    # the settlement line (MISSING_CREDIT, AUTO_CORRECTED): it only classifies.
+    recon_missing_credit_grace_s: int = 1800
 
 
 def _positive_int(name: str, raw: str) -> int:
@@ -135,6 +141,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_RECON_MISMATCH_THRESHOLD_BP": ("recon_mismatch_threshold_bp", _positive_int),
     "TOPUP_RECON_MIN_DECISIONS": ("recon_min_decisions", _positive_int),
     "TOPUP_RECON_PAGE_INTAKE_LAG_S": ("recon_page_intake_lag_s", _positive_int),
+    "TOPUP_IDLE_ADVANCE_S": ("idle_advance_s", _positive_int),
+    "TOPUP_RECON_MISSING_CREDIT_GRACE_S": ("recon_missing_credit_grace_s", _positive_int),
     "TOPUP_RECON_PAGE_VERIFICATION_FAILURE_BP": (
         "recon_page_verification_failure_bp", _positive_int),
 }

@@ -36,6 +36,16 @@ RISK_ANSWERS = "topup.internal.risk-answers"
 # Internal: every reconciliation decision, and intake's health per minute, keyed by
 # provider, for the mismatch rate.
 RECON_OUTCOMES = "topup.internal.recon-outcomes"
+# Internal: records of keyed inputs found on the wrong partition for their key, forwarded
+# to the right one (streams/runtime/repartition.py).
+ORDERS_REPARTITION = "topup.internal.orders-repartition"
+# Internal: the runtime's event-time ticks for partitions without input (runtime/ticks.py).
+TICKS = "topup.internal.ticks"
+
+
+def repartition_topic(topic: str) -> str:
+    """The internal topic a keyed input's misplaced records are forwarded through."""
+    return f"topup.internal.{topic.removeprefix('topup.')}-repartition"
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(RECON_OUTCOMES, None),
     TopicSpec(RISK_OBSERVATIONS, None),
     TopicSpec(RISK_ANSWERS, None),
+    TopicSpec(ORDERS_REPARTITION, None),
+    TopicSpec(TICKS, None),
 )
 
 BY_NAME = {spec.name: spec for spec in TOPICS}

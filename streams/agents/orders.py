@@ -12,12 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from streams import topics, wire
 from streams.agents.clock import PartitionClock
 from streams.agents.outputs import publish_outputs
-from streams.agents.reconciliation import RECON_BOOKS, RECON_STATE, Timed, reconcile
+from streams.agents.reconciliation import (
+    RECON_BOOKS,
+    RECON_STATE,
+    Timed,
+    recon_config,
+    reconcile,
+)
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
 from streams.domain.freeze import ActiveFreezes, apply_command, credits_frozen, refunds_frozen
@@ -27,9 +34,10 @@ from streams.domain.order_outputs import LedgerEntryOut
 from streams.domain.order_state import HoldReason, OrderState
 from streams.domain.orders import step
 from streams.domain.payments import PaymentEvent
-from streams.domain.recon_inputs import LedgerEntry, OrderSnapshot
+from streams.domain.recon_inputs import LedgerEntry, OrderSnapshot, ReconConfig
 from streams.runtime.context import Context, Record, Table
-from streams.runtime.stage import Stage
+from streams.runtime.repartition import key_or_field
+from streams.runtime.stage import KeyOf, Stage
 from streams.runtime.store import StoreSpec
 
 ORDER_STATE = StoreSpec("order-state")
@@ -99,7 +107,12 @@ def _decoder(catalog: SchemaCatalog) -> Callable[[Record], Decoded]:
 
 
 def _to_reconciliation(
-    ctx: Context, before: OrderState | None, after: OrderState, outputs: list[Any], now: int
+    ctx: Context,
+    before: OrderState | None,
+    after: OrderState,
+    outputs: list[Any],
+    now: int,
+    config: ReconConfig,
 ) -> None:
     """What the ledger did, for reconciliation: each entry, and the order as it now is."""
     inputs = [Timed(LedgerEntry.from_record(output.to_record()), now)
@@ -109,16 +122,17 @@ def _to_reconciliation(
         # The CREATED event id is not kept in the order's state, so the chain starts at it.
         inputs.append(Timed(OrderSnapshot.from_order_state(after, None), now))
     if inputs:
-        ctx.run_isolated(_reconcile_all, inputs, "reconciliation")
+        ctx.run_isolated(partial(_reconcile_all, config=config), inputs, "reconciliation")
 
 
-def _reconcile_all(ctx: Context, inputs: list[Timed]) -> None:
+def _reconcile_all(ctx: Context, inputs: list[Timed], config: ReconConfig) -> None:
     for timed in inputs:
-        reconcile(ctx, timed)
+        reconcile(ctx, timed, config)
 
 
 def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
     orphan_hold_ms = settings.orphan_hold_s * 1000
+    reconciling = recon_config(settings.recon_missing_credit_grace_s)
 
     def advance(
         ctx: Context,
@@ -146,7 +160,7 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
         orders[order_id] = new_state
         book.track(new_state, orphan_hold_ms)
         publish_outputs(ctx, outputs)
-        _to_reconciliation(ctx, state, new_state, outputs, now)
+        _to_reconciliation(ctx, state, new_state, outputs, now, reconciling)
 
     def handle(ctx: Context, decoded: Decoded) -> None:
         orders = ctx.table(ORDER_STATE.name)
@@ -165,10 +179,27 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
                 advance(ctx, orders, book, order_id, change, clock.watermark, correlation)
         else:
             advance(ctx, orders, book, item.order_id, item, decoded.event_time, correlation)
+        run_due(ctx, orders, book)
+        book.save(freezes_changed=command)
+
+    def run_due(ctx: Context, orders: Table, book: PartitionBook) -> None:
+        clock = book.clock
         for order_id in clock.due():
             advance(ctx, orders, book, order_id, Tick(clock.watermark), clock.watermark, None)
-        book.save(freezes_changed=command)
+
+    def on_tick(ctx: Context, advance_ms: int) -> None:
+        """The runtime's tick for a quiet partition: orphan deadlines pass without input."""
+        book = PartitionBook(ctx.table(BOOKS.name), ctx.record.partition)
+        book.clock.advance(book.clock.watermark + advance_ms)
+        run_due(ctx, ctx.table(ORDER_STATE.name), book)
+        book.save(freezes_changed=False)
 
     return Stage("orders", (topics.ORDERS, topics.PAYMENTS, topics.ORDER_COMMANDS,
                             topics.RISK_DECISIONS),
-                 (ORDER_STATE, BOOKS, RECON_STATE, RECON_BOOKS), _decoder(catalog), handle)
+                 (ORDER_STATE, BOOKS, RECON_STATE, RECON_BOOKS), _decoder(catalog), handle,
+                 keyed={topics.ORDERS: order_key(catalog)}, on_tick=on_tick)
+
+
+def order_key(catalog: SchemaCatalog) -> KeyOf:
+    """An order joins by order_id: its key, or (a null or empty key) the one in its value."""
+    return key_or_field(lambda value: catalog.decode("OrderEvent", value)["order_id"])

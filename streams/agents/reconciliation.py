@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.clock import PartitionClock, step_in_event_time
+from streams.agents.clock import PartitionClock, Step, step_in_event_time, tick_in_event_time
 from streams.agents.outputs import publish_outputs
 from streams.codecs import DecodeError
 from streams.domain.intake_health import IntakeHealth
 from streams.domain.order_inputs import Tick
 from streams.domain.recon_inputs import (
+    ReconConfig,
     ReconContext,
     ReconInput,
     WatermarkAdvanced,
@@ -70,8 +71,9 @@ class ReconBook:
     waiting orders are index keys (`~wait|<provider>|<merchant>|<order_id>`), read only
     when that watermark moves."""
 
-    def __init__(self, table: Table, partition: int) -> None:
+    def __init__(self, table: Table, partition: int, config: ReconConfig) -> None:
         self._table, self._covers_key = table, f"~covers-p{partition}"
+        self.config = config
         self.clock = PartitionClock(table, partition)
         self.covers: dict[str, int] = table.get(self._covers_key) or {}
 
@@ -113,17 +115,30 @@ def _decode(record: Record) -> Timed:
         raise DecodeError("BAD_PAYLOAD", f"reconciliation input refused: {exc}") from None
 
 
-def recon_stage() -> Stage:
+def recon_config(missing_credit_grace_s: int) -> ReconConfig:
+    return ReconConfig(missing_credit_grace_ms=missing_credit_grace_s * 1000)
+
+
+def recon_stage(config: ReconConfig | None = None) -> Stage:
+    chosen = config or ReconConfig()
+
+    def handle(ctx: Context, timed: Timed) -> None:
+        reconcile(ctx, timed, chosen)
+
+    def on_tick(ctx: Context, advance_ms: int) -> None:
+        reconcile_tick(ctx, advance_ms, chosen)
+
+    # The order stage shares these stores and this clock: only this stage ticks it.
     return Stage("reconciliation", (topics.RECON_INPUTS,), (RECON_STATE, RECON_BOOKS),
-                 _decode, reconcile)
+                 _decode, handle, on_tick=on_tick)
 
 
-def reconcile(ctx: Context, timed: Timed) -> None:
+def reconcile(ctx: Context, timed: Timed, config: ReconConfig) -> None:
     """One input on the partition of its order. The order stage calls this in-process for
     what the ledger did (it shares the key, so the partition); settlement lines and
     watermarks arrive through topup.internal.recon-inputs."""
     states = ctx.table(RECON_STATE.name)
-    book = ReconBook(ctx.table(RECON_BOOKS.name), ctx.record.partition)
+    book = ReconBook(ctx.table(RECON_BOOKS.name), ctx.record.partition, config)
     book.clock.advance(timed.at)
     correlation = ctx.record.correlation_id
     event = timed.input
@@ -135,10 +150,23 @@ def reconcile(ctx: Context, timed: Timed) -> None:
             _run(ctx, states, book, order_id, event, book.clock.watermark, correlation)
     else:
         _run(ctx, states, book, event.order_id, event, timed.at, correlation)
+    _run_due(ctx, states, book)
+    book.save(covers_changed=watermark)
+
+
+def _run_due(ctx: Context, states: Table, book: ReconBook) -> None:
     for order_id in book.clock.due():
         now = book.clock.watermark
         _run(ctx, states, book, order_id, Tick(now), now, None)
-    book.save(covers_changed=watermark)
+
+
+def reconcile_tick(ctx: Context, advance_ms: int, config: ReconConfig) -> None:
+    """The runtime's tick for a quiet partition: grace periods end without more input."""
+    states = ctx.table(RECON_STATE.name)
+    book = ReconBook(ctx.table(RECON_BOOKS.name), ctx.record.partition, config)
+    book.clock.advance(book.clock.watermark + advance_ms)
+    _run_due(ctx, states, book)
+    book.save(covers_changed=False)
 
 
 def _run(
@@ -153,7 +181,8 @@ def _run(
     state = states.load(order_id, ReconState)
     if state is None and isinstance(event, Tick | WatermarkAdvanced):
         return  # nothing to reconcile yet
-    state, outputs = recon_step(state, event, ReconContext(now_ms=now, correlation_id=correlation))
+    state, outputs = recon_step(state, event, ReconContext(now_ms=now, correlation_id=correlation,
+                                                     config=book.config))
     states[order_id] = state
     _route(ctx, outputs, now)
     wake = state.wake()
@@ -194,7 +223,7 @@ def rates_stage(thresholds: RateThresholds | None = None) -> Stage:
         except (ValueError, KeyError, TypeError) as exc:
             raise DecodeError("BAD_PAYLOAD", f"mismatch-rate input refused: {exc}") from None
 
-    def handle(ctx: Context, event: RateInput) -> None:
+    def runner(ctx: Context) -> Step:
         table = ctx.table(RATES.name)
 
         def run(provider: str, event: RateInput | Tick, now: int) -> int | None:
@@ -204,7 +233,16 @@ def rates_stage(thresholds: RateThresholds | None = None) -> Stage:
             publish_outputs(ctx, alerts)
             return state.wake_at(limits)
 
-        at = event.decided_at if isinstance(event, ReconOutcome) else event.observed_at
-        step_in_event_time(table, ctx.record.partition, event.provider, event, at, run)
+        return run
 
-    return Stage("recon-rates", (topics.RECON_OUTCOMES,), (RATES,), decode, handle)
+    def handle(ctx: Context, event: RateInput) -> None:
+        at = event.decided_at if isinstance(event, ReconOutcome) else event.observed_at
+        step_in_event_time(ctx.table(RATES.name), ctx.record.partition, event.provider, event,
+                           at, runner(ctx))
+
+    def on_tick(ctx: Context, advance_ms: int) -> None:
+        tick_in_event_time(ctx.table(RATES.name), ctx.record.partition, advance_ms,
+                           runner(ctx))
+
+    return Stage("recon-rates", (topics.RECON_OUTCOMES,), (RATES,), decode, handle,
+                 on_tick=on_tick)

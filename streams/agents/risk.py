@@ -16,6 +16,7 @@ from typing import Any
 
 from streams import topics, wire
 from streams.agents.clock import PartitionClock
+from streams.agents.orders import order_key
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.domain.fanin import (
     FanInConfig,
@@ -111,6 +112,9 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stag
             _payment_outcome(ctx, table, item, headers)
         if ready is not None:
             _decide(ctx, ready, rules, metrics)
+        time_out_due(ctx, table, clock)
+
+    def time_out_due(ctx: Context, table: Table, clock: PartitionClock) -> None:
         for order_id in clock.due():
             waiting = _fan_in(table, order_id) or FanInState(order_id)
             state, ready = on_time(waiting, clock.watermark)
@@ -119,8 +123,16 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stag
                 _decide(ctx, ready, rules, metrics)
         clock.save()
 
+    def on_tick(ctx: Context, advance_ms: int) -> None:
+        """The runtime's tick for a quiet partition: a fan-in whose answers never come
+        back times out without more input."""
+        table = ctx.table(FAN_IN.name)
+        clock = PartitionClock(table, ctx.record.partition)
+        clock.advance(clock.watermark + advance_ms)
+        time_out_due(ctx, table, clock)
+
     return Stage("risk", (topics.ORDERS, topics.PAYMENTS, topics.RISK_ANSWERS), (FAN_IN,),
-                 decode, handle)
+                 decode, handle, keyed={topics.ORDERS: order_key(catalog)}, on_tick=on_tick)
 
 
 def _fan_in(table: Table, order_id: str) -> FanInState | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.clock import step_in_event_time
+from streams.agents.clock import Step, step_in_event_time, tick_in_event_time
 from streams.agents.decoding import avro_decoder
 from streams.agents.outputs import publish_outputs
 from streams.agents.reconciliation import recon_input
@@ -70,7 +70,7 @@ def batches_stage() -> Stage:
         except (ValueError, KeyError, TypeError) as exc:
             raise DecodeError("BAD_PAYLOAD", f"batch record refused: {exc}") from None
 
-    def handle(ctx: Context, item: dict[str, Any]) -> None:
+    def runner(ctx: Context) -> Step:
         table = ctx.table(BATCHES.name)
         correlation = ctx.record.correlation_id
 
@@ -83,7 +83,16 @@ def batches_stage() -> Stage:
             publish_outputs(ctx, alerts)
             return state.wake_at()
 
-        parsed = item["parsed"]
-        step_in_event_time(table, ctx.record.partition, parsed.batch_id, parsed, item["at"], run)
+        return run
 
-    return Stage("batches", (topics.SETTLEMENT_BATCHES,), (BATCHES,), decode, handle)
+    def handle(ctx: Context, item: dict[str, Any]) -> None:
+        parsed = item["parsed"]
+        step_in_event_time(ctx.table(BATCHES.name), ctx.record.partition, parsed.batch_id,
+                           parsed, item["at"], runner(ctx))
+
+    def on_tick(ctx: Context, advance_ms: int) -> None:
+        tick_in_event_time(ctx.table(BATCHES.name), ctx.record.partition, advance_ms,
+                           runner(ctx))
+
+    return Stage("batches", (topics.SETTLEMENT_BATCHES,), (BATCHES,), decode, handle,
+                 on_tick=on_tick)

@@ -63,6 +63,8 @@ class Send:
     value: bytes | None  # None: a tombstone
     headers: Headers | None = None
     partition: int | None = None
+    # None: the producer's time; set when a record is forwarded as it came.
+    timestamp_ms: int | None = None
 
 
 # Keys from here on are indexes kept as keys (the clock's wakes, waiting lists); the

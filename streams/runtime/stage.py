@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams.runtime.context import Context, Record
 from streams.runtime.store import StoreSpec
+
+# The key a keyed input's record joins by (streams.runtime.repartition).
+KeyOf = Callable[[Record], "bytes | None"]
 
 
 @dataclass(frozen=True)
@@ -19,3 +22,9 @@ class Stage:
     # Raises streams.codecs.DecodeError for input that must go to the DLQ.
     decode: Callable[[Record], Any]
     handle: Callable[[Context, Any], None]
+    # Inputs this stage joins by key, with how to find the key: the runtime moves a record
+    # that is on the wrong partition for its key to the right one before any stage sees it.
+    keyed: Mapping[str, KeyOf] = field(default_factory=dict)
+    # For stages with timers: advance the partition's event time by this many ms (a tick
+    # of the runtime's, for a partition without input) and act on what is due.
+    on_tick: Callable[[Context, int], None] | None = None

@@ -16,19 +16,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from streams.admin import create_topics
+from streams import topics
+from streams.admin import admin_client, create_topics
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
 from streams.kafka_clients import PARTITIONER
 from streams.metrics import Metrics
 from streams.runtime.context import BatchWrites, Context, Record, Send
+from streams.runtime.layout import check_copartitioned, partition_counts
+from streams.runtime.repartition import Repartitioner, keyed_inputs
 from streams.runtime.restore import restore
 from streams.runtime.stage import Stage
 from streams.runtime.store import PartitionStore, StoreSpec, encode_value
+from streams.runtime.ticks import IdleTicker, decode_tick
 from streams.topics import TopicSpec
 
 log = logging.getLogger(__name__)
@@ -36,6 +41,7 @@ log = logging.getLogger(__name__)
 TRANSACTION_TIMEOUT_MS = 10_000
 RETRY_BACKOFF_S = 1.0
 RESTORE_TIMEOUT_S = 900.0
+LAYOUT_WAIT_S = 30.0
 # Handling a batch allocates many short-lived objects while the stores keep decoded
 # states alive; the default young-generation threshold (700) walks them thousands of
 # times a second. bench/HISTORY.md has the before and after.
@@ -76,6 +82,16 @@ class Worker:
         for stage in self.stages:
             for topic in stage.topics:
                 self.stages_of.setdefault(topic, []).append(stage)
+        # A keyed input's misplaced records come back through its repartition topic, to
+        # the same stages; the runtime's ticks go to the stages with timers.
+        self.keyed = keyed_inputs(self.stages)
+        for topic in self.keyed:
+            self.stages_of[topics.repartition_topic(topic)] = self.stages_of[topic]
+        if tick_stages := [replace(stage, decode=decode_tick, handle=stage.on_tick)
+                           for stage in self.stages if stage.on_tick is not None]:
+            self.stages_of[topics.TICKS] = tick_stages
+        self.repartitioner: Repartitioner | None = None
+        self.ticker = IdleTicker(settings.idle_advance_s)
         self.specs = {spec.name: spec for stage in self.stages for spec in stage.stores}
         self.stores: dict[tuple[str, int], PartitionStore] = {}
         self.ready = threading.Event()
@@ -83,13 +99,19 @@ class Worker:
         self._stores_lock = threading.Lock()
         metrics.describe("topup_batches_committed_total", "Transactions committed")
         metrics.describe("topup_batches_aborted_total", "Transactions aborted and replayed")
+        metrics.describe("topup_ticks_written_total", "Event-time ticks for idle partitions")
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def run(self) -> None:
         settings = self.settings
         gc.set_threshold(*GC_THRESHOLD)
-        create_topics(settings, changelog_specs(settings.app_id, self.stages))
+        # The internal topics the runtime itself adds (repartition, ticks) as well.
+        internal = tuple(topics.BY_NAME[name] for name in self.stages_of
+                         if name.startswith("topup.internal.") and name in topics.BY_NAME)
+        create_topics(settings, internal + changelog_specs(settings.app_id, self.stages))
+        self.repartitioner = Repartitioner(self.keyed, self._checked_layout(), self.catalog,
+                                           self.metrics)
         self.producer = Producer({
             "bootstrap.servers": settings.bootstrap_servers,
             "transactional.id": transactional_id(settings),
@@ -119,6 +141,7 @@ class Worker:
             while not self.stopping.is_set():
                 if messages := self._next_batch():
                     self._process(messages)
+                self._tick_idle_partitions()
         finally:
             self.ready.clear()
             self.consumer.close()
@@ -136,6 +159,38 @@ class Worker:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _checked_layout(self) -> dict[str, int]:
+        """Every co-partitioned topic's partition count, once all agree (or
+        TopicLayoutError): the inputs, internal topics and changelogs."""
+        names = [*self.stages_of, *(spec.name for spec in
+                                    changelog_specs(self.settings.app_id, self.stages))]
+        admin, deadline = admin_client(self.settings), time.monotonic() + LAYOUT_WAIT_S
+        while True:
+            counts = partition_counts(admin.list_topics(timeout=30).topics, names)
+            # Topics just created may take a moment to show in the metadata.
+            if None not in counts.values() or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        check_copartitioned(counts, self.settings.partitions)
+        return {name: count for name, count in counts.items() if count is not None}
+
+    def _tick_idle_partitions(self) -> None:
+        """Ticks for partitions without input, in a transaction of their own."""
+        if topics.TICKS not in self.stages_of or not (ticks := self.ticker.due()):
+            return
+        self.producer.begin_transaction()
+        try:
+            for send in ticks:
+                self._produce(send)
+            self._retrying(lambda: self.producer.commit_transaction(30))
+            self.metrics.inc("topup_ticks_written_total", len(ticks))
+        except KafkaException as exc:
+            if not exc.args[0].txn_requires_abort():
+                raise
+            # The next idle spell ticks again, by the time elapsed since this one.
+            log.warning("tick transaction aborted: %s", exc.args[0])
+            self._retrying(lambda: self.producer.abort_transaction(30))
 
     # -- rebalancing -------------------------------------------------------------------
 
@@ -157,6 +212,7 @@ class Worker:
         applied = restore(self.settings.bootstrap_servers, f"{self.settings.app_id}-restore",
                           targets, RESTORE_TIMEOUT_S)
         seconds = time.monotonic() - started
+        self.ticker.assigned(tp.partition for tp in partitions)
         log.info("assigned %d partitions; restored %d store partitions (%d records) in %.2fs",
                  len(partitions), len(targets), applied, seconds)
         self.metrics.set("topup_restore_seconds", seconds)
@@ -165,6 +221,7 @@ class Worker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Called only inside consume(), never with a transaction open.
         self.ready.clear()
+        self.ticker.revoked(tp.partition for tp in partitions)
         self._close_stores([(spec.name, p) for spec, p in self._owned(partitions)])
 
     def _close_stores(self, keys: list[tuple[str, int]]) -> None:
@@ -202,6 +259,10 @@ class Worker:
             batch_start.setdefault(where, record.offset)
             next_offsets[where] = record.offset + 1
             self.metrics.inc("topup_records_consumed_total", topic=record.topic)
+            if record.topic != topics.TICKS:
+                self.ticker.seen(record.partition)
+        if self.repartitioner is not None:
+            self.repartitioner.begin()
         self.producer.begin_transaction()
         try:
             pending = self.handle_batch(records, self._produce)
@@ -218,13 +279,22 @@ class Worker:
             self._rewind(batch_start)
             return
         self.apply_committed(encoded, pending)
+        if self.repartitioner is not None:
+            self.repartitioner.committed()
         self.metrics.inc("topup_batches_committed_total")
 
     def handle_batch(self, records: list[Record], emit: Callable[[Send], None]) -> Pending:
         """Handles `records` in order, each by every stage consuming its topic, passing
         each output to `emit`; returns the batch's state writes, not yet applied."""
         pending: Pending = {}
-        for record in records:
+        for consumed in records:
+            record: Record | None = consumed
+            if self.repartitioner is not None:
+                record, forwards = self.repartitioner.route(consumed)
+                for send in forwards:
+                    emit(send)
+            if record is None:
+                continue
             for stage in self.stages_of[record.topic]:
                 for send in self._handle(stage, record, pending):
                     emit(send)
@@ -262,6 +332,8 @@ class Worker:
             kwargs["headers"] = send.headers
         if send.partition is not None:
             kwargs["partition"] = send.partition
+        if send.timestamp_ms is not None:
+            kwargs["timestamp"] = send.timestamp_ms
         while True:
             try:
                 self.producer.produce(send.topic, **kwargs)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from confluent_kafka import Producer
+
 from streams import topics
 from streams.admin import recreate_topics
 from tests.integration.flow import Flow, order_event, partition_of, payment_event
@@ -60,11 +63,18 @@ def _risk_env(kafka_env, tmp_path) -> dict[str, str]:
             "TOPUP_HMAC_SECRETS": ",".join(HMAC_SECRETS)}
 
 
-def test_decisions_gate_credits_until_a_human_or_the_buyer_answers(kafka_env, workers, tmp_path):
+@pytest.mark.parametrize("partitioner", ["murmur2_random", "consistent_random"])
+def test_decisions_gate_credits_until_a_human_or_the_buyer_answers(
+    kafka_env, workers, tmp_path, partitioner
+):
+    """Also with orders from librdkafka's default partitioner: the device farm is still
+    blocked once its orders are moved to their keys' partitions."""
     env = _risk_env(kafka_env, tmp_path)
     settings = settings_from(env)
     worker = workers.start("risk", **env)
     flow = Flow(settings)
+    flow.producer = Producer({"bootstrap.servers": settings.bootstrap_servers,
+                              "partitioner": partitioner})
     orders = {
         "o-allow": order_event("o-allow", at=NOW_MS, device_id="dev-home"),
         "o-farm-1": order_event("o-farm-1", at=NOW_MS + MINUTE, device_id="dev-farm"),
