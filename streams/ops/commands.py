@@ -75,6 +75,40 @@ def _freezes(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _trace(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.ops.trace import trace_account, trace_order
+
+    if (args.order_id is None) == (args.account is None):
+        return _refuse("give an ORDER_ID or --account ID, not both or neither")
+    if args.account is not None:
+        account = trace_account(settings, args.account, _progress)
+        if not account.entries:
+            return _refuse(f"no ledger entry for account {args.account!r}")
+        lines = [f"ledger of {account.account_id}: {len(account.entries)} entries"]
+        for entry in account.entries:
+            lines.append(
+                f"  {_when(entry['created_at'])}  {entry['op']:9} {entry['amount_minor']:>10}"
+                f"+{entry['bonus_minor']:<6} {entry['currency']} order {entry['order_id']} "
+                f"({entry['reason']}) balance {entry['balance_after']}  {entry['entry_id']}")
+        balance = ", ".join(f"{amount} {currency}" for currency, amount
+                            in sorted(account.balance.items()))
+        lines.append(f"balance: {balance}")
+        _emit(args, account.to_dict(), "\n".join(lines))
+        return 0
+    trace = trace_order(settings, args.order_id, _progress)
+    if not trace.found:
+        return _refuse(f"no record of order {args.order_id!r} on any topic")
+    lines = [f"chain of evidence for order {trace.order_id} ({len(trace.evidence)} records, "
+             "in the order recorded; each with its own event time)"]
+    for item in trace.evidence:
+        correlation = f"  [corr {item.correlation_id}]" if item.correlation_id else ""
+        lines.append(f"  {_when(item.at)}  {item.topic:24} {item.summary}{correlation}")
+    if not any(item.kind == "CALLBACK" for item in trace.evidence):
+        lines.append("  (no callback delivery for this order on topup.webhooks)")
+    _emit(args, trace.to_dict(), "\n".join(lines))
+    return 0
+
+
 def add_operator_commands(commands: argparse._SubParsersAction) -> None:
     """Register the operators' subcommands on the `topup-guard` parser."""
     json_flag = argparse.ArgumentParser(add_help=False)
@@ -96,3 +130,10 @@ def add_operator_commands(commands: argparse._SubParsersAction) -> None:
     freezes = commands.add_parser("freezes", help="the freezes in force: who, when, why",
                                   parents=[json_flag])
     freezes.set_defaults(run=_freezes)
+
+    trace = commands.add_parser(
+        "trace", parents=[json_flag],
+        help="an order's chain of evidence, or (--account) an account's ledger and balance")
+    trace.add_argument("order_id", nargs="?", metavar="ORDER_ID")
+    trace.add_argument("--account", metavar="ID")
+    trace.set_defaults(run=_trace)
