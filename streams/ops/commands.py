@@ -109,6 +109,34 @@ def _trace(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _reviews(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.ops.reviews import load_review_book
+
+    cases = load_review_book(settings, _progress).open_cases()
+    lines = [f"{len(cases)} open review case(s)"]
+    for case in cases:
+        lines.append(f"  {case.case_id}  order {case.order_id} ({case.provider or '-'}) "
+                     f"opened {_when(case.opened_at)}: {case.reason}")
+        lines.extend(f"      {key}: {value}" for key, value in sorted(case.evidence.items()))
+    _emit(args, [case.to_dict() for case in cases], "\n".join(lines))
+    return 0
+
+
+def _review(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.ops.freezes import OperatorError
+    from streams.ops.reviews import decide
+
+    try:
+        event = decide(settings, args.case_id, args.decision, args.by, args.note,
+                       int(time.time() * 1000), _progress)
+    except OperatorError as exc:
+        return _refuse(str(exc))
+    human = (f"{event['type']} for order {event['order_id']} (case {args.case_id}) sent as "
+             f"{event['event_id']} by {event['actor']}; audited on topup.audit")
+    _emit(args, event, human)
+    return 0
+
+
 def add_operator_commands(commands: argparse._SubParsersAction) -> None:
     """Register the operators' subcommands on the `topup-guard` parser."""
     json_flag = argparse.ArgumentParser(add_help=False)
@@ -137,3 +165,15 @@ def add_operator_commands(commands: argparse._SubParsersAction) -> None:
     trace.add_argument("order_id", nargs="?", metavar="ORDER_ID")
     trace.add_argument("--account", metavar="ID")
     trace.set_defaults(run=_trace)
+
+    reviews = commands.add_parser("reviews", parents=[json_flag],
+                                  help="open review cases, with their evidence")
+    reviews.set_defaults(run=_reviews)
+    review = commands.add_parser("review", parents=[json_flag],
+                                 help="approve or reject a review case (REVIEW_* on topup.orders)")
+    review.add_argument("decision", choices=["approve", "reject"])
+    review.add_argument("case_id", metavar="CASE")
+    review.add_argument("--by", required=True, help="who decides (audited)")
+    review.add_argument("--note", "--reason", dest="note", required=True,
+                        help="why (audited)")
+    review.set_defaults(run=_review)
