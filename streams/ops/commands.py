@@ -137,6 +137,22 @@ def _review(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.ops.rebuild_balances import rebuild_balances
+
+    rebuilt, diffs = rebuild_balances(settings, args.verify, _progress)
+    lines = [f"rebuilt {len(rebuilt)} account balance(s) from topup.credits; wrote nothing"]
+    if diffs is None:
+        lines.extend(f"  {account}: {balance}" for account, balance in sorted(rebuilt.items()))
+    else:
+        lines.append(f"verify: {len(diffs)} difference(s) with the live balances table")
+        lines.extend(f"  {d.account_id}: rebuilt {d.rebuilt} live {d.live}" for d in diffs)
+    data = {"balances": rebuilt,
+            "differences": None if diffs is None else [d.to_dict() for d in diffs]}
+    _emit(args, data, "\n".join(lines))
+    return 1 if diffs else 0
+
+
 def add_operator_commands(commands: argparse._SubParsersAction) -> None:
     """Register the operators' subcommands on the `topup-guard` parser."""
     json_flag = argparse.ArgumentParser(add_help=False)
@@ -177,3 +193,12 @@ def add_operator_commands(commands: argparse._SubParsersAction) -> None:
     review.add_argument("--note", "--reason", dest="note", required=True,
                         help="why (audited)")
     review.set_defaults(run=_review)
+
+    rebuild = commands.add_parser(
+        "rebuild", parents=[json_flag],
+        help="rebuild tables by replay; `rebuild balances` derives them from topup.credits")
+    rebuild.add_argument("what", choices=["balances"])
+    rebuild.add_argument("--verify", action="store_true",
+                         help="compare with the live table, print every difference, exit 1 "
+                              "if any")
+    rebuild.set_defaults(run=_rebuild)
