@@ -219,9 +219,11 @@ def _describe(topic: str, data: dict, order_id: str, make: Any) -> Evidence | No
         return make(data["opened_at"], "REVIEW_CASE",
                     f"review case {data['case_id']}: {data['reason']}", data)
     if topic == topics.AUDIT and data["subject"] == order_id:
+        # The inputs carry what the decision saw (velocity counts, amounts, rules).
+        inputs = json.dumps(data["inputs"], sort_keys=True)
         return make(data["at"], "AUDIT",
                     f"audit {data['action']} by {data['actor'] or data['rule'] or '-'}: "
-                    f"{data['outcome']}", data)
+                    f"{data['outcome']} {inputs}", data)
     if topic == topics.ALERTS and data["order_id"] == order_id:
         return make(data["raised_at"], f"ALERT_{data['kind']}",
                     f"alert {data['kind']} ({data['severity']}): "
