@@ -153,6 +153,45 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if diffs else 0
 
 
+def _backtest(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.agents import DEFAULT_RISK_RULES
+    from streams.domain.risk_rules import RuleFileError, load_rules
+    from streams.ops.backtest import backtest
+    from streams.recon_report_cli import parse_since
+
+    try:
+        new = load_rules(args.rules)
+        current = load_rules(settings.risk_rules or DEFAULT_RISK_RULES)
+    except (RuleFileError, OSError) as exc:
+        return _refuse(f"rule file: {exc}")
+    try:
+        since, until = parse_since(args.since), parse_since(args.until)
+    except ValueError:
+        return _refuse("--since/--until must be ISO dates or epoch ms")
+    report = backtest(settings, current, new, since, until, _progress)
+    lines = [f"backtest of {new.rules_version} against {current.rules_version} on "
+             f"{report.orders} orders (replayed in process; nothing written to Kafka)",
+             f"replay fidelity, current rules against recorded decisions: "
+             f"{report.fidelity['same']} same, {report.fidelity['different']} different",
+             "decisions, current (rows) -> new (columns):"]
+    names = ["ALLOW", "STEP_UP", "REVIEW", "BLOCK"]
+    lines.append("  " + " " * 10 + "".join(f"{n:>10}" for n in names))
+    for old in names:
+        row = report.matrix.get(old, {})
+        lines.append(f"  {old:10}" + "".join(f"{row.get(n, 0):>10}" for n in names))
+    amounts = ", ".join(f"{a} {c}" for c, a in sorted(report.amount_changed_minor.items()))
+    lines.append(f"{len(report.changed)} orders change decision ({amounts or 'no amount'})")
+    lines.extend(f"  {c['order_id']}: {c['current']} -> {c['new']}, {c['amount_minor']} "
+                 f"{c['currency']}, outcome since: {c['outcome']}" for c in report.changed)
+    lines.append("rules firing more or less often (current -> new):")
+    lines.extend(f"  {rule}: {h['current']} -> {h['new']}" for rule, h in report.rule_hits.items())
+    lines.append("changed orders by known outcome -> new decision:")
+    lines.extend(f"  {outcome}: {dict(sorted(counts.items()))}"
+                 for outcome, counts in sorted(report.outcomes.items()))
+    _emit(args, report.to_dict(), "\n".join(lines))
+    return 0
+
+
 def add_operator_commands(commands: argparse._SubParsersAction) -> None:
     """Register the operators' subcommands on the `topup-guard` parser."""
     json_flag = argparse.ArgumentParser(add_help=False)
@@ -202,3 +241,11 @@ def add_operator_commands(commands: argparse._SubParsersAction) -> None:
                          help="compare with the live table, print every difference, exit 1 "
                               "if any")
     rebuild.set_defaults(run=_rebuild)
+
+    backtest = commands.add_parser(
+        "backtest", parents=[json_flag],
+        help="replay recorded orders and outcomes through the risk rules in NEW.yaml")
+    backtest.add_argument("--rules", required=True, metavar="NEW.yaml")
+    backtest.add_argument("--since", help="orders created at or after (ISO or epoch ms)")
+    backtest.add_argument("--until", help="replay only events before (ISO or epoch ms)")
+    backtest.set_defaults(run=_backtest)
