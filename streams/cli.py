@@ -1,4 +1,4 @@
-"""topup-guard: worker | topics | recon report | demo."""
+"""topup-guard: worker | topics | recon report | demo | operators' tools."""
 
 from __future__ import annotations
 
@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--orders", type=int, default=60)
     demo.add_argument("--timeout", type=float, default=120.0)
     demo.set_defaults(run=_demo)
+
+    from streams.ops.commands import add_operator_commands
+
+    add_operator_commands(commands)
     return parser
 
 
@@ -103,7 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"topup-guard: configuration error: {exc}", file=sys.stderr)
         return 2
-    return args.run(settings, args)
+    from confluent_kafka import KafkaException
+
+    try:
+        return args.run(settings, args)
+    except (KafkaException, TimeoutError) as exc:
+        print(f"topup-guard: Kafka at {settings.bootstrap_servers} did not answer: {exc}",
+              file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -4,6 +4,12 @@ Every partition of the order stage must see every command, in order, among its o
 events: a broadcast through an internal topic gives each partition its own copy, so a
 freeze takes effect for the events after it on that partition, and a replay of the
 partition decides the same (a global table would be read at whatever moment it arrived).
+
+The scope is normalised here, once, so the order stage only ever sees canonical scopes.
+A command whose scope is malformed or names an unknown provider would otherwise be
+accepted and freeze nothing: it is refused with an alert and an audit record saying why,
+and broadcast to no one. The record's key is not read, so commands keyed the old way
+(scope alone) and the new way (`scope|target`) both work.
 """
 
 from __future__ import annotations
@@ -12,42 +18,65 @@ from typing import Any
 
 from streams import topics, wire
 from streams.agents.decoding import avro_decoder
-from streams.codecs import DecodeError, SchemaCatalog
-from streams.config import Settings
-from streams.domain.freeze import apply_command
+from streams.codecs import SchemaCatalog
+from streams.config import PROVIDERS, Settings
+from streams.domain.freeze import ScopeError, control_key, normalise_scope
 from streams.domain.ids import derived_id
-from streams.runtime.context import Context, Record, Send, correlation_headers
+from streams.runtime.context import Context, Headers, Send, correlation_headers
 from streams.runtime.stage import Stage
+
+REFUSED_KIND = "CONTROL_COMMAND_REFUSED"
+
+
+def _audit(command: dict[str, Any], subject: str, outcome: str, **inputs: str) -> dict:
+    return {
+        "audit_id": derived_id("audit", "control", command["command_id"]),
+        "subject": subject,
+        "action": command["action"],
+        "rule": "operator-command",
+        "inputs": {"command_id": command["command_id"], "reason": command["reason"], **inputs},
+        "outcome": outcome,
+        "actor": command["issued_by"],
+        "at": command["issued_at"],
+    }
+
+
+def _refuse(ctx: Context, command: dict[str, Any], why: str, headers: Headers | None) -> None:
+    raw = command["scope"]
+    alert = {
+        "alert_id": derived_id("alert", "control-refused", command["command_id"]),
+        "kind": REFUSED_KIND,
+        "severity": "WARN",
+        "order_id": None,
+        "provider": None,
+        "details": {"command_id": command["command_id"], "action": command["action"],
+                    "scope": raw, "issued_by": command["issued_by"], "why": why},
+        "raised_at": command["issued_at"],
+    }
+    ctx.publish(topics.ALERTS, REFUSED_KIND, alert, headers)
+    ctx.publish(topics.AUDIT, raw, _audit(command, raw, f"refused: {why}", scope=raw), headers)
+    ctx.metrics.inc("topup_alerts_total", kind=REFUSED_KIND)
 
 
 def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
     partitions = settings.partitions
-    decode_avro = avro_decoder(catalog, "ControlCommand")
-
-    def decode(record: Record) -> dict[str, Any]:
-        command = decode_avro(record)
-        try:
-            apply_command({}, command)
-        except ValueError as exc:
-            raise DecodeError("BAD_PAYLOAD", f"control command refused: {exc}") from None
-        return command
+    decode = avro_decoder(catalog, "ControlCommand")
 
     def handle(ctx: Context, command: dict[str, Any]) -> None:
-        value = wire.dumps({"control": command})
         headers = correlation_headers(ctx.record.correlation_id)
+        try:
+            scope = normalise_scope(command["scope"], PROVIDERS)
+        except ScopeError as exc:
+            _refuse(ctx, command, str(exc), headers)
+            return
+        raw_scope = command["scope"]
+        command = {**command, "scope": scope}
+        value = wire.dumps({"control": command})
+        key = control_key(scope, command["action"]).encode()
         for partition in range(partitions):
-            ctx.send(Send(topics.ORDER_COMMANDS, command["scope"].encode(), value, headers,
-                          partition=partition))
-        audit = {
-            "audit_id": derived_id("audit", "control", command["command_id"]),
-            "subject": command["scope"],
-            "action": command["action"],
-            "rule": "operator-command",
-            "inputs": {"command_id": command["command_id"], "reason": command["reason"]},
-            "outcome": f"broadcast to {partitions} order partitions",
-            "actor": command["issued_by"],
-            "at": command["issued_at"],
-        }
-        ctx.publish(topics.AUDIT, command["scope"], audit, headers)
+            ctx.send(Send(topics.ORDER_COMMANDS, key, value, headers, partition=partition))
+        inputs = {"scope_as_issued": raw_scope} if raw_scope != scope else {}
+        outcome = f"broadcast to {partitions} order partitions"
+        ctx.publish(topics.AUDIT, scope, _audit(command, scope, outcome, **inputs), headers)
 
     return Stage("control", (topics.CONTROL,), (), decode, handle)

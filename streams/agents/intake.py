@@ -114,6 +114,8 @@ def _count_health(
     ctx: Context, provider: str, received_at: int, verification_failed: bool
 ) -> None:
     # How long the delivery sat in topup.webhooks: the edge stamped it when it wrote it.
+    # A wall-clock read, deliberately: it only picks PAGE or WARN for a rate alert and
+    # never a money decision (topology.md, "Wall-clock reads in handlers").
     waited_s = time.time() - ctx.record.timestamp_ms / 1000
     table = ctx.table(SEEN_STORE)
     tally, finished = count_delivery(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from streams.domain.freeze import FreezeAction
+from streams.domain.freeze import FreezeAction, control_key
 from streams.domain.payments import PaymentEvent
 
 
@@ -89,7 +89,7 @@ class ReconBreakOut:
 
 @dataclass(frozen=True, slots=True)
 class ControlCommandOut:
-    """A `topup.control` record (key: scope) that reconciliation issues itself."""
+    """A `topup.control` record (key: scope and target) that reconciliation issues itself."""
 
     command_id: str
     action: FreezeAction
@@ -101,7 +101,7 @@ class ControlCommandOut:
 
     @property
     def key(self) -> str:
-        return self.scope
+        return control_key(self.scope, self.action)
 
     def to_record(self) -> dict[str, Any]:
         return {

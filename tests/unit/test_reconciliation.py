@@ -508,7 +508,8 @@ def test_a_credit_the_closed_batches_do_not_hold_freezes_the_account() -> None:
     assert (found.expected_amount_minor, found.actual_amount_minor) == (AMOUNT, None)
     [command] = commands(outputs)
     assert command.action is FreezeAction.FREEZE_CREDITS
-    assert command.scope == command.key == f"account:{ACCOUNT}"
+    assert command.scope == f"account:{ACCOUNT}"
+    assert command.key == f"account:{ACCOUNT}|credits"  # the contract: scope and target
     assert command.issued_by == "reconciliation"
     assert found.break_id in command.reason
     [page] = alerts(outputs)
