@@ -38,6 +38,20 @@ class Settings:
     webhook_max_body_bytes: int = 65_536
     webhook_rate_per_ip: int = 50
     webhook_rate_burst: int = 100
+    # The public listener carries only POST /webhooks/{provider}; web_host/web_port above
+    # are the operator listener (balances, metrics, health), never to be exposed.
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = 6065
+    # Slowloris bounds: a connection gets this long to send its request headers (and may
+    # idle this long between keep-alive requests), and this long to send its whole body.
+    webhook_header_timeout_s: int = 10
+    webhook_read_timeout_s: int = 30
+    # Open connections on the public listener; at the cap the longest-waiting idle one goes.
+    webhook_max_connections: int = 512
+    # Optional bearer token for the operator listener's data endpoints (balances, and
+    # /metrics too when operator_token_on_metrics); /health stays open for probes.
+    operator_token: str | None = field(default=None, repr=False)
+    operator_token_on_metrics: bool = False
     signature_tolerance_s: Mapping[str, int] = field(
         default_factory=lambda: dict.fromkeys(PROVIDERS, 300)
     )
@@ -126,6 +140,13 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_WEBHOOK_MAX_BODY_BYTES": ("webhook_max_body_bytes", _positive_int),
     "TOPUP_WEBHOOK_RATE_PER_IP": ("webhook_rate_per_ip", _positive_int),
     "TOPUP_WEBHOOK_RATE_BURST": ("webhook_rate_burst", _positive_int),
+    "TOPUP_WEBHOOK_HOST": ("webhook_host", _non_empty),
+    "TOPUP_WEBHOOK_PORT": ("webhook_port", _positive_int),
+    "TOPUP_WEBHOOK_HEADER_TIMEOUT_S": ("webhook_header_timeout_s", _positive_int),
+    "TOPUP_WEBHOOK_READ_TIMEOUT_S": ("webhook_read_timeout_s", _positive_int),
+    "TOPUP_WEBHOOK_MAX_CONNECTIONS": ("webhook_max_connections", _positive_int),
+    "TOPUP_OPERATOR_TOKEN": ("operator_token", _non_empty),
+    "TOPUP_OPERATOR_TOKEN_ON_METRICS": ("operator_token_on_metrics", _flag),
     "TOPUP_HMAC_SECRETS": ("hmac_secrets", _secret_list),
     "TOPUP_STRIPE_WEBHOOK_SECRETS": ("stripe_webhook_secrets", _secret_list),
     "TOPUP_WECHATPAY_PLATFORM_KEYS": ("wechatpay_platform_keys", _platform_keys),
