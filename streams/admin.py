@@ -9,6 +9,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.config import Settings
+from streams.kafka_clients import client_config
 from streams.topics import TOPICS, TopicSpec
 
 
@@ -20,7 +21,7 @@ class TopicReport:
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    return AdminClient(client_config(settings))
 
 
 def create_topics(

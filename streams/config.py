@@ -22,6 +22,15 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     bootstrap_servers: str = "127.0.0.1:9092"
+    # Kafka client security, passed to every client by streams.kafka_clients.client_config.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_ssl_ca_location: str | None = None
+    kafka_ssl_certificate_location: str | None = None
+    kafka_ssl_key_location: str | None = None
+    kafka_ssl_key_password: str | None = field(default=None, repr=False)
     app_id: str = "topup-guard"
     partitions: int = 4
     replication_factor: int = 1
@@ -117,6 +126,38 @@ def _apiv3_key(name: str, raw: str) -> str:
     return raw
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().upper()
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        return value
+    return parse
+
+
+def _existing_file(name: str, raw: str) -> str:
+    path = _non_empty(name, raw)
+    if not Path(path).is_file():
+        raise ConfigError(f"{name}: file {path!r} does not exist")
+    return path
+
+
+def _check_kafka_security(settings: Settings) -> None:
+    """SASL needs a mechanism and credentials; say which one is missing at start."""
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        for name, value in (("KAFKA_SASL_MECHANISM", settings.kafka_sasl_mechanism),
+                            ("KAFKA_SASL_USERNAME", settings.kafka_sasl_username),
+                            ("KAFKA_SASL_PASSWORD", settings.kafka_sasl_password)):
+            if value is None:
+                raise ConfigError(
+                    f"{name} is required with KAFKA_SECURITY_PROTOCOL="
+                    f"{settings.kafka_security_protocol}")
+
+
 def _non_empty(name: str, raw: str) -> str:
     if not raw.strip():
         raise ConfigError(f"{name} must not be empty")
@@ -126,6 +167,14 @@ def _non_empty(name: str, raw: str) -> str:
 # Environment name -> (settings attribute, parser).
 _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "KAFKA_BOOTSTRAP_SERVERS": ("bootstrap_servers", _non_empty),
+    "KAFKA_SECURITY_PROTOCOL": ("kafka_security_protocol", _choice(SECURITY_PROTOCOLS)),
+    "KAFKA_SASL_MECHANISM": ("kafka_sasl_mechanism", _choice(SASL_MECHANISMS)),
+    "KAFKA_SASL_USERNAME": ("kafka_sasl_username", _non_empty),
+    "KAFKA_SASL_PASSWORD": ("kafka_sasl_password", lambda n, raw: raw),
+    "KAFKA_SSL_CA_LOCATION": ("kafka_ssl_ca_location", _existing_file),
+    "KAFKA_SSL_CERTIFICATE_LOCATION": ("kafka_ssl_certificate_location", _existing_file),
+    "KAFKA_SSL_KEY_LOCATION": ("kafka_ssl_key_location", _existing_file),
+    "KAFKA_SSL_KEY_PASSWORD": ("kafka_ssl_key_password", lambda n, raw: raw),
     "TOPUP_APP_ID": ("app_id", _non_empty),
     "TOPUP_PARTITIONS": ("partitions", _positive_int),
     "TOPUP_REPLICATION_FACTOR": ("replication_factor", _positive_int),
@@ -227,4 +276,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     values["signature_tolerance_s"] = _tolerances(raw)
     known = {f.name for f in fields(Settings)}
     assert set(values) <= known
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_kafka_security(settings)
+    return settings

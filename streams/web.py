@@ -32,6 +32,7 @@ from streams.agents.balances import BALANCES
 from streams.codecs import SchemaCatalog
 from streams.config import PROVIDERS, Settings
 from streams.http_guard import BodyTooLarge, ConnectionGuard, joined_headers, read_whole_body
+from streams.kafka_clients import aiokafka_config
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
 
@@ -84,7 +85,7 @@ class WebhookReceiver:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.settings.bootstrap_servers,
+                    **aiokafka_config(self.settings),
                     acks="all",
                     enable_idempotence=True,
                     request_timeout_ms=int(self.SEND_TIMEOUT_S * 1000),

@@ -168,13 +168,15 @@ class DedicatedBroker:
                        capture_output=True)
 
 
-def start_dedicated_broker(data_dir: Path) -> DedicatedBroker:
+def start_dedicated_broker(data_dir: Path, **extra: str) -> DedicatedBroker:
+    """`extra`: more deploy/kafka settings, e.g. TOPUP_KAFKA_SASL=1."""
     env = dict(
         os.environ,
         TOPUP_KAFKA_PORT=str(free_port()),
         TOPUP_KAFKA_CONTROLLER_PORT=str(free_port()),
         TOPUP_KAFKA_DATA_DIR=str(data_dir),
         TOPUP_KAFKA_HEAP="512m",
+        **extra,
     )
     result = subprocess.run(
         [str(KAFKA_DIR / "start")], env=env, capture_output=True, text=True, timeout=300

@@ -23,7 +23,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from streams.admin import create_topics
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
-from streams.kafka_clients import PARTITIONER
+from streams.kafka_clients import PARTITIONER, client_config
 from streams.metrics import Metrics
 from streams.runtime.context import BatchWrites, Context, Record, Send
 from streams.runtime.restore import restore
@@ -91,7 +91,7 @@ class Worker:
         gc.set_threshold(*GC_THRESHOLD)
         create_topics(settings, changelog_specs(settings.app_id, self.stages))
         self.producer = Producer({
-            "bootstrap.servers": settings.bootstrap_servers,
+            **client_config(settings),
             "transactional.id": transactional_id(settings),
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
             "partitioner": PARTITIONER,
@@ -100,7 +100,7 @@ class Worker:
         })
         self.producer.init_transactions(60)
         self.consumer = Consumer({
-            "bootstrap.servers": settings.bootstrap_servers,
+            **client_config(settings),
             "group.id": settings.app_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -154,7 +154,7 @@ class Worker:
                 with self._stores_lock:
                     self.stores[(spec.name, partition)] = store
                 targets[(spec.changelog(self.settings.app_id), partition)] = store
-        applied = restore(self.settings.bootstrap_servers, f"{self.settings.app_id}-restore",
+        applied = restore(client_config(self.settings), f"{self.settings.app_id}-restore",
                           targets, RESTORE_TIMEOUT_S)
         seconds = time.monotonic() - started
         log.info("assigned %d partitions; restored %d store partitions (%d records) in %.2fs",
