@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.config import Settings
@@ -20,8 +20,29 @@ class TopicReport:
     detail: str = ""
 
 
+class KafkaUnreachable(RuntimeError):
+    """The brokers could not be reached or refused us; the message says why (never a secret)."""
+
+
 def admin_client(settings: Settings) -> AdminClient:
     return AdminClient(client_config(settings))
+
+
+def _topic_names(settings: Settings, timeout_s: float) -> dict:
+    """The cluster's topics; a failure to connect or authenticate says so in one line."""
+    errors: list[KafkaError] = []
+    admin = AdminClient({**client_config(settings), "error_cb": errors.append})
+    try:
+        return admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as exc:
+        # librdkafka reports the cause (e.g. SASL authentication failed) through error_cb;
+        # the exception itself only says "broker transport failure".
+        auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+        cause = (auth or errors or [exc.args[0]])[-1]
+        raise KafkaUnreachable(
+            f"cannot use Kafka at {settings.bootstrap_servers} "
+            f"(security protocol {settings.kafka_security_protocol}): {cause.str()}"
+        ) from None
 
 
 def create_topics(
@@ -30,8 +51,8 @@ def create_topics(
     """Create what is missing; report (never alter) what exists with other partition counts.
     A topic named twice is created once (librdkafka crashes on a request naming it twice)."""
     specs = tuple({spec.name: spec for spec in specs}.values())
+    existing = _topic_names(settings, timeout_s)
     admin = admin_client(settings)
-    existing = admin.list_topics(timeout=timeout_s).topics
     reports: list[TopicReport] = []
     missing: list[NewTopic] = []
     for spec in specs:
