@@ -32,17 +32,21 @@ def _topic_names(settings: Settings, timeout_s: float) -> dict:
     """The cluster's topics; a failure to connect or authenticate says so in one line."""
     errors: list[KafkaError] = []
     admin = AdminClient({**client_config(settings), "error_cb": errors.append})
-    try:
-        return admin.list_topics(timeout=timeout_s).topics
-    except KafkaException as exc:
-        # librdkafka reports the cause (e.g. SASL authentication failed) through error_cb;
-        # the exception itself only says "broker transport failure".
-        auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
-        cause = (auth or errors or [exc.args[0]])[-1]
-        raise KafkaUnreachable(
-            f"cannot use Kafka at {settings.bootstrap_servers} "
-            f"(security protocol {settings.kafka_security_protocol}): {cause.str()}"
-        ) from None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return admin.list_topics(timeout=max(0.1, min(2.0, deadline - time.monotonic()))).topics
+        except KafkaException as exc:
+            # librdkafka reports the cause (e.g. SASL authentication failed) to error_cb,
+            # served by poll; the exception itself only says "broker transport failure".
+            admin.poll(0.1)
+            auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+            if auth or time.monotonic() >= deadline:
+                cause = (auth or errors or [exc.args[0]])[-1]
+                raise KafkaUnreachable(
+                    f"cannot use Kafka at {settings.bootstrap_servers} "
+                    f"(security protocol {settings.kafka_security_protocol}): {cause.str()}"
+                ) from None
 
 
 def create_topics(
