@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from streams.config import Settings
 from streams.kafka_clients import client_config
@@ -120,3 +120,13 @@ def recreate_topics(settings: Settings, timeout_s: float = 60.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def max_message_bytes(settings: Settings, names: list[str], timeout_s: float = 30.0
+                      ) -> dict[str, int]:
+    """Each topic's max.message.bytes (its own, or the broker default it inherits)."""
+    admin = admin_client(settings)
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in dict.fromkeys(names)]
+    futures = admin.describe_configs(resources, request_timeout=timeout_s)
+    return {resource.name: int(future.result()["max.message.bytes"].value)
+            for resource, future in futures.items()}

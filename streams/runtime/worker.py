@@ -20,16 +20,16 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from streams.admin import create_topics
+from streams.admin import create_topics, max_message_bytes
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
 from streams.kafka_clients import PARTITIONER, client_config
 from streams.metrics import Metrics
-from streams.runtime.context import BatchWrites, Context, Record, Send
+from streams.runtime.context import BatchWrites, Context, Record, Send, SizeLimits
 from streams.runtime.restore import restore
 from streams.runtime.stage import Stage
 from streams.runtime.store import PartitionStore, StoreSpec, encode_value
-from streams.topics import TopicSpec
+from streams.topics import TOPICS, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ class Worker:
         self.ready = threading.Event()
         self.stopping = threading.Event()
         self._stores_lock = threading.Lock()
+        # Read from the broker at start: outputs over them are dead-lettered, not produced.
+        self.size_limits = SizeLimits()
         metrics.describe("topup_batches_committed_total", "Transactions committed")
         metrics.describe("topup_batches_aborted_total", "Transactions aborted and replayed")
 
@@ -89,7 +91,10 @@ class Worker:
     def run(self) -> None:
         settings = self.settings
         gc.set_threshold(*GC_THRESHOLD)
-        create_topics(settings, changelog_specs(settings.app_id, self.stages))
+        changelogs = changelog_specs(settings.app_id, self.stages)
+        create_topics(settings, changelogs)
+        self.size_limits = SizeLimits(max_message_bytes(
+            settings, [spec.name for spec in (*TOPICS, *changelogs)]))
         self.producer = Producer({
             **client_config(settings),
             "transactional.id": transactional_id(settings),
@@ -236,7 +241,7 @@ class Worker:
         stores = {spec.name: self.stores[(spec.name, record.partition)] for spec in stage.stores}
         views = {spec.name: _batch_writes(pending, (spec.name, record.partition))
                  for spec in stage.stores}
-        ctx = Context(record, self.catalog, self.metrics, stores, views)
+        ctx = Context(record, self.catalog, self.metrics, stores, views, limits=self.size_limits)
         try:
             decoded = stage.decode(record)
         except DecodeError as exc:
@@ -249,7 +254,8 @@ class Worker:
             # handler wrote or sent survives: the record is dead-lettered as it came.
             log.exception("processing failed for %s", record.where())
             self.metrics.inc("topup_processing_errors_total", topic=record.topic)
-            ctx = Context(record, self.catalog, self.metrics, stores, views)
+            ctx = Context(record, self.catalog, self.metrics, stores, views,
+                          limits=self.size_limits)
             ctx.dead_letter("BAD_PAYLOAD", f"processing failed: {type(exc).__name__}: {exc}")
             return ctx.sends
         for name, layer in ctx.layers.items():
