@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from streams.domain.int64 import MAX_AMOUNT_MINOR
 from streams.domain.payments import PaymentEvent
 from streams.domain.record_fields import optional_text, required_text
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_LONG_MAX = 2**63 - 1
 
 
 class OrderEventType(StrEnum):
@@ -36,8 +36,9 @@ def _millis(value: Any, name: str) -> int:
 
 
 def _amount(value: Any, name: str) -> int:
-    if type(value) is not int or not 0 <= value <= _LONG_MAX:
-        raise ValueError(f"{name} must be an integer in [0, 2**63)")
+    # Bounded far below 2**63 so that amount + bonus and any balance stay in range.
+    if type(value) is not int or not 0 <= value <= MAX_AMOUNT_MINOR:
+        raise ValueError(f"{name} must be an integer in [0, {MAX_AMOUNT_MINOR}]")
     return value
 
 
