@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 
 from streams import topics
 from streams.kafka_clients import producer
 from tests.integration.flow import Flow, order_event, payment_event, settlement_line
 from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
-from tests.kafka_harness import decode_all, read_until, settings_from
+from tests.kafka_harness import decode_all, http, read_until, settings_from
 
 # About 1 MB: within the broker's default max.message.bytes (1048588) but over what a
 # dead letter carrying it can be (the producer's own limit is 1000000).
 BIG = 1_040_000
+INT64_MAX = 2**63 - 1
 
 
 def test_oversized_inputs_and_outputs_are_dead_lettered_across_a_restart(kafka_env, workers):
@@ -38,6 +40,24 @@ def test_oversized_inputs_and_outputs_are_dead_lettered_across_a_restart(kafka_e
     line = settlement_line("r" * 500_000, "batch-huge", "ord-x", 1000, NOW_MS)
     pill(topics.SETTLEMENTS, b"settlement-file",
          flow.catalog.encode("SettlementRecord", line))
+    # 64-bit overflow: settlement lines of 2**63-1 (refused at the edge now), and ledger
+    # entries that push a balance past 2**63-1 (the second one overflows).
+    for number in range(3):
+        huge_line = settlement_line(f"r-max-{number}", "batch-max", f"ord-max-{number}",
+                                    INT64_MAX, NOW_MS)
+        pill(topics.SETTLEMENTS, f"max-{number}".encode(),
+             flow.catalog.encode("SettlementRecord", huge_line))
+    for number in range(2):
+        entry = {"entry_id": f"entry-max-{number}", "op": "CREDIT", "account_id": "acct-max",
+                 "order_id": f"ord-max-{number}", "amount_minor": INT64_MAX, "bonus_minor": 0,
+                 "currency": "USD", "provider": "hmac", "external_txn_id": None,
+                 "refund_id": None, "reason": "PAYMENT_CONFIRMED", "caused_by": "test",
+                 "created_at": NOW_MS}
+        value = flow.catalog.encode("LedgerEntry", entry)
+        if number == 0:
+            big_out.produce(topics.CREDITS, key=b"acct-max", value=value)
+        else:
+            pill(topics.CREDITS, b"acct-max", value)
     assert big_out.flush(30) == 0
 
     worker = workers.start(TOPUP_HMAC_SECRETS=",".join(HMAC_SECRETS))
@@ -50,12 +70,13 @@ def test_oversized_inputs_and_outputs_are_dead_lettered_across_a_restart(kafka_e
     flow.flush()
     records = read_until(
         settings, [topics.DLQ, topics.CREDITS],
-        lambda rs: any(r.topic == topics.CREDITS for r in rs)
+        lambda rs: any(r.topic == topics.CREDITS and r.key == b"acct-ord-after" for r in rs)
         and {(d["source_topic"], d["key"]) for d in decode_all(rs, topics.DLQ)} >= set(pills),
         workers=[worker])
     assert worker.process.poll() is None, worker.log()[-3000:]
 
-    credits = Counter(c["order_id"] for c in decode_all(records, topics.CREDITS))
+    credits = Counter(c["order_id"] for c in decode_all(records, topics.CREDITS)
+                      if not c["order_id"].startswith("ord-max"))
     assert credits == {"ord-after": 1}
     letters = decode_all(records, topics.DLQ)
     for (topic, key), value in pills.items():
@@ -73,3 +94,10 @@ def test_oversized_inputs_and_outputs_are_dead_lettered_across_a_restart(kafka_e
                for d in letters if d["key"] == b"ord-huge")
     assert any("record_id is 500000 characters long" in d["error"]
                for d in letters if d["key"] == b"settlement-file")
+    assert all("amount_minor must be in" in d["error"]
+               for d in letters if d["key"].startswith(b"max-"))
+    [overflow] = [d for d in letters if d["key"] == b"acct-max"]
+    assert "outside the signed 64-bit range" in overflow["error"]
+    status, body = http("GET", f"http://127.0.0.1:{worker.web_port}/accounts/acct-max/balance")
+    if status == 200:  # this worker owns the account's partition: the balance held
+        assert json.loads(body)["balances_minor"] == {"USD": INT64_MAX}
