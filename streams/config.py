@@ -45,6 +45,9 @@ class Settings:
     # of a hot key into one changelog record; a quiet pipeline never waits for one to fill.
     batch_max_records: int = 2000
     webhook_max_body_bytes: int = 65_536
+    # An event time further than this ahead of its record's broker timestamp is refused
+    # (SCHEMA_INVALID), so one absurd date cannot move a partition's clock for good.
+    max_event_skew_s: int = 7 * 24 * 3600
     webhook_rate_per_ip: int = 50
     webhook_rate_burst: int = 100
     # The public listener carries only POST /webhooks/{provider}; web_host/web_port above
@@ -186,6 +189,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_ORPHAN_HOLD_S": ("orphan_hold_s", _positive_int),
     "TOPUP_SESSION_TIMEOUT_S": ("session_timeout_s", _positive_int),
     "TOPUP_BATCH_MAX_RECORDS": ("batch_max_records", _positive_int),
+    "TOPUP_MAX_EVENT_SKEW_S": ("max_event_skew_s", _positive_int),
     "TOPUP_WEBHOOK_MAX_BODY_BYTES": ("webhook_max_body_bytes", _positive_int),
     "TOPUP_WEBHOOK_RATE_PER_IP": ("webhook_rate_per_ip", _positive_int),
     "TOPUP_WEBHOOK_RATE_BURST": ("webhook_rate_burst", _positive_int),
