@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -11,6 +12,8 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 from streams.config import Settings
 from streams.kafka_clients import client_config
 from streams.topics import TOPICS, TopicSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -122,11 +125,28 @@ def recreate_topics(settings: Settings, timeout_s: float = 60.0) -> None:
             time.sleep(0.5)
 
 
-def max_message_bytes(settings: Settings, names: list[str], timeout_s: float = 30.0
-                      ) -> dict[str, int]:
-    """Each topic's max.message.bytes (its own, or the broker default it inherits)."""
+def max_message_bytes(settings: Settings, names: list[str], timeout_s: float = 30.0,
+                      attempts: int = 5) -> dict[str, int]:
+    """Each topic's max.message.bytes (its own, or the broker default it inherits).
+
+    A topic created a moment ago may not be describable yet: it is asked again a few
+    times, then left out (the caller's default applies to it)."""
     admin = admin_client(settings)
-    resources = [ConfigResource(ResourceType.TOPIC, name) for name in dict.fromkeys(names)]
-    futures = admin.describe_configs(resources, request_timeout=timeout_s)
-    return {resource.name: int(future.result()["max.message.bytes"].value)
-            for resource, future in futures.items()}
+    limits: dict[str, int] = {}
+    wanted = list(dict.fromkeys(names))
+    for attempt in range(attempts):
+        resources = [ConfigResource(ResourceType.TOPIC, name) for name in wanted]
+        futures = admin.describe_configs(resources, request_timeout=timeout_s)
+        for resource, future in futures.items():
+            try:
+                limits[resource.name] = int(future.result()["max.message.bytes"].value)
+            except KafkaException:
+                continue
+        wanted = [name for name in wanted if name not in limits]
+        if not wanted:
+            break
+        time.sleep(0.5 * (attempt + 1))
+    if wanted:
+        log.warning("max.message.bytes unknown for %d topics (%s...): the producer's own "
+                    "limit applies to them", len(wanted), wanted[0])
+    return limits
