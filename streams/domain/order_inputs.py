@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from streams.config import PROVIDERS
 from streams.domain.int64 import MAX_AMOUNT_MINOR
 from streams.domain.payments import PaymentEvent
 from streams.domain.record_fields import optional_text, required_text
@@ -84,6 +85,9 @@ class OrderEvent:
                     raise ValueError(f"CREATED needs a non-empty {name}")
             if self.amount_minor == 0:
                 raise ValueError("CREATED needs a positive amount_minor")
+            if self.provider not in PROVIDERS:
+                # A payment can only ever arrive through a provider the receiver knows.
+                raise ValueError(f"provider {self.provider[:40]!r} is not one of {PROVIDERS}")
         money_moves = self.type in (OrderEventType.CREATED, OrderEventType.REFUND_REQUESTED)
         if money_moves and not _CURRENCY.fullmatch(self.currency):
             raise ValueError("currency must be three upper-case letters (ISO 4217)")

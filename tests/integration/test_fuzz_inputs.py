@@ -41,6 +41,7 @@ def _hostile_order(rng: random.Random, n: int) -> dict[str, Any]:
         ("order_id", "x" * rng.randint(1025, 5000)),
         ("merchant_id", "m" * rng.randint(1025, 5000)),
         ("promo_bonus_minor", -1),
+        ("provider", rng.choice(["paypal", "HMAC", "hmac ", "stripe\x00"])),
     ])
     order[field] = value
     return order

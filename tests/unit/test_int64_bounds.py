@@ -62,3 +62,12 @@ def test_order_amounts_and_bonuses_over_the_bound_are_refused() -> None:
     for name in ("amount_minor", "promo_bonus_minor"):
         with pytest.raises(ValueError, match=name):
             OrderEvent.from_record({**base, name: INT64_MAX})
+
+
+def test_orders_name_a_known_provider() -> None:
+    base = {"event_id": "e", "type": "CREATED", "order_id": "o", "occurred_at": T0,
+            "account_id": "a", "user_id": "u", "amount_minor": 100,
+            "currency": "USD", "provider": "hmac", "merchant_id": "m"}
+    for provider in ("paypal", "HMAC", "hmac "):
+        with pytest.raises(ValueError, match="provider"):
+            OrderEvent.from_record({**base, "provider": provider})
