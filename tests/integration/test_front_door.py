@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import random
 import socket
 import time
@@ -121,6 +122,20 @@ def test_oversized_bodies_get_413_and_balances_need_the_operator_token(kafka_env
     assert http("GET", f"http://127.0.0.1:{worker.web_port}/metrics")[0] == 200
     public_balance = f"http://127.0.0.1:{worker.webhook_port}/accounts/acct-1/balance"
     assert http("GET", public_balance)[0] in (404, 405)
+
+    # A compressed body is stored as sent, with its content-encoding, never inflated.
+    plain = make_hmac_delivery(payment("ord-gzip", "evt-gzip"), HMAC_SECRETS[0],
+                               timestamp=int(time.time()))
+    packed = SignedDelivery("hmac", {**plain.headers, "content-encoding": "gzip"},
+                            gzip.compress(plain.body))
+    with socket.create_connection(("127.0.0.1", worker.webhook_port), timeout=30) as sock:
+        sock.sendall(_request("hmac", packed))
+        assert _status(sock) == 202
+    stored = read_until(settings_from(kafka_env), [topics.WEBHOOKS], lambda rs: len(rs) >= 1,
+                        workers=[worker])
+    [delivery] = decode_all(stored, topics.WEBHOOKS)
+    assert delivery["body"] == packed.body
+    assert delivery["headers"]["content-encoding"] == "gzip"
     big = SignedDelivery("hmac", {"content-type": "application/json"}, b"x" * 200_000)
     for chunked in (False, True):
         raw = _request("hmac", big, chunked=chunked)
