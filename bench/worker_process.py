@@ -40,6 +40,7 @@ class BenchWorker:
         env = dict(
             os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, TOPUP_APP_ID=self.app_id,
             TOPUP_STATE_DIR=str(self.state_dir), TOPUP_WEB_PORT=str(self.port),
+            TOPUP_WEBHOOK_HOST="127.0.0.1", TOPUP_WEBHOOK_PORT=str(free_port()),
             TOPUP_HMAC_SECRETS=SECRET, TOPUP_RISK_RULES=str(RULES),
         )
         command = [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"]

@@ -22,6 +22,15 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     bootstrap_servers: str = "127.0.0.1:9092"
+    # Kafka client security, passed to every client by streams.kafka_clients.client_config.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_ssl_ca_location: str | None = None
+    kafka_ssl_certificate_location: str | None = None
+    kafka_ssl_key_location: str | None = None
+    kafka_ssl_key_password: str | None = field(default=None, repr=False)
     app_id: str = "topup-guard"
     partitions: int = 4
     replication_factor: int = 1
@@ -36,8 +45,25 @@ class Settings:
     # of a hot key into one changelog record; a quiet pipeline never waits for one to fill.
     batch_max_records: int = 2000
     webhook_max_body_bytes: int = 65_536
+    # An event time further than this ahead of its record's broker timestamp is refused
+    # (SCHEMA_INVALID), so one absurd date cannot move a partition's clock for good.
+    max_event_skew_s: int = 7 * 24 * 3600
     webhook_rate_per_ip: int = 50
     webhook_rate_burst: int = 100
+    # The public listener carries only POST /webhooks/{provider}; web_host/web_port above
+    # are the operator listener (balances, metrics, health), never to be exposed.
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = 6065
+    # Slowloris bounds: a connection gets this long to send its request headers (and may
+    # idle this long between keep-alive requests), and this long to send its whole body.
+    webhook_header_timeout_s: int = 10
+    webhook_read_timeout_s: int = 30
+    # Open connections on the public listener; at the cap the longest-waiting idle one goes.
+    webhook_max_connections: int = 512
+    # Optional bearer token for the operator listener's data endpoints (balances, and
+    # /metrics too when operator_token_on_metrics); /health stays open for probes.
+    operator_token: str | None = field(default=None, repr=False)
+    operator_token_on_metrics: bool = False
     signature_tolerance_s: Mapping[str, int] = field(
         default_factory=lambda: dict.fromkeys(PROVIDERS, 300)
     )
@@ -109,6 +135,38 @@ def _apiv3_key(name: str, raw: str) -> str:
     return raw
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().upper()
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        return value
+    return parse
+
+
+def _existing_file(name: str, raw: str) -> str:
+    path = _non_empty(name, raw)
+    if not Path(path).is_file():
+        raise ConfigError(f"{name}: file {path!r} does not exist")
+    return path
+
+
+def _check_kafka_security(settings: Settings) -> None:
+    """SASL needs a mechanism and credentials; say which one is missing at start."""
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        for name, value in (("KAFKA_SASL_MECHANISM", settings.kafka_sasl_mechanism),
+                            ("KAFKA_SASL_USERNAME", settings.kafka_sasl_username),
+                            ("KAFKA_SASL_PASSWORD", settings.kafka_sasl_password)):
+            if value is None:
+                raise ConfigError(
+                    f"{name} is required with KAFKA_SECURITY_PROTOCOL="
+                    f"{settings.kafka_security_protocol}")
+
+
 def _non_empty(name: str, raw: str) -> str:
     if not raw.strip():
         raise ConfigError(f"{name} must not be empty")
@@ -118,6 +176,14 @@ def _non_empty(name: str, raw: str) -> str:
 # Environment name -> (settings attribute, parser).
 _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "KAFKA_BOOTSTRAP_SERVERS": ("bootstrap_servers", _non_empty),
+    "KAFKA_SECURITY_PROTOCOL": ("kafka_security_protocol", _choice(SECURITY_PROTOCOLS)),
+    "KAFKA_SASL_MECHANISM": ("kafka_sasl_mechanism", _choice(SASL_MECHANISMS)),
+    "KAFKA_SASL_USERNAME": ("kafka_sasl_username", _non_empty),
+    "KAFKA_SASL_PASSWORD": ("kafka_sasl_password", lambda n, raw: raw),
+    "KAFKA_SSL_CA_LOCATION": ("kafka_ssl_ca_location", _existing_file),
+    "KAFKA_SSL_CERTIFICATE_LOCATION": ("kafka_ssl_certificate_location", _existing_file),
+    "KAFKA_SSL_KEY_LOCATION": ("kafka_ssl_key_location", _existing_file),
+    "KAFKA_SSL_KEY_PASSWORD": ("kafka_ssl_key_password", lambda n, raw: raw),
     "TOPUP_APP_ID": ("app_id", _non_empty),
     "TOPUP_PARTITIONS": ("partitions", _positive_int),
     "TOPUP_REPLICATION_FACTOR": ("replication_factor", _positive_int),
@@ -129,9 +195,17 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_ORPHAN_HOLD_S": ("orphan_hold_s", _positive_int),
     "TOPUP_SESSION_TIMEOUT_S": ("session_timeout_s", _positive_int),
     "TOPUP_BATCH_MAX_RECORDS": ("batch_max_records", _positive_int),
+    "TOPUP_MAX_EVENT_SKEW_S": ("max_event_skew_s", _positive_int),
     "TOPUP_WEBHOOK_MAX_BODY_BYTES": ("webhook_max_body_bytes", _positive_int),
     "TOPUP_WEBHOOK_RATE_PER_IP": ("webhook_rate_per_ip", _positive_int),
     "TOPUP_WEBHOOK_RATE_BURST": ("webhook_rate_burst", _positive_int),
+    "TOPUP_WEBHOOK_HOST": ("webhook_host", _non_empty),
+    "TOPUP_WEBHOOK_PORT": ("webhook_port", _positive_int),
+    "TOPUP_WEBHOOK_HEADER_TIMEOUT_S": ("webhook_header_timeout_s", _positive_int),
+    "TOPUP_WEBHOOK_READ_TIMEOUT_S": ("webhook_read_timeout_s", _positive_int),
+    "TOPUP_WEBHOOK_MAX_CONNECTIONS": ("webhook_max_connections", _positive_int),
+    "TOPUP_OPERATOR_TOKEN": ("operator_token", _non_empty),
+    "TOPUP_OPERATOR_TOKEN_ON_METRICS": ("operator_token_on_metrics", _flag),
     "TOPUP_HMAC_SECRETS": ("hmac_secrets", _secret_list),
     "TOPUP_STRIPE_WEBHOOK_SECRETS": ("stripe_webhook_secrets", _secret_list),
     "TOPUP_WECHATPAY_PLATFORM_KEYS": ("wechatpay_platform_keys", _platform_keys),
@@ -214,4 +288,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     values["signature_tolerance_s"] = _tolerances(raw)
     known = {f.name for f in fields(Settings)}
     assert set(values) <= known
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_kafka_security(settings)
+    return settings

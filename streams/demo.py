@@ -40,6 +40,8 @@ def _start_worker(run_dir: Path, secret: str, web_port: int) -> subprocess.Popen
         TOPUP_HMAC_SECRETS=secret,
         TOPUP_ORPHAN_HOLD_S="10",
         TOPUP_WEB_PORT=str(web_port),
+        TOPUP_WEBHOOK_HOST="127.0.0.1",
+        TOPUP_WEBHOOK_PORT=str(_free_port()),
     )
     log = (run_dir / "worker.log").open("wb")
     return subprocess.Popen(

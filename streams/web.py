@@ -1,4 +1,9 @@
-"""The worker's HTTP surface: the webhook receiver, balances, /metrics and /health.
+"""The worker's HTTP surface, on two listeners.
+
+The public listener (TOPUP_WEBHOOK_HOST/PORT) carries only POST /webhooks/{provider}; the
+operator listener (TOPUP_WEB_HOST/PORT, default 127.0.0.1) carries balances, /metrics and
+/health, with an optional bearer token (TOPUP_OPERATOR_TOKEN). Exposing webhooks to the
+internet therefore exposes no balance.
 
 The receiver writes each callback to topup.webhooks exactly as received and answers 2xx
 only once the broker has acknowledged the write (acks=all); any failure answers 5xx so
@@ -10,6 +15,7 @@ commit, and an HTTP request has no source partition to belong to.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import threading
 import time
@@ -17,13 +23,16 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import PayloadEncodingError
 from aiokafka import AIOKafkaProducer
 
 from streams import topics
 from streams.agents.balances import BALANCES
 from streams.codecs import SchemaCatalog
 from streams.config import PROVIDERS, Settings
+from streams.http_guard import BodyTooLarge, ConnectionGuard, joined_headers, read_whole_body
+from streams.kafka_clients import aiokafka_config
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
 
@@ -76,7 +85,7 @@ class WebhookReceiver:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.settings.bootstrap_servers,
+                    **aiokafka_config(self.settings),
                     acks="all",
                     enable_idempotence=True,
                     request_timeout_ms=int(self.SEND_TIMEOUT_S * 1000),
@@ -108,7 +117,8 @@ class WebhookReceiver:
             "delivery_id": delivery_id,
             "provider": provider,
             "received_at": int(now * 1000),
-            "headers": {name.lower(): value for name, value in headers.items()},
+            # Lower-cased names, repeated headers joined with ", " (see http_guard).
+            "headers": joined_headers(headers.items()),
             "body": body,
             "source_ip": source_ip,
         }
@@ -127,27 +137,60 @@ class WebhookReceiver:
         return Reply(202, {"delivery_id": delivery_id})
 
 
-async def read_limited(request: Any, limit: int) -> bytes | None:
-    """The body, or None if it is longer than `limit` (never reads more than limit + 1)."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    body = await request.content.read(limit + 1)
-    return None if len(body) > limit else body
+def _unauthorized() -> web.Response:
+    return web.json_response({"error": "missing or wrong bearer token"}, status=401,
+                             headers={"WWW-Authenticate": "Bearer"})
 
 
-def build_app(worker: Worker) -> web.Application:
-    settings, metrics = worker.settings, worker.metrics
-    receiver = WebhookReceiver(settings, worker.catalog, metrics)
+def _token_ok(request: web.Request, token: str | None) -> bool:
+    if token is None:
+        return True
+    given = request.headers.get("Authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+
+def build_public_app(worker: Worker, guard: ConnectionGuard) -> web.Application:
+    """The listener to expose to providers: only POST /webhooks/{provider}."""
+    settings = worker.settings
+    receiver = WebhookReceiver(settings, worker.catalog, worker.metrics)
 
     async def webhook(request: web.Request) -> web.Response:
-        body = await read_limited(request, receiver.max_body)
+        try:
+            body: bytes | None = await read_whole_body(
+                request, receiver.max_body, settings.webhook_read_timeout_s)
+        except BodyTooLarge:
+            body = None
+        except TimeoutError:
+            response = web.json_response({"error": "body not received in time"}, status=408)
+            response.force_close()
+            return response
+        except (ClientPayloadError, PayloadEncodingError, ConnectionError):
+            # The client broke off or sent a malformed body: nothing to store, no 2xx.
+            response = web.json_response({"error": "incomplete body"}, status=400)
+            response.force_close()
+            return response
         reply = await receiver.receive(
-            request.match_info["provider"], dict(request.headers), body, request.remote,
-            time.time(),
+            request.match_info["provider"], joined_headers(request.headers.items()), body,
+            request.remote, time.time(),
         )
-        return web.json_response(reply.body, status=reply.status)
+        response = web.json_response(reply.body, status=reply.status)
+        if reply.status == 413:
+            response.force_close()  # do not drain the rest of an oversized body
+        return response
+
+    app = web.Application(middlewares=[guard.middleware()])
+    app.router.add_post("/webhooks/{provider}", webhook)
+    return app
+
+
+def build_operator_app(worker: Worker) -> web.Application:
+    """The listener for operators (default 127.0.0.1): balances, /metrics, /health."""
+    settings, metrics = worker.settings, worker.metrics
+    token = settings.operator_token
 
     async def balance(request: web.Request) -> web.Response:
+        if not _token_ok(request, token):
+            return _unauthorized()
         account_id = request.match_info["account_id"]
         partition = partition_for(account_id.encode(), settings.partitions)
         owned, value = worker.read_store(BALANCES.name, partition, account_id)
@@ -161,6 +204,8 @@ def build_app(worker: Worker) -> web.Application:
         return web.json_response({"account_id": account_id, "balances_minor": value or {}})
 
     async def metrics_page(request: web.Request) -> web.Response:
+        if settings.operator_token_on_metrics and not _token_ok(request, token):
+            return _unauthorized()
         return web.Response(text=metrics.render(), content_type="text/plain",
                             headers={"X-Prometheus-Format": "0.0.4"})
 
@@ -172,24 +217,41 @@ def build_app(worker: Worker) -> web.Application:
         return web.json_response(body, status=200 if ready else 503)
 
     app = web.Application()
-    app.router.add_post("/webhooks/{provider}", webhook)
     app.router.add_get("/accounts/{account_id}/balance", balance)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/health", health)
     return app
 
 
+async def _start_listeners(worker: Worker) -> ConnectionGuard:
+    settings = worker.settings
+    loop = asyncio.get_running_loop()
+    operator = web.AppRunner(build_operator_app(worker), access_log=None)
+    await operator.setup()
+    await web.TCPSite(operator, settings.web_host, settings.web_port).start()
+
+    guard = ConnectionGuard(settings.webhook_header_timeout_s, settings.webhook_max_connections)
+    # auto_decompress=False: a gzip body is stored as the provider sent (and signed) it,
+    # with its content-encoding header, not as aiohttp would inflate it.
+    public = web.AppRunner(build_public_app(worker, guard), access_log=None,
+                           auto_decompress=False,
+                           keepalive_timeout=float(settings.webhook_header_timeout_s))
+    await public.setup()
+    assert public.server is not None
+    await loop.create_server(guard.wrap(public.server), settings.webhook_host,
+                             settings.webhook_port, reuse_address=True)
+    guard.sweeper = loop.create_task(guard.sweep_forever())
+    return guard
+
+
 def serve_in_background(worker: Worker) -> threading.Thread:
-    """The HTTP surface runs on its own event loop, beside the processing loop."""
+    """Both listeners run on their own event loop, beside the processing loop."""
     started = threading.Event()
 
     def run() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        runner = web.AppRunner(build_app(worker), access_log=None)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, worker.settings.web_host, worker.settings.web_port)
-        loop.run_until_complete(site.start())
+        loop.run_until_complete(_start_listeners(worker))
         started.set()
         loop.run_forever()
 

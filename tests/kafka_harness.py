@@ -45,7 +45,8 @@ def free_port() -> int:
 class WorkerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
-    web_port: int
+    web_port: int  # the operator listener: balances, /metrics, /health
+    webhook_port: int = 0  # the public listener: POST /webhooks/{provider}
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -71,12 +72,14 @@ class WorkerFactory:
         self.started: list[WorkerProcess] = []
 
     def start(self, name: str = "w1", **env: str) -> WorkerProcess:
-        web_port = free_port()
+        web_port, webhook_port = free_port(), free_port()
         # Each worker has its own state and port, whatever environment it is given.
         merged = {
             **self.base_env, **env,
             "TOPUP_STATE_DIR": str(self.tmp / f"state-{name}"),
             "TOPUP_WEB_PORT": str(web_port),
+            "TOPUP_WEBHOOK_HOST": "127.0.0.1",
+            "TOPUP_WEBHOOK_PORT": str(webhook_port),
         }
         log_path = self.tmp / f"worker-{name}-{len(self.started)}.log"
         with log_path.open("wb") as log:
@@ -84,7 +87,7 @@ class WorkerFactory:
                 [sys.executable, "-m", "streams.cli", "worker"],
                 env=merged, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
             )
-        worker = WorkerProcess(process, log_path, web_port)
+        worker = WorkerProcess(process, log_path, web_port, webhook_port)
         self.started.append(worker)
         return worker
 
@@ -165,13 +168,15 @@ class DedicatedBroker:
                        capture_output=True)
 
 
-def start_dedicated_broker(data_dir: Path) -> DedicatedBroker:
+def start_dedicated_broker(data_dir: Path, **extra: str) -> DedicatedBroker:
+    """`extra`: more deploy/kafka settings, e.g. TOPUP_KAFKA_SASL=1."""
     env = dict(
         os.environ,
         TOPUP_KAFKA_PORT=str(free_port()),
         TOPUP_KAFKA_CONTROLLER_PORT=str(free_port()),
         TOPUP_KAFKA_DATA_DIR=str(data_dir),
         TOPUP_KAFKA_HEAP="512m",
+        **extra,
     )
     result = subprocess.run(
         [str(KAFKA_DIR / "start")], env=env, capture_output=True, text=True, timeout=300

@@ -12,6 +12,7 @@ from typing import Any
 from streams import topics
 from streams.agents.decoding import avro_decoder
 from streams.codecs import SchemaCatalog
+from streams.domain.int64 import checked_add
 from streams.metrics import Metrics
 from streams.runtime.context import Context
 from streams.runtime.stage import Stage
@@ -25,8 +26,9 @@ APPLIED = StoreSpec("balance-entries")
 def apply_entry(balance: dict[str, int] | None, entry: dict[str, Any]) -> dict[str, int]:
     """Balance per currency in minor units: credits add amount and bonus, debits remove."""
     updated = dict(balance or {})
-    delta = SIGN[entry["op"]] * (entry["amount_minor"] + entry["bonus_minor"])
-    updated[entry["currency"]] = updated.get(entry["currency"], 0) + delta
+    delta = SIGN[entry["op"]] * checked_add(entry["amount_minor"], entry["bonus_minor"])
+    # An overflow raises: the entry is dead-lettered and the balance stays as it was.
+    updated[entry["currency"]] = checked_add(updated.get(entry["currency"], 0), delta)
     return updated
 
 

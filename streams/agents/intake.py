@@ -18,6 +18,7 @@ from streams.agents.decoding import avro_decoder
 from streams.agents.reconciliation import rate_input
 from streams.codecs import SchemaCatalog
 from streams.config import Settings
+from streams.domain.event_time import EventTimeOutOfRange, check_event_time
 from streams.domain.ids import derived_id
 from streams.domain.intake_health import IntakeTally, count_delivery
 from streams.metrics import Metrics
@@ -70,8 +71,16 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
     metrics.describe("topup_webhooks_ignored_total", "Verified events of types not acted on")
     metrics.describe("topup_intake_lag_seconds", "Wall time minus received_at of the last delivery")
 
+    max_skew_ms = settings.max_event_skew_s * 1000
+
     def handle(ctx: Context, delivery: dict[str, Any]) -> None:
         provider, received_at = delivery["provider"], delivery["received_at"]
+        try:
+            # The edge for payments: what passes here cannot move a later stage's clock.
+            check_event_time("received_at", received_at, ctx.record.timestamp_ms, max_skew_ms)
+        except EventTimeOutOfRange as exc:
+            ctx.dead_letter("SCHEMA_INVALID", str(exc))
+            return
         metrics.inc("topup_webhooks_received_total", provider=provider)
         metrics.set("topup_intake_lag_seconds", max(0.0, time.time() - received_at / 1000))
         try:
@@ -89,6 +98,11 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
         _count_health(ctx, provider, received_at, verification_failed=False)
         if payment is None:
             metrics.inc("topup_webhooks_ignored_total", provider=provider)
+            return
+        try:
+            check_event_time("occurred_at", payment.occurred_at, received_at, max_skew_ms)
+        except EventTimeOutOfRange as exc:
+            ctx.dead_letter("SCHEMA_INVALID", str(exc))
             return
         table = ctx.table(seen.name)
         key = dedup_key(payment.provider, payment.event_id)

@@ -27,6 +27,7 @@ from streams.agents.reconciliation import (
 )
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
+from streams.domain.event_time import EventTimeOutOfRange, check_event_time
 from streams.domain.freeze import ActiveFreezes, apply_command, credits_frozen, refunds_frozen
 from streams.domain.order_inputs import Context as StepContext
 from streams.domain.order_inputs import FreezeChanged, OrderEvent, OrderInput, RiskVerdict, Tick
@@ -81,7 +82,7 @@ class Decoded:
     event_time: int
 
 
-def _decoder(catalog: SchemaCatalog) -> Callable[[Record], Decoded]:
+def _decoder(catalog: SchemaCatalog, max_skew_ms: int) -> Callable[[Record], Decoded]:
     def decode(record: Record) -> Decoded:
         topic, value = record.topic, record.value
         try:
@@ -89,6 +90,11 @@ def _decoder(catalog: SchemaCatalog) -> Callable[[Record], Decoded]:
                 raise ValueError("no value")
             if topic == topics.ORDERS:
                 order = OrderEvent.from_record(catalog.decode("OrderEvent", value))
+                try:
+                    check_event_time("occurred_at", order.occurred_at, record.timestamp_ms,
+                                     max_skew_ms)
+                except EventTimeOutOfRange as exc:
+                    raise DecodeError("SCHEMA_INVALID", f"{topic} record refused: {exc}") from None
                 return Decoded(order, order.occurred_at)
             if topic == topics.RISK_DECISIONS:
                 verdict = RiskVerdict.from_record(catalog.decode("RiskDecision", value))
@@ -196,7 +202,8 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
 
     return Stage("orders", (topics.ORDERS, topics.PAYMENTS, topics.ORDER_COMMANDS,
                             topics.RISK_DECISIONS),
-                 (ORDER_STATE, BOOKS, RECON_STATE, RECON_BOOKS), _decoder(catalog), handle,
+                 (ORDER_STATE, BOOKS, RECON_STATE, RECON_BOOKS),
+                 _decoder(catalog, settings.max_event_skew_s * 1000), handle,
                  keyed={topics.ORDERS: order_key(catalog)}, on_tick=on_tick)
 
 

@@ -18,6 +18,7 @@ from streams import topics, wire
 from streams.agents.clock import PartitionClock
 from streams.agents.orders import order_key
 from streams.codecs import DecodeError, SchemaCatalog
+from streams.domain.event_time import DEFAULT_MAX_EVENT_SKEW_S, check_event_time
 from streams.domain.fanin import (
     FanInConfig,
     FanInState,
@@ -58,7 +59,8 @@ OUTCOME_KINDS = {
 }
 
 
-def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stage:
+def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
+               max_skew_ms: int = DEFAULT_MAX_EVENT_SKEW_S * 1000) -> Stage:
     metrics.describe("topup_risk_decisions_total", "Risk decisions, by outcome")
     metrics.describe("topup_risk_rule_hits_total", "Rules that fired, by rule id")
 
@@ -68,7 +70,12 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics) -> Stag
             if record.topic == topics.RISK_ANSWERS:
                 return DimensionCounts.from_dict(wire.loads(record.value or b""))
             if record.topic == topics.ORDERS:
-                return OrderEvent.from_record(catalog.decode("OrderEvent", record.value or b""))
+                order = OrderEvent.from_record(catalog.decode("OrderEvent", record.value or b""))
+                # The same bound as the order stage's, which dead-letters it: an order
+                # from the far future must not move this stage's windows either.
+                check_event_time("occurred_at", order.occurred_at, record.timestamp_ms,
+                                 max_skew_ms)
+                return order
             return PaymentEvent.from_dict(wire.loads(record.value or b""))
         except (DecodeError, ValueError, KeyError, TypeError) as exc:
             if record.topic == topics.RISK_ANSWERS:

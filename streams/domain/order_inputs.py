@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from streams.config import PROVIDERS
+from streams.domain.int64 import MAX_AMOUNT_MINOR
 from streams.domain.payments import PaymentEvent
 from streams.domain.record_fields import optional_text, required_text
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_LONG_MAX = 2**63 - 1
 
 
 class OrderEventType(StrEnum):
@@ -36,8 +37,9 @@ def _millis(value: Any, name: str) -> int:
 
 
 def _amount(value: Any, name: str) -> int:
-    if type(value) is not int or not 0 <= value <= _LONG_MAX:
-        raise ValueError(f"{name} must be an integer in [0, 2**63)")
+    # Bounded far below 2**63 so that amount + bonus and any balance stay in range.
+    if type(value) is not int or not 0 <= value <= MAX_AMOUNT_MINOR:
+        raise ValueError(f"{name} must be an integer in [0, {MAX_AMOUNT_MINOR}]")
     return value
 
 
@@ -83,6 +85,9 @@ class OrderEvent:
                     raise ValueError(f"CREATED needs a non-empty {name}")
             if self.amount_minor == 0:
                 raise ValueError("CREATED needs a positive amount_minor")
+            if self.provider not in PROVIDERS:
+                # A payment can only ever arrive through a provider the receiver knows.
+                raise ValueError(f"provider {self.provider[:40]!r} is not one of {PROVIDERS}")
         money_moves = self.type in (OrderEventType.CREATED, OrderEventType.REFUND_REQUESTED)
         if money_moves and not _CURRENCY.fullmatch(self.currency):
             raise ValueError("currency must be three upper-case letters (ISO 4217)")

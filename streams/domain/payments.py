@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
+from streams.domain.int64 import MAX_AMOUNT_MINOR
+
 _CURRENCY = re.compile(r"[A-Z]{3}")
 # Avro `long`: anything larger could not be written to the output topics.
 _LONG_MAX = 2**63 - 1
@@ -48,10 +50,10 @@ class PaymentEvent:
                 raise ValueError(f"{name} must be a non-empty string or None")
         if not isinstance(self.kind, PaymentKind):
             raise ValueError("kind must be a PaymentKind")
-        for name in ("amount_minor", "occurred_at"):
+        for name, most in (("amount_minor", MAX_AMOUNT_MINOR), ("occurred_at", _LONG_MAX)):
             value = getattr(self, name)
-            if type(value) is not int or not 0 <= value <= _LONG_MAX:
-                raise ValueError(f"{name} must be an integer in [0, 2**63)")
+            if type(value) is not int or not 0 <= value <= most:
+                raise ValueError(f"{name} must be an integer in [0, {most}]")
         if not isinstance(self.currency, str) or not _CURRENCY.fullmatch(self.currency):
             raise ValueError("currency must be three upper-case letters (ISO 4217)")
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from streams.domain.int64 import MAX_AMOUNT_MINOR
 from streams.domain.order_state import OrderState
 from streams.domain.record_fields import optional_text, required_text
 
@@ -24,6 +25,15 @@ def _integer(record: Mapping[str, Any], name: str) -> int:
     value = record.get(name)
     if type(value) is not int:
         raise ValueError(f"{name} must be an integer")
+    return value
+
+
+def _amount(record: Mapping[str, Any], name: str) -> int:
+    """A line's amounts: 0..MAX_AMOUNT_MINOR (direction is the kind's, never the sign), so
+    a batch's totals stay far inside 64 bits."""
+    value = _integer(record, name)
+    if not 0 <= value <= MAX_AMOUNT_MINOR:
+        raise ValueError(f"{name} must be in [0, {MAX_AMOUNT_MINOR}], got {value}")
     return value
 
 
@@ -152,8 +162,8 @@ def parse_settlement(record: Mapping[str, Any]) -> SettlementLine | BatchClosed:
         order_id=required_text(record, "order_id"),
         external_txn_id=optional_text(record, "external_txn_id"),
         refund_id=optional_text(record, "refund_id"),
-        amount_minor=_integer(record, "amount_minor"),
-        fee_minor=_integer(record, "fee_minor"),
+        amount_minor=_amount(record, "amount_minor"),
+        fee_minor=_amount(record, "fee_minor"),
         currency=optional_text(record, "currency"),
         settled_at=settled_at,
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from streams.domain.ids import derived_id
+from streams.domain.int64 import checked_add
 from streams.domain.order_inputs import Tick
 from streams.domain.order_outputs import AlertOut, Severity
 from streams.domain.recon_inputs import MINUTE_MS, BatchClosed, SettlementLine, parse_settlement
@@ -166,7 +167,8 @@ def _count(state: BatchState, line: SettlementLine) -> BatchState:
         provider=state.provider or line.provider,
         merchant_id=state.merchant_id or line.merchant_id,
         line_count=state.line_count + 1,
-        total_amount_minor=state.total_amount_minor + line.amount_minor,
+        # Checked: an overflowing line is dead-lettered, the batch keeps its totals.
+        total_amount_minor=checked_add(state.total_amount_minor, line.amount_minor),
         seen=state.seen.add(state.batch_id, line.record_id),
     )
 

@@ -6,6 +6,7 @@ half way leaves nothing behind: the record is dead-lettered instead, and the bat
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from bisect import bisect_left, insort
 from collections.abc import Callable, Mapping
@@ -65,6 +66,36 @@ class Send:
     partition: int | None = None
     # None: the producer's time; set when a record is forwarded as it came.
     timestamp_ms: int | None = None
+
+
+# Bytes a record takes on the wire beyond its key, value and headers (record and batch
+# framing), rounded up: a send within limit - this never fails for its size.
+RECORD_OVERHEAD = 512
+# librdkafka's own default message.max.bytes: the producer refuses larger records itself.
+PRODUCER_MAX_BYTES = 1_000_000
+# A dead letter's error text is for people: long enough to say what, short enough to fit.
+MAX_ERROR_CHARS = 1_000
+
+
+class OutputTooLarge(Exception):
+    """An output would exceed its topic's max.message.bytes: producing it would fail the
+    transaction for good, so the record is dead-lettered before anything is produced."""
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    """Largest record per output topic (the topic's max.message.bytes, read at start)."""
+
+    by_topic: Mapping[str, int] = field(default_factory=dict)
+    default: int = PRODUCER_MAX_BYTES
+
+    def of(self, topic: str) -> int:
+        return min(self.by_topic.get(topic, self.default), PRODUCER_MAX_BYTES)
+
+
+def wire_size(send: Send) -> int:
+    headers = sum(len(name) + len(value or b"") for name, value in send.headers or ())
+    return len(send.key or b"") + len(send.value or b"") + headers + RECORD_OVERHEAD
 
 
 # Keys from here on are indexes kept as keys (the clock's wakes, waiting lists); the
@@ -152,6 +183,7 @@ class Context:
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
     sends: list[Send] = field(default_factory=list)
     parent: Context | None = None
+    limits: SizeLimits = field(default_factory=SizeLimits)
 
     def table(self, name: str) -> Table:
         return Table(self.stores[name], self._overlays(name))
@@ -166,7 +198,7 @@ class Context:
         record's only if it returns. A failure is logged and dead-lettered, naming `what`,
         and this record's own work stands: a fused stage's bug must not undo its caller's."""
         child = Context(self.record, self.catalog, self.metrics, self.stores, self.pending,
-                        parent=self)
+                        parent=self, limits=self.limits)
         try:
             handle(child, item)
         except Exception as exc:
@@ -179,6 +211,11 @@ class Context:
         self.sends += child.sends
 
     def send(self, send: Send) -> None:
+        size, limit = wire_size(send), self.limits.of(send.topic)
+        if size > limit:
+            raise OutputTooLarge(
+                f"an output to {send.topic} of about {size} bytes exceeds the topic's "
+                f"{limit}-byte limit (max.message.bytes)")
         self.sends.append(send)
 
     def publish(
@@ -194,8 +231,38 @@ class Context:
         self.metrics.inc("topup_records_published_total", topic=topic)
 
     def dead_letter(self, kind: str, error: str) -> None:
-        self.publish(topics.DLQ, *dead_letter_record(self.record, kind, error))
+        key, value, headers = dead_letter_record(self.record, kind, error)
+        # The error text may be up to 4 bytes a character, plus the other fields.
+        room = self.limits.of(topics.DLQ) - RECORD_OVERHEAD - 4 * MAX_ERROR_CHARS - 1024
+        value = fit_dead_letter(value, room)
+        key = value["key"].decode("utf-8", "replace") if value["key"] else None
+        self.publish(topics.DLQ, key, value, headers)
         self.metrics.inc("topup_dead_letters_total", topic=self.record.topic, kind=kind)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fit_dead_letter(value: dict[str, Any], room: int) -> dict[str, Any]:
+    """The dead letter, or when the original key and value (carried twice: as the Kafka key,
+    decoded with replacement characters of up to 3 bytes a byte, and in the record) do not
+    fit in `room` bytes, a copy with them cut to fit and the
+    error saying so, with their sizes and SHA-256, so the original can be found and checked."""
+    original_key: bytes = value["key"] or b""
+    original_value: bytes = value["value"]
+    if 4 * len(original_key) + len(original_value) <= room:
+        return value
+    key = original_key[: min(len(original_key), 1024)]
+    kept = max(0, room - 4 * len(key))
+    notes = [f"original value of {len(original_value)} bytes (sha256 {_digest(original_value)})"
+             f" truncated to its first {min(kept, len(original_value))} bytes"]
+    if len(key) < len(original_key):
+        notes.append(f"original key of {len(original_key)} bytes (sha256 "
+                     f"{_digest(original_key)}) truncated to 1024 bytes")
+    error = f"{value['error']} [{'; '.join(notes)}: too large for {topics.DLQ}]"
+    return {**value, "key": key or value["key"], "value": original_value[:kept],
+            "error": error}
 
 
 def dead_letter_record(
@@ -209,7 +276,7 @@ def dead_letter_record(
         "key": record.key,
         "value": record.value if record.value is not None else b"",
         "error_kind": kind,
-        "error": error,
+        "error": error if len(error) <= MAX_ERROR_CHARS else error[:MAX_ERROR_CHARS] + "…",
         # Event time, not the wall clock: a replay must produce the same dead letter.
         "failed_at": record.timestamp_ms,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -16,26 +17,30 @@ log = logging.getLogger(__name__)
 Changelog = tuple[str, int]
 
 
-def last_stable_offsets(bootstrap: str, partitions: list[Changelog]) -> dict[Changelog, int]:
-    """Where committed data ends: records after it are in open or aborted transactions."""
+def last_stable_offsets(
+    client: Mapping[str, Any], partitions: list[Changelog]
+) -> dict[Changelog, int]:
+    """Where committed data ends: records after it are in open or aborted transactions.
+    `client` is the base client configuration (kafka_clients.client_config)."""
     if not partitions:
         return {}
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(dict(client))
     request = {TopicPartition(topic, p): OffsetSpec.latest() for topic, p in partitions}
     futures = admin.list_offsets(request, isolation_level=IsolationLevel.READ_COMMITTED)
     return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
 
 
 def restore(
-    bootstrap: str, group: str, targets: Mapping[Changelog, PartitionStore], timeout_s: float
+    client: Mapping[str, Any], group: str, targets: Mapping[Changelog, PartitionStore],
+    timeout_s: float,
 ) -> int:
     """Fill empty stores from the start of their changelogs; returns records applied."""
-    ends = {tp: end for tp, end in last_stable_offsets(bootstrap, list(targets)).items()
+    ends = {tp: end for tp, end in last_stable_offsets(client, list(targets)).items()
             if end > 0}
     if not ends:
         return 0
     consumer = Consumer({
-        "bootstrap.servers": bootstrap,
+        **client,
         "group.id": group,
         "enable.auto.commit": False,
         "isolation.level": "read_committed",

@@ -22,12 +22,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams import topics
-from streams.admin import admin_client, create_topics
+from streams.admin import admin_client, create_topics, max_message_bytes
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
-from streams.kafka_clients import PARTITIONER
+from streams.kafka_clients import PARTITIONER, client_config
 from streams.metrics import Metrics
-from streams.runtime.context import BatchWrites, Context, Record, Send
+from streams.runtime.context import BatchWrites, Context, Record, Send, SizeLimits
 from streams.runtime.layout import check_copartitioned, partition_counts
 from streams.runtime.repartition import Repartitioner, keyed_inputs
 from streams.runtime.restore import restore
@@ -97,6 +97,8 @@ class Worker:
         self.ready = threading.Event()
         self.stopping = threading.Event()
         self._stores_lock = threading.Lock()
+        # Read from the broker at start: outputs over them are dead-lettered, not produced.
+        self.size_limits = SizeLimits()
         metrics.describe("topup_batches_committed_total", "Transactions committed")
         metrics.describe("topup_batches_aborted_total", "Transactions aborted and replayed")
         metrics.describe("topup_ticks_written_total", "Event-time ticks for idle partitions")
@@ -109,11 +111,14 @@ class Worker:
         # The internal topics the runtime itself adds (repartition, ticks) as well.
         internal = tuple(topics.BY_NAME[name] for name in self.stages_of
                          if name.startswith("topup.internal.") and name in topics.BY_NAME)
-        create_topics(settings, internal + changelog_specs(settings.app_id, self.stages))
+        changelogs = changelog_specs(settings.app_id, self.stages)
+        create_topics(settings, internal + changelogs)
+        self.size_limits = SizeLimits(max_message_bytes(
+            settings, [spec.name for spec in (*topics.TOPICS, *changelogs)]))
         self.repartitioner = Repartitioner(self.keyed, self._checked_layout(), self.catalog,
                                            self.metrics)
         self.producer = Producer({
-            "bootstrap.servers": settings.bootstrap_servers,
+            **client_config(settings),
             "transactional.id": transactional_id(settings),
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
             "partitioner": PARTITIONER,
@@ -122,7 +127,7 @@ class Worker:
         })
         self.producer.init_transactions(60)
         self.consumer = Consumer({
-            "bootstrap.servers": settings.bootstrap_servers,
+            **client_config(settings),
             "group.id": settings.app_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -209,7 +214,7 @@ class Worker:
                 with self._stores_lock:
                     self.stores[(spec.name, partition)] = store
                 targets[(spec.changelog(self.settings.app_id), partition)] = store
-        applied = restore(self.settings.bootstrap_servers, f"{self.settings.app_id}-restore",
+        applied = restore(client_config(self.settings), f"{self.settings.app_id}-restore",
                           targets, RESTORE_TIMEOUT_S)
         seconds = time.monotonic() - started
         self.ticker.assigned(tp.partition for tp in partitions)
@@ -306,7 +311,7 @@ class Worker:
         stores = {spec.name: self.stores[(spec.name, record.partition)] for spec in stage.stores}
         views = {spec.name: _batch_writes(pending, (spec.name, record.partition))
                  for spec in stage.stores}
-        ctx = Context(record, self.catalog, self.metrics, stores, views)
+        ctx = Context(record, self.catalog, self.metrics, stores, views, limits=self.size_limits)
         try:
             decoded = stage.decode(record)
         except DecodeError as exc:
@@ -319,7 +324,8 @@ class Worker:
             # handler wrote or sent survives: the record is dead-lettered as it came.
             log.exception("processing failed for %s", record.where())
             self.metrics.inc("topup_processing_errors_total", topic=record.topic)
-            ctx = Context(record, self.catalog, self.metrics, stores, views)
+            ctx = Context(record, self.catalog, self.metrics, stores, views,
+                          limits=self.size_limits)
             ctx.dead_letter("BAD_PAYLOAD", f"processing failed: {type(exc).__name__}: {exc}")
             return ctx.sends
         for name, layer in ctx.layers.items():

@@ -39,7 +39,7 @@ def test_accepts_only_what_is_readable_and_limits_size_and_rate(kafka_env, worke
         TOPUP_WEBHOOK_RATE_BURST="5",
     )
     wait_for_http(worker)
-    url = f"http://127.0.0.1:{worker.web_port}/webhooks/hmac"
+    url = f"http://127.0.0.1:{worker.webhook_port}/webhooks/hmac"
 
     body, headers = _signed_now("ord-http-1")
     status, reply = http("POST", url, body, headers)
@@ -60,7 +60,8 @@ def test_accepts_only_what_is_readable_and_limits_size_and_rate(kafka_env, worke
 
     status, _ = http("POST", url, b"x" * 4096, headers)
     assert status == 413
-    status, _ = http("POST", f"http://127.0.0.1:{worker.web_port}/webhooks/paypal", body, headers)
+    paypal = f"http://127.0.0.1:{worker.webhook_port}/webhooks/paypal"
+    status, _ = http("POST", paypal, body, headers)
     assert status == 404
 
     statuses = [http("POST", url, body, headers)[0] for _ in range(10)]
@@ -69,6 +70,8 @@ def test_accepts_only_what_is_readable_and_limits_size_and_rate(kafka_env, worke
 
     status, metrics = http("GET", f"http://127.0.0.1:{worker.web_port}/metrics")
     assert status == 200
+    # The public listener serves nothing but webhooks.
+    assert http("GET", f"http://127.0.0.1:{worker.webhook_port}/metrics")[0] in (404, 405)
     text = metrics.decode()
     assert 'topup_webhook_http_total{outcome="rate_limited",provider="hmac"}' in text
     assert 'topup_webhooks_received_total{provider="hmac"}' in text
@@ -85,7 +88,7 @@ def test_answers_5xx_when_the_broker_is_down(kafka_env, workers, tmp_path):
             TOPUP_HMAC_SECRETS=",".join(HMAC_SECRETS),
         )
         wait_for_http(worker)
-        url = f"http://127.0.0.1:{worker.web_port}/webhooks/hmac"
+        url = f"http://127.0.0.1:{worker.webhook_port}/webhooks/hmac"
         body, headers = _signed_now("ord-down-1")
         status, reply = http("POST", url, body, headers)
         assert status == 202, reply

@@ -88,3 +88,38 @@ def test_a_scan_finds_the_batchs_index_writes_in_order_without_its_other_keys(tm
     assert table.scan("~wake|", "~wake}", limit=1) == [("~wake|2|b", 1)]
     # Below the index keys, a scan still sees every write in range.
     assert [key for key, _ in table.scan("a", "z")] == ["committed", "order-9", "shadowed"]
+
+
+def test_an_output_over_its_topic_limit_is_refused_before_it_is_produced(tmp_path):
+    from streams.runtime.context import OutputTooLarge, SizeLimits
+
+    ctx = context(tmp_path, {})
+    ctx.limits = SizeLimits({topics.CREDITS: 10_000})
+    ctx.send(Send(topics.CREDITS, b"k", b"v" * 9_000))
+    try:
+        ctx.send(Send(topics.CREDITS, b"k", b"v" * 10_000))
+    except OutputTooLarge as exc:
+        assert "10000-byte limit" in str(exc)
+    else:
+        raise AssertionError("an oversized output was accepted")
+    assert len(ctx.sends) == 1
+
+
+def test_a_dead_letter_too_large_for_the_dlq_is_a_truncated_copy_with_size_and_hash(tmp_path):
+    import hashlib
+
+    from streams.runtime.context import SizeLimits
+
+    store = PartitionStore(tmp_path / "s", None)
+    original = b"\x01" * 50_000
+    record = Record(topics.ORDERS, 0, 3, b"key", original, 0, [])
+    ctx = Context(record, default_catalog(), Metrics(), {"s": store}, {"s": {}},
+                  limits=SizeLimits({topics.DLQ: 20_000}))
+    ctx.dead_letter("UNDECODABLE", "not avro " + "x" * 5_000)
+    [send] = ctx.sends
+    assert len(send.value) < 20_000
+    letter = default_catalog().decode("DeadLetter", send.value)
+    assert original.startswith(letter["value"]) and len(letter["value"]) > 10_000
+    assert f"original value of 50000 bytes (sha256 {hashlib.sha256(original).hexdigest()})" in (
+        letter["error"])
+    assert letter["key"] == b"key" and letter["offset"] == 3

@@ -1,0 +1,26 @@
+"""Checked arithmetic for sums that land in Avro longs and state.
+
+Python ints never overflow, so a sum past 2**63 - 1 would only fail when encoded, inside a
+transaction, on every retry. Checking at the sum turns it into an error of the record that
+caused it: the record is dead-lettered and the partition goes on.
+"""
+
+from __future__ import annotations
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+# The largest amount in minor units any single order, payment or line may carry:
+# 10^12 minor units (ten billion in a two-decimal currency), so that any realistic number
+# of them summed stays far inside a signed 64-bit integer.
+MAX_AMOUNT_MINOR = 10**12
+
+
+class Int64Overflow(ArithmeticError):
+    """A sum left the signed 64-bit range."""
+
+
+def checked_add(*values: int) -> int:
+    total = sum(values)
+    if not INT64_MIN <= total <= INT64_MAX:
+        raise Int64Overflow(f"sum {total} is outside the signed 64-bit range")
+    return total

@@ -1,0 +1,62 @@
+"""Absurd event times are refused at the edge, once, and cannot move a partition's clock."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from streams import topics
+from tests.integration.flow import Flow, order_event, payment_event
+from tests.integration.intake_fixtures import NOW_MS
+from tests.integration.test_risk import _latest, _risk_env
+from tests.kafka_harness import decode_all, read_until, settings_from
+
+MINUTE = 60_000
+YEAR_3000_MS = 32_503_680_000_000
+INT64_MAX = 2**63 - 1
+
+
+def test_far_future_orders_are_dead_lettered_once_and_the_farm_is_still_blocked(
+        kafka_env, workers, tmp_path):
+    env = _risk_env(kafka_env, tmp_path)
+    settings = settings_from(env)
+    worker = workers.start("time", **env)
+    flow = Flow(settings)
+    sequence = [
+        order_event("o-farm-1", at=NOW_MS + MINUTE, device_id="dev-farm"),
+        # Year 3000 on the farm's device: once, it closed the device's window for good.
+        order_event("o-future", at=YEAR_3000_MS, device_id="dev-farm"),
+        order_event("o-max", at=INT64_MAX),
+        order_event("o-farm-2", at=NOW_MS + 2 * MINUTE, device_id="dev-farm"),
+        order_event("o-farm-3", at=NOW_MS + 3 * MINUTE, device_id="dev-farm"),
+        order_event("o-farm-4", at=NOW_MS + 4 * MINUTE, device_id="dev-farm"),
+    ]
+    for order in sequence:
+        flow.order(order)
+        flow.flush()
+        order_id = order["order_id"]
+        if order_id.startswith("o-farm"):
+            read_until(settings, [topics.RISK_DECISIONS],
+                       lambda rs, oid=order_id: oid in _latest(rs, topics.RISK_DECISIONS,
+                                                               "order_id"),
+                       workers=[worker])
+    # Afterwards an ordinary order and its payment: credited once, at a sane time.
+    flow.order(order_event("o-after", at=NOW_MS + 10 * MINUTE))
+    flow.callback(payment_event("o-after", at=NOW_MS + 11 * MINUTE))
+    flow.flush()
+    records = read_until(
+        settings, [topics.RISK_DECISIONS, topics.DLQ, topics.CREDITS, topics.ALERTS],
+        lambda rs: any(c["order_id"] == "o-after" for c in decode_all(rs, topics.CREDITS)),
+        workers=[worker])
+
+    decisions = _latest(records, topics.RISK_DECISIONS, "order_id")
+    assert {o: d["decision"] for o, d in decisions.items() if o.startswith("o-farm")} == {
+        "o-farm-1": "ALLOW", "o-farm-2": "ALLOW", "o-farm-3": "BLOCK", "o-farm-4": "BLOCK"}
+    assert "o-future" not in decisions and "o-max" not in decisions
+    letters = decode_all(records, topics.DLQ)
+    # One dead letter per refused record (the risk stage refuses it silently).
+    assert Counter(d["key"] for d in letters) == {b"o-future": 1, b"o-max": 1}
+    assert {d["error_kind"] for d in letters} == {"SCHEMA_INVALID"}
+    assert all("ahead of the record's broker timestamp" in d["error"] for d in letters)
+    [credit] = [c for c in decode_all(records, topics.CREDITS) if c["order_id"] == "o-after"]
+    assert credit["created_at"] < NOW_MS + 60 * MINUTE
+    assert not [a for a in decode_all(records, topics.ALERTS) if a["kind"] == "ORPHAN_PAYMENT"]

@@ -1,0 +1,73 @@
+"""Sums that would leave the signed 64-bit range raise at the sum, and amounts are bounded
+at the edge, so no value fails later while being encoded inside a transaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.agents.balances import apply_entry
+from streams.domain.int64 import INT64_MAX, MAX_AMOUNT_MINOR, Int64Overflow, checked_add
+from streams.domain.order_inputs import OrderEvent
+from streams.domain.recon_inputs import parse_settlement
+from streams.domain.settlement_batches import BatchContext, step
+from tests.unit.test_settlement_batches import T0, line
+
+
+def entry(amount: int, bonus: int = 0, op: str = "CREDIT") -> dict:
+    return {"op": op, "amount_minor": amount, "bonus_minor": bonus, "currency": "USD"}
+
+
+def test_checked_add_refuses_to_leave_64_bits() -> None:
+    assert checked_add(INT64_MAX - 1, 1) == INT64_MAX
+    with pytest.raises(Int64Overflow):
+        checked_add(INT64_MAX, 1)
+    with pytest.raises(Int64Overflow):
+        checked_add(-INT64_MAX - 1, -1)
+
+
+def test_a_balance_that_would_overflow_raises_and_keeps_its_value() -> None:
+    balance = apply_entry(None, entry(INT64_MAX))
+    assert balance == {"USD": INT64_MAX}
+    with pytest.raises(Int64Overflow):
+        apply_entry(balance, entry(1))
+    with pytest.raises(Int64Overflow):
+        apply_entry(None, entry(INT64_MAX, INT64_MAX))
+    assert balance == {"USD": INT64_MAX}
+
+
+def test_batch_totals_that_would_overflow_raise() -> None:
+    state, _ = step(None, line(1, amount=INT64_MAX - 5), BatchContext(now_ms=T0))
+    with pytest.raises(Int64Overflow):
+        step(state, line(2, amount=INT64_MAX), BatchContext(now_ms=T0))
+
+
+@pytest.mark.parametrize("amount", [-1, MAX_AMOUNT_MINOR + 1, INT64_MAX])
+def test_settlement_amounts_outside_the_bound_are_refused(amount: int) -> None:
+    record = {
+        "record_id": "r1", "type": "LINE", "batch_id": "b1", "provider": "hmac",
+        "merchant_id": "m", "kind": "PAYMENT", "order_id": "o1", "external_txn_id": "t",
+        "refund_id": None, "amount_minor": amount, "fee_minor": 0, "currency": "USD",
+        "settled_at": T0, "line_count": None, "total_amount_minor": None,
+        "covers_until": None,
+    }
+    with pytest.raises(ValueError, match="amount_minor must be in"):
+        parse_settlement(record)
+
+
+def test_order_amounts_and_bonuses_over_the_bound_are_refused() -> None:
+    base = {"event_id": "e", "type": "CREATED", "order_id": "o", "occurred_at": T0,
+            "account_id": "a", "user_id": "u", "amount_minor": MAX_AMOUNT_MINOR,
+            "currency": "USD", "provider": "hmac", "merchant_id": "m"}
+    assert OrderEvent.from_record(base).amount_minor == MAX_AMOUNT_MINOR
+    for name in ("amount_minor", "promo_bonus_minor"):
+        with pytest.raises(ValueError, match=name):
+            OrderEvent.from_record({**base, name: INT64_MAX})
+
+
+def test_orders_name_a_known_provider() -> None:
+    base = {"event_id": "e", "type": "CREATED", "order_id": "o", "occurred_at": T0,
+            "account_id": "a", "user_id": "u", "amount_minor": 100,
+            "currency": "USD", "provider": "hmac", "merchant_id": "m"}
+    for provider in ("paypal", "HMAC", "hmac "):
+        with pytest.raises(ValueError, match="provider"):
+            OrderEvent.from_record({**base, "provider": provider})
