@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams.config import Settings
-from streams.kafka_clients import ConsumedRecord
+from streams.kafka_clients import ConsumedRecord, client_config
 
 _TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
               KafkaError.UNKNOWN_TOPIC_OR_PART}
@@ -93,7 +93,7 @@ def scan(
 
 def _consumer(settings: Settings) -> Consumer:
     return Consumer({
-        "bootstrap.servers": settings.bootstrap_servers,
+        **client_config(settings),
         "group.id": f"topup-ops-{uuid.uuid4()}",
         "isolation.level": "read_committed",
         "enable.auto.commit": False,
