@@ -29,7 +29,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     serve_in_background(worker)
-    worker.run()
+    try:
+        worker.run()
+    except ConfigError as exc:  # settings only the cluster can check (replication)
+        print(f"topup-guard: configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

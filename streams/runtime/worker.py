@@ -26,6 +26,7 @@ from streams.config import Settings
 from streams.kafka_clients import PARTITIONER
 from streams.metrics import Metrics
 from streams.runtime import crash_points
+from streams.runtime.changelog_topics import changelog_overrides, validate_replication
 from streams.runtime.closed_stores import ClosedStores
 from streams.runtime.context import BatchWrites, Context, Record, Send
 from streams.runtime.restore import restore
@@ -55,11 +56,14 @@ def transactional_id(settings: Settings) -> str:
     return f"{settings.app_id}-{where}"
 
 
-def changelog_specs(app_id: str, stages: Sequence[Stage]) -> tuple[TopicSpec, ...]:
+def changelog_specs(
+    app_id: str, stages: Sequence[Stage], overrides: dict[str, str] | None = None
+) -> tuple[TopicSpec, ...]:
     """The compacted changelog of every store, once even when stages share a store."""
     specs = {spec.name: spec for stage in stages for spec in stage.stores}
     return tuple(TopicSpec(spec.changelog(app_id), None, compacted=True,
-                           overrides=spec.changelog_config) for spec in specs.values())
+                           overrides={**(overrides or {}), **spec.changelog_config})
+                 for spec in specs.values())
 
 
 class Worker:
@@ -97,7 +101,9 @@ class Worker:
     def run(self) -> None:
         settings = self.settings
         gc.set_threshold(*GC_THRESHOLD)
-        create_topics(settings, changelog_specs(settings.app_id, self.stages))
+        changelogs = changelog_specs(settings.app_id, self.stages, changelog_overrides(settings))
+        validate_replication(settings, [spec.name for spec in changelogs])
+        create_topics(settings, changelogs)
         self.producer = Producer({
             "bootstrap.servers": settings.bootstrap_servers,
             "transactional.id": transactional_id(settings),
