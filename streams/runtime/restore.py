@@ -37,9 +37,8 @@ class RestoreReport:
         return f"from checkpoints: {tails or '-'}; full: {fulls or '-'}"
 
 
-def _offsets(bootstrap: str, partitions: list[Changelog], spec: OffsetSpec
+def _offsets(admin: AdminClient, partitions: list[Changelog], spec: OffsetSpec
              ) -> dict[Changelog, int]:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
     request = {TopicPartition(topic, p): spec for topic, p in partitions}
     futures = admin.list_offsets(request, isolation_level=IsolationLevel.READ_COMMITTED)
     return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
@@ -47,7 +46,10 @@ def _offsets(bootstrap: str, partitions: list[Changelog], spec: OffsetSpec
 
 def last_stable_offsets(bootstrap: str, partitions: list[Changelog]) -> dict[Changelog, int]:
     """Where committed data ends: records after it are in open or aborted transactions."""
-    return _offsets(bootstrap, partitions, OffsetSpec.latest()) if partitions else {}
+    if not partitions:
+        return {}
+    return _offsets(AdminClient({"bootstrap.servers": bootstrap}), partitions,
+                    OffsetSpec.latest())
 
 
 def restore_starts(
@@ -81,8 +83,9 @@ def restore(
     report = RestoreReport()
     if not targets:
         return report
-    ends = last_stable_offsets(bootstrap, list(targets))
-    earliest = _offsets(bootstrap, list(targets), OffsetSpec.earliest())
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    ends = _offsets(admin, list(targets), OffsetSpec.latest())
+    earliest = _offsets(admin, list(targets), OffsetSpec.earliest())
     starts = restore_starts(targets, earliest, ends, report)
     for changelog, reason in report.full.items():
         log.warning("full restore of %s[%d]: %s", *changelog, reason)
@@ -98,6 +101,8 @@ def restore(
         "enable.auto.commit": False,
         "isolation.level": "read_committed",
         "enable.partition.eof": False,
+        # A tail is often only commit markers: don't wait the default 500 ms to see so.
+        "fetch.wait.max.ms": 50,
     })
     try:
         consumer.assign([TopicPartition(t, p, starts[(t, p)]) for t, p in behind])

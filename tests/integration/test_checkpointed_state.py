@@ -25,7 +25,14 @@ from streams.runtime.store import PartitionStore
 from tests.integration.flow import Flow, order_event, payment_event
 from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
 from tests.integration.test_crash import NEVER_FIRES
-from tests.kafka_harness import WorkerProcess, decode_all, read_until, settings_from
+from tests.kafka_harness import (
+    WorkerProcess,
+    decode_all,
+    http,
+    read_until,
+    settings_from,
+    wait_for_http,
+)
 
 RESTORED = re.compile(r"restored \d+ store partitions \((\d+) records\).*full: (.*)$", re.M)
 
@@ -130,6 +137,9 @@ def test_a_restart_restores_only_what_was_written_after_the_checkpoint(
     again = workers.start("a", **env)
     restored, full = _restored(again)
     assert (restored, full) == (after - before, "-")
+    wait_for_http(again, "/metrics")
+    _, body = http("GET", f"http://127.0.0.1:{again.web_port}/metrics")
+    assert f"topup_restore_records {after - before}" in body.decode().splitlines()
 
     # The restored state is right: duplicates of every payment credit nothing again.
     expected |= _pay(flow, 0, 120) | _pay(flow, 120, 1)
