@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streams.config import Settings
@@ -41,19 +46,54 @@ class Slots:
         return assigned
 
 
-def group_lag(settings: Settings) -> dict[tuple[str, int], int]:
-    """Per partition the group has committed: last stable offset minus committed offset.
-    A transactional input's last offset may be a commit marker, which no consumer ever
-    commits past, so 1 there means caught up too."""
+def member_partitions(settings: Settings) -> list[dict[str, set[int]]]:
+    """Per member of the group: the partition numbers it owns, by topic."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    group = admin.describe_consumer_groups([settings.app_id])[settings.app_id].result()
+    owned = []
+    for member in group.members:
+        by_topic: dict[str, set[int]] = {}
+        for tp in member.assignment.topic_partitions:
+            by_topic.setdefault(tp.topic, set()).add(tp.partition)
+        owned.append(by_topic)
+    return owned
+
+
+def unprocessed(settings: Settings, timeout_s: float = 30.0) -> dict[tuple[str, int], int]:
+    """Per partition the group has committed: the committed records between its committed
+    offset and the last stable offset, i.e. what it has yet to process. Counted by
+    reading, not by subtracting offsets: commit markers and aborted records (a killed
+    worker's transactions) occupy offsets that no consumer ever processes."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
     request = [ConsumerGroupTopicPartitions(settings.app_id)]
     result = admin.list_consumer_group_offsets(request)[settings.app_id].result()
     committed = {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
     if not committed:
         return {}
-    ends = admin.list_offsets(
+    futures = admin.list_offsets(
         {TopicPartition(t, p): OffsetSpec.latest() for t, p in committed},
         isolation_level=IsolationLevel.READ_COMMITTED,
     )
-    return {(tp.topic, tp.partition): f.result().offset - committed[(tp.topic, tp.partition)]
-            for tp, f in ends.items()}
+    ends = {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+    counts = dict.fromkeys(committed, 0)
+    behind = {tp: end for tp, end in ends.items() if committed[tp] < end}
+    if not behind:
+        return counts
+    reader = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+                       "group.id": f"lag-reader-{settings.app_id}",
+                       "isolation.level": "read_committed", "enable.auto.commit": False,
+                       "fetch.wait.max.ms": 50})
+    try:
+        reader.assign([TopicPartition(t, p, committed[(t, p)]) for t, p in behind])
+        deadline = time.monotonic() + timeout_s
+        while behind and time.monotonic() < deadline:
+            for message in reader.consume(1000, 0.2):
+                if message.error() is None:
+                    counts[(message.topic(), message.partition())] += 1
+            for tp in reader.position([TopicPartition(t, p) for t, p in behind]):
+                if tp.offset >= behind[(tp.topic, tp.partition)]:
+                    del behind[(tp.topic, tp.partition)]
+        assert not behind, f"could not read to the end of {sorted(behind)}"
+    finally:
+        reader.close()
+    return counts
