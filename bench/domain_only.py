@@ -76,7 +76,8 @@ class InProcessTopology:
         for name in self.worker.specs:
             for partition in range(self.partitions):
                 self.worker.stores[(name, partition)] = PartitionStore(
-                    state_dir / name / str(partition), self.worker.specs[name].ttl_s)
+                    state_dir / name / str(partition), self.worker.specs[name].ttl_s,
+                    self.worker.specs[name].changelog(settings.app_id))
         self.internal: deque[Record] = deque()
         self.offsets: dict[tuple[str, int], int] = {}
         self.published: dict[str, int] = {}

@@ -7,6 +7,11 @@ killed and its state dir deleted; worker B starts with the same app id and an em
 dir, and a probe (an order and its signed callback, produced at B's launch) times how long
 until B credits again. B's memory and state dir are measured while it holds the state.
 
+Then the restarts with intact local state (issue 16): B is stopped (SIGTERM) and started
+again on its state dir, then killed (SIGKILL) and started again; each time a new probe
+times how long until it credits, and the worker reports how many changelog records its
+restore applied (only the tail after its checkpoints).
+
 Every topic of the broker is recreated first (as `python -m bench` does): use a broker of
 the benchmark's own.
 """
@@ -214,28 +219,30 @@ def run_recovery(
     session_wait_s = wait_group_empty(bootstrap, app_id)
 
     reader = credits_reader(settings)
-    launched = time.monotonic()
     second = BenchWorker(bootstrap, app_id, work / "state-b")
+    restarts: dict[str, float] = {}
     try:
-        probe = produce_probe(settings, f"probe-{app_id}")
-        catalog = default_catalog()
-        ready_s = credit_s = None
-        while credit_s is None:
-            second.check_alive()
-            if time.monotonic() - launched > timeout_s:
-                raise RuntimeError(f"probe {probe} not credited in {timeout_s}s; see {work}")
-            if ready_s is None and second.ready():
-                ready_s = time.monotonic() - launched
-            for message in reader.consume(100, 0.1):
-                if message.error() is None and catalog.decode(
-                        "LedgerEntry", message.value())["order_id"] == probe:
-                    credit_s = time.monotonic() - launched
-        # Ready comes before any credit; a credit seen first means the poll missed it.
-        ready_s = ready_s if ready_s is not None else credit_s
+        ready_s, credit_s = time_to_credit(second, settings, reader, f"probe-{app_id}",
+                                           time.monotonic(), timeout_s)
         rss, peak = second.memory_mib()
         state_mib = dir_mib(second.state_dir)
         # The worker's own timer: restore alone, without process start and group join.
         restore_in_worker_s = second.metrics().get(("topup_restore_seconds", ""), math.nan)
+        for how in ("sigterm", "sigkill"):
+            if how == "sigterm":
+                second.stop()
+            else:
+                second.kill()
+                restarts["restart_sigkill_session_wait_s"] = wait_group_empty(bootstrap, app_id)
+            launched = time.monotonic()
+            second = BenchWorker(bootstrap, app_id, work / "state-b")
+            _, restarts[f"restart_{how}_credit_s"] = time_to_credit(
+                second, settings, reader, f"probe-{how}-{app_id}", launched, timeout_s)
+            samples = second.metrics()
+            restarts[f"restart_{how}_restore_records"] = samples.get(
+                ("topup_restore_records", ""), math.nan)
+            restarts[f"restart_{how}_restore_in_worker_s"] = samples.get(
+                ("topup_restore_seconds", ""), math.nan)
     finally:
         reader.close()
         second.stop()
@@ -251,7 +258,29 @@ def run_recovery(
         "restore_records_per_s": seeded / restore_in_worker_s,
         "seed_s": seed_s,
         "session_wait_s": session_wait_s,
+        **restarts,
     }
+
+
+def time_to_credit(worker: BenchWorker, settings: Settings, reader: Consumer, run_id: str,
+                   launched: float, timeout_s: float) -> tuple[float, float]:
+    """Produces a probe and waits for its credit; (seconds until ready, until credited),
+    both from `launched`."""
+    probe = produce_probe(settings, run_id)
+    catalog = default_catalog()
+    ready_s = credit_s = None
+    while credit_s is None:
+        worker.check_alive()
+        if time.monotonic() - launched > timeout_s:
+            raise RuntimeError(f"probe {probe} not credited in {timeout_s}s")
+        if ready_s is None and worker.ready():
+            ready_s = time.monotonic() - launched
+        for message in reader.consume(100, 0.1):
+            if message.error() is None and catalog.decode(
+                    "LedgerEntry", message.value())["order_id"] == probe:
+                credit_s = time.monotonic() - launched
+    # Ready comes before any credit; a credit seen first means the poll missed it.
+    return (ready_s if ready_s is not None else credit_s), credit_s
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     except TopicLayoutError as exc:
         print(f"topup-guard: refusing to start: {exc}", file=sys.stderr)
         return 2
+    except ConfigError as exc:  # settings only the cluster can check (replication)
+        print(f"topup-guard: configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

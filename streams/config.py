@@ -41,6 +41,9 @@ class Settings:
     dedup_retention_days: int = 35
     orphan_hold_s: int = 900
     session_timeout_s: int = 10
+    # A revoked store partition stays on disk this long, so a restart or a rebalance that
+    # hands it back restores only the changelog's tail; then it is removed.
+    state_cleanup_delay_s: int = 600
     # One transaction per batch: larger batches amortize its commit and fold more writes
     # of a hot key into one changelog record; a quiet pipeline never waits for one to fill.
     batch_max_records: int = 2000
@@ -194,6 +197,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_DEDUP_RETENTION_DAYS": ("dedup_retention_days", _positive_int),
     "TOPUP_ORPHAN_HOLD_S": ("orphan_hold_s", _positive_int),
     "TOPUP_SESSION_TIMEOUT_S": ("session_timeout_s", _positive_int),
+    "TOPUP_STATE_CLEANUP_DELAY_S": ("state_cleanup_delay_s", _positive_int),
     "TOPUP_BATCH_MAX_RECORDS": ("batch_max_records", _positive_int),
     "TOPUP_MAX_EVENT_SKEW_S": ("max_event_skew_s", _positive_int),
     "TOPUP_WEBHOOK_MAX_BODY_BYTES": ("webhook_max_body_bytes", _positive_int),

@@ -1,13 +1,20 @@
-"""Rebuilding assigned store partitions from their changelogs, up to the last stable offset."""
+"""Bringing assigned store partitions up to the last stable offset of their changelogs.
+
+A store with a usable checkpoint replays only the changelog's tail after it; any other is
+emptied and replayed from the changelog's start, and the log says why. Each applied slice
+is written with its checkpoint in one write batch, so a restore killed half way resumes
+where it stopped.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streams.runtime.store import PartitionStore
@@ -17,57 +24,114 @@ log = logging.getLogger(__name__)
 Changelog = tuple[str, int]
 
 
+@dataclass
+class RestoreReport:
+    records: int = 0
+    # Where each store partition's restore started: its checkpoint, or 0 for a full one.
+    started_at: dict[Changelog, int] = field(default_factory=dict)
+    full: dict[Changelog, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        tails = ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(self.started_at.items())
+                          if (t, p) not in self.full)
+        fulls = ", ".join(f"{t}[{p}] ({why})" for (t, p), why in sorted(self.full.items()))
+        return f"from checkpoints: {tails or '-'}; full: {fulls or '-'}"
+
+
+def _offsets(admin: AdminClient, partitions: list[Changelog], spec: OffsetSpec
+             ) -> dict[Changelog, int]:
+    request = {TopicPartition(topic, p): spec for topic, p in partitions}
+    futures = admin.list_offsets(request, isolation_level=IsolationLevel.READ_COMMITTED)
+    return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+
+
 def last_stable_offsets(
     client: Mapping[str, Any], partitions: list[Changelog]
 ) -> dict[Changelog, int]:
-    """Where committed data ends: records after it are in open or aborted transactions.
-    `client` is the base client configuration (kafka_clients.client_config)."""
+    """Where committed data ends: records after it are in open or aborted transactions."""
     if not partitions:
         return {}
-    admin = AdminClient(dict(client))
-    request = {TopicPartition(topic, p): OffsetSpec.latest() for topic, p in partitions}
-    futures = admin.list_offsets(request, isolation_level=IsolationLevel.READ_COMMITTED)
-    return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+    return _offsets(AdminClient(dict(client)), partitions,
+                    OffsetSpec.latest())
+
+
+def restore_starts(
+    targets: Mapping[Changelog, PartitionStore],
+    earliest: Mapping[Changelog, int],
+    ends: Mapping[Changelog, int],
+    report: RestoreReport,
+) -> dict[Changelog, int]:
+    """The offset each store's restore starts at; a store whose checkpoint lies outside
+    its changelog's range (topic recreated, retention passed) is emptied first."""
+    starts = {}
+    for changelog, store in targets.items():
+        low, end = earliest[changelog], ends[changelog]
+        checkpoint = store.checkpoint
+        if checkpoint is not None and not low <= checkpoint <= end:
+            store.discard(f"checkpoint {checkpoint} outside the changelog's range "
+                          f"[{low}, {end}]")
+            checkpoint = None
+        if store.discarded is not None:
+            report.full[changelog] = store.discarded
+        starts[changelog] = low if checkpoint is None else checkpoint
+        report.started_at[changelog] = starts[changelog]
+    return starts
 
 
 def restore(
     client: Mapping[str, Any], group: str, targets: Mapping[Changelog, PartitionStore],
     timeout_s: float,
-) -> int:
-    """Fill empty stores from the start of their changelogs; returns records applied."""
-    ends = {tp: end for tp, end in last_stable_offsets(client, list(targets)).items()
-            if end > 0}
-    if not ends:
-        return 0
+) -> RestoreReport:
+    """Applies each store's changelog from its checkpoint (or the start) to the last
+    stable offset. The entry point for whoever decides which stores to restore."""
+    report = RestoreReport()
+    if not targets:
+        return report
+    admin = AdminClient(dict(client))
+    ends = _offsets(admin, list(targets), OffsetSpec.latest())
+    earliest = _offsets(admin, list(targets), OffsetSpec.earliest())
+    starts = restore_starts(targets, earliest, ends, report)
+    for changelog, reason in report.full.items():
+        log.warning("full restore of %s[%d]: %s", *changelog, reason)
+    behind = {tp: end for tp, end in ends.items() if starts[tp] < end}
+    for tp in set(targets) - set(behind):
+        if targets[tp].checkpoint != ends[tp]:
+            targets[tp].write((), ends[tp])
+    if not behind:
+        return report
     consumer = Consumer({
         **client,
         "group.id": group,
         "enable.auto.commit": False,
         "isolation.level": "read_committed",
         "enable.partition.eof": False,
+        # A tail is often only commit markers: don't wait the default 500 ms to see so.
+        "fetch.wait.max.ms": 50,
     })
-    applied = 0
     try:
-        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
+        consumer.assign([TopicPartition(t, p, starts[(t, p)]) for t, p in behind])
         deadline = time.monotonic() + timeout_s
-        while ends:
+        while behind:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"changelogs not restored within {timeout_s}s: {sorted(ends)}")
+                raise TimeoutError(f"changelogs not restored within {timeout_s}s: {sorted(behind)}")
             batches: dict[Changelog, list[tuple[bytes, bytes | None]]] = {}
+            next_offsets: dict[Changelog, int] = {}
             for msg in consumer.consume(10_000, 0.2):
                 if msg.error():
                     raise RuntimeError(f"restore failed: {msg.error()}")
-                batches.setdefault((msg.topic(), msg.partition()), []).append(
-                    (msg.key(), msg.value())
-                )
+                where = (msg.topic(), msg.partition())
+                batches.setdefault(where, []).append((msg.key(), msg.value()))
+                next_offsets[where] = msg.offset() + 1
             for changelog, items in batches.items():
-                targets[changelog].write(items)
-                applied += len(items)
+                targets[changelog].write(items, next_offsets[changelog])
+                report.records += len(items)
             # Positions move past transaction markers too, so they can reach the end even
             # when its last offsets are markers.
-            for tp in consumer.position([TopicPartition(t, p) for t, p in ends]):
-                if tp.offset >= ends[(tp.topic, tp.partition)]:
-                    del ends[(tp.topic, tp.partition)]
+            for tp in consumer.position([TopicPartition(t, p) for t, p in behind]):
+                where = (tp.topic, tp.partition)
+                if tp.offset >= behind[where]:
+                    targets[where].write((), tp.offset)
+                    del behind[where]
     finally:
         consumer.close()
-    return applied
+    return report

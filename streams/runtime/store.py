@@ -1,7 +1,15 @@
-"""Local state: one RocksDB (rocksdict) per store and partition, backed by a changelog."""
+"""Local state: one RocksDB (rocksdict) per store and partition, backed by a changelog.
+
+A store partition survives restarts and revocations. Beside its data it keeps a checkpoint:
+the changelog it mirrors and the changelog offset up to which it holds every committed
+write. The checkpoint is written in the same RocksDB write batch as the data it covers, so
+the two can never disagree, even after kill -9. A checkpoint may lag the data (replaying a
+changelog from an older offset converges to the same state) but never lead it.
+"""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
@@ -13,8 +21,14 @@ from rocksdict import AccessType, Options, Rdict, WriteBatch
 
 from streams import wire
 
+log = logging.getLogger(__name__)
+
 # A value of None in a write set deletes the key (a tombstone on the changelog).
 Writes = Mapping[str, Any]
+
+# UTF-8 never holds the byte 0xff, so no domain key (always an encoded str) sorts at or
+# after this one and no scan, whose bounds are encoded strs, ever reaches it.
+CHECKPOINT_KEY = b"\xff\xffcheckpoint"
 
 # Decoded states kept per store partition, least recently used dropped first. Hot keys
 # (a shared ip's velocity, a busy partition's fan-ins) are read back far more often than
@@ -60,14 +74,50 @@ def decode_value(raw: bytes | None) -> Any:
 class PartitionStore:
     """One partition of one store. Holds only committed writes (see streams.runtime)."""
 
-    def __init__(self, path: Path, ttl_s: int | None) -> None:
-        # A partition is always rebuilt from its changelog when assigned: start empty.
-        shutil.rmtree(path, ignore_errors=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        access = AccessType.with_ttl(ttl_s) if ttl_s else AccessType.read_write()
-        self._db = Rdict(str(path), Options(raw_mode=True), access_type=access)
+    def __init__(self, path: Path, ttl_s: int | None, changelog: str) -> None:
+        self.path, self.changelog, self._ttl_s = path, changelog, ttl_s
+        # Why the local copy cannot be trusted and a full restore is needed; None when
+        # its checkpoint is usable (or it is simply new).
+        self.discarded: str | None = None
         self._decoded: OrderedDict[str, State] = OrderedDict()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        try:
+            self._db = self._open()
+        except Exception as exc:  # rocksdict raises plain Exceptions on corruption
+            self._db = self._wiped(f"store failed to open ({type(exc).__name__}: {exc})")
+            return
+        self.checkpoint: int | None = None
+        saved = self._db.get(CHECKPOINT_KEY)
+        if saved is None:
+            if existed:
+                self.discard("no checkpoint in the local store")
+            return
+        try:
+            mark = wire.loads(saved)
+            checkpoint_of, offset = mark["changelog"], int(mark["offset"])
+        except Exception as exc:
+            self.discard(f"unreadable checkpoint ({type(exc).__name__}: {exc})")
+            return
+        if checkpoint_of != changelog:
+            self.discard(f"foreign store: it mirrors {checkpoint_of}, not {changelog}")
+            return
+        self.checkpoint = offset
+
+    def _open(self) -> Rdict:
+        access = AccessType.with_ttl(self._ttl_s) if self._ttl_s else AccessType.read_write()
+        return Rdict(str(self.path), Options(raw_mode=True), access_type=access)
+
+    def _wiped(self, reason: str) -> Rdict:
+        self.discarded, self.checkpoint = reason, None
+        self._decoded.clear()
+        shutil.rmtree(self.path, ignore_errors=True)
+        return self._open()
+
+    def discard(self, reason: str) -> None:
+        """Empties the open store for a full restore."""
+        self._db.close()
+        self._db = self._wiped(reason)
 
     def get(self, key: str) -> Any:
         return decode_value(self._db.get(key.encode()))
@@ -107,15 +157,33 @@ class PartitionStore:
             yield key.decode(), decode_value(it.value())
             it.next()
 
-    def write(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:
+    def raw_items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every stored key and value as bytes, the checkpoint left out (for checks)."""
+        for key, value in self._db.items():
+            if key != CHECKPOINT_KEY:
+                yield key, value
+
+    def write(self, items: Iterable[tuple[bytes, bytes | None]],
+              applied_up_to: int | None = None) -> None:
+        """Writes committed changelog records, and with `applied_up_to` (the changelog
+        offset after the last of them) the checkpoint, in one atomic write batch."""
         batch = WriteBatch(raw_mode=True)
         for key, raw in items:
             if raw is None:
                 batch.delete(key)
             else:
                 batch.put(key, raw)
+        if applied_up_to is not None:
+            batch.put(CHECKPOINT_KEY, wire.dumps(
+                {"changelog": self.changelog, "offset": applied_up_to}))
         self._db.write(batch)
+        if applied_up_to is not None:
+            self.checkpoint = applied_up_to
 
     def close(self) -> None:
+        """Closes the store and keeps it on disk, for a later restart or reassignment."""
+        self._db.close()
+
+    def remove(self) -> None:
         self._db.close()
         shutil.rmtree(self.path, ignore_errors=True)

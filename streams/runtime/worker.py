@@ -27,6 +27,9 @@ from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
 from streams.kafka_clients import PARTITIONER, client_config
 from streams.metrics import Metrics
+from streams.runtime import crash_points
+from streams.runtime.changelog_topics import changelog_overrides, validate_replication
+from streams.runtime.closed_stores import ClosedStores
 from streams.runtime.context import BatchWrites, Context, Record, Send, SizeLimits
 from streams.runtime.layout import check_copartitioned, partition_counts
 from streams.runtime.repartition import Repartitioner, keyed_inputs
@@ -59,11 +62,14 @@ def transactional_id(settings: Settings) -> str:
     return f"{settings.app_id}-{where}"
 
 
-def changelog_specs(app_id: str, stages: Sequence[Stage]) -> tuple[TopicSpec, ...]:
+def changelog_specs(
+    app_id: str, stages: Sequence[Stage], overrides: dict[str, str] | None = None
+) -> tuple[TopicSpec, ...]:
     """The compacted changelog of every store, once even when stages share a store."""
     specs = {spec.name: spec for stage in stages for spec in stage.stores}
     return tuple(TopicSpec(spec.changelog(app_id), None, compacted=True,
-                           overrides=spec.changelog_config) for spec in specs.values())
+                           overrides={**(overrides or {}), **spec.changelog_config})
+                 for spec in specs.values())
 
 
 class Worker:
@@ -94,6 +100,10 @@ class Worker:
         self.ticker = IdleTicker(settings.idle_advance_s)
         self.specs = {spec.name: spec for stage in self.stages for spec in stage.stores}
         self.stores: dict[tuple[str, int], PartitionStore] = {}
+        self.closed = ClosedStores(settings.state_dir, settings.state_cleanup_delay_s)
+        # Changelog (topic, partition) -> the offset after this batch's last write there,
+        # from the delivery reports: the checkpoint written with the batch's local writes.
+        self._changelog_ends: dict[tuple[str, int], int] = {}
         self.ready = threading.Event()
         self.stopping = threading.Event()
         self._stores_lock = threading.Lock()
@@ -102,6 +112,8 @@ class Worker:
         metrics.describe("topup_batches_committed_total", "Transactions committed")
         metrics.describe("topup_batches_aborted_total", "Transactions aborted and replayed")
         metrics.describe("topup_ticks_written_total", "Event-time ticks for idle partitions")
+        metrics.describe("topup_restore_records", "Changelog records applied by the last restore")
+        metrics.describe("topup_restore_seconds", "Duration of the last restore")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -111,7 +123,8 @@ class Worker:
         # The internal topics the runtime itself adds (repartition, ticks) as well.
         internal = tuple(topics.BY_NAME[name] for name in self.stages_of
                          if name.startswith("topup.internal.") and name in topics.BY_NAME)
-        changelogs = changelog_specs(settings.app_id, self.stages)
+        changelogs = changelog_specs(settings.app_id, self.stages, changelog_overrides(settings))
+        validate_replication(settings, [spec.name for spec in changelogs])
         create_topics(settings, internal + changelogs)
         self.size_limits = SizeLimits(max_message_bytes(
             settings, [spec.name for spec in (*topics.TOPICS, *changelogs)]))
@@ -147,6 +160,7 @@ class Worker:
                 if messages := self._next_batch():
                     self._process(messages)
                 self._tick_idle_partitions()
+                self.closed.remove_expired(time.monotonic())
         finally:
             self.ready.clear()
             self.consumer.close()
@@ -208,18 +222,22 @@ class Worker:
         targets = {}
         for spec, partition in self._owned(partitions):
             if (spec.name, partition) not in self.stores:
-                store = PartitionStore(
-                    self.settings.state_dir / spec.name / str(partition), spec.ttl_s
-                )
+                changelog = spec.changelog(self.settings.app_id)
+                path = self.settings.state_dir / spec.name / str(partition)
+                self.closed.reopened(path)
+                store = PartitionStore(path, spec.ttl_s, changelog)
                 with self._stores_lock:
                     self.stores[(spec.name, partition)] = store
-                targets[(spec.changelog(self.settings.app_id), partition)] = store
-        applied = restore(client_config(self.settings), f"{self.settings.app_id}-restore",
-                          targets, RESTORE_TIMEOUT_S)
+                targets[(changelog, partition)] = store
+        report = restore(client_config(self.settings), f"{self.settings.app_id}-restore",
+                         targets, RESTORE_TIMEOUT_S)
+        # Store partitions left on disk by an earlier run and not ours now age out too.
+        self.closed.adopt_leftovers([store.path for store in self.stores.values()], started)
         seconds = time.monotonic() - started
         self.ticker.assigned(tp.partition for tp in partitions)
-        log.info("assigned %d partitions; restored %d store partitions (%d records) in %.2fs",
-                 len(partitions), len(targets), applied, seconds)
+        log.info("assigned %d partitions; restored %d store partitions (%d records) in %.2fs; "
+                 "%s", len(partitions), len(targets), report.records, seconds, report.describe())
+        self.metrics.set("topup_restore_records", report.records)
         self.metrics.set("topup_restore_seconds", seconds)
         self.ready.set()
 
@@ -230,11 +248,13 @@ class Worker:
         self._close_stores([(spec.name, p) for spec, p in self._owned(partitions)])
 
     def _close_stores(self, keys: list[tuple[str, int]]) -> None:
+        """Closes store partitions, kept on disk until `closed` removes them."""
         with self._stores_lock:
             for key in keys:
                 store = self.stores.pop(key, None)
                 if store is not None:
                     store.close()
+                    self.closed.closed(store.path, time.monotonic())
 
     def read_store(self, name: str, partition: int, key: str) -> tuple[bool, Any]:
         """For the HTTP surface: (owned here, committed value)."""
@@ -268,6 +288,7 @@ class Worker:
                 self.ticker.seen(record.partition)
         if self.repartitioner is not None:
             self.repartitioner.begin()
+        self._changelog_ends.clear()
         self.producer.begin_transaction()
         try:
             pending = self.handle_batch(records, self._produce)
@@ -283,7 +304,10 @@ class Worker:
             self._retrying(lambda: self.producer.abort_transaction(30))
             self._rewind(batch_start)
             return
-        self.apply_committed(encoded, pending)
+        crash_points.reached(crash_points.AFTER_COMMIT)
+        # The commit flushed every record; this serves the delivery reports still queued.
+        self.producer.poll(0)
+        self.apply_committed(encoded, pending, self._changelog_ends)
         if self.repartitioner is not None:
             self.repartitioner.committed()
         self.metrics.inc("topup_batches_committed_total")
@@ -332,8 +356,10 @@ class Worker:
             views[name].update(layer)
         return ctx.sends
 
-    def _produce(self, send: Send) -> None:
+    def _produce(self, send: Send, on_delivery: Callable[..., None] | None = None) -> None:
         kwargs: dict[str, Any] = {"key": send.key, "value": send.value}
+        if on_delivery is not None:
+            kwargs["on_delivery"] = on_delivery
         if send.headers:
             kwargs["headers"] = send.headers
         if send.partition is not None:
@@ -350,8 +376,19 @@ class Worker:
     def _write_changelogs(self, encoded: Encoded) -> None:
         for (name, partition), items in encoded.items():
             topic = self.specs[name].changelog(self.settings.app_id)
-            for key, raw in items:
+            for key, raw in items[:-1]:
                 self._produce(Send(topic, key, raw, partition=partition))
+            if items:
+                # One producer writes a partition in order, so the last record's offset
+                # covers the batch's writes there: only it needs a delivery report.
+                key, raw = items[-1]
+                self._produce(Send(topic, key, raw, partition=partition), self._delivered)
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            where = (message.topic(), message.partition())
+            end = message.offset() + 1  # type: ignore[operator]
+            self._changelog_ends[where] = max(end, self._changelog_ends.get(where, 0))
 
     def _commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
@@ -373,13 +410,26 @@ class Worker:
                 log.warning("transaction call will be retried: %s", error)
                 time.sleep(RETRY_BACKOFF_S)
 
-    def apply_committed(self, encoded: Encoded, pending: Pending) -> None:
-        """A committed batch's writes into the local stores."""
-        for where, items in encoded.items():
+    def apply_committed(self, encoded: Encoded, pending: Pending,
+                        changelog_ends: dict[tuple[str, int], int] | None = None) -> None:
+        """A committed batch's writes into the local stores, each store partition's with
+        its changelog checkpoint (from `changelog_ends`) in one write batch. Without
+        `changelog_ends` (no Kafka, as in bench/domain_only) no checkpoint is written."""
+        for n, (where, items) in enumerate(encoded.items()):
             store = self.stores.get(where)
-            if store is not None:
-                store.write(items)
-                store.committed(pending[where])
+            if store is None:
+                continue
+            if n == 1:
+                crash_points.reached(crash_points.DURING_LOCAL_WRITE)
+            if changelog_ends is None:
+                end = None
+            elif (end := changelog_ends.get((store.changelog, where[1]))) is None and items:
+                # Never guess ahead: without the offset the checkpoint stays where it
+                # was, and the next restore replays these records again, harmlessly.
+                log.warning("no delivery report for %s[%d]; checkpoint not advanced",
+                            store.changelog, where[1])
+            store.write(items, end)
+            store.committed(pending[where])
 
     def _rewind(self, batch_start: dict[tuple[str, int], int]) -> None:
         for (topic, partition), offset in batch_start.items():

@@ -13,3 +13,8 @@ def test_a_worker_restored_from_seeded_changelogs_credits_the_probe(kafka_env):
     for figure in ("rss_mib", "peak_rss_mib", "state_dir_mib", "restore_in_worker_s"):
         assert results[figure] > 0, figure
     assert results["peak_rss_mib"] >= results["rss_mib"]
+    # Restarts on intact local state restore only the changelogs' tail: a handful of
+    # records (the probes'), not the seeded thousands.
+    for how in ("sigterm", "sigkill"):
+        assert 0 <= results[f"restart_{how}_restore_records"] < 100, how
+        assert results[f"restart_{how}_credit_s"] > 0, how

@@ -18,7 +18,7 @@ class Committed:
     the worker does (the clock must read back what it stored)."""
 
     def __init__(self, path: Path) -> None:
-        self.store = PartitionStore(path, None)
+        self.store = PartitionStore(path, None, "test-changelog")
 
     def table(self, pending: dict[str, Any] | None = None) -> tuple[Table, dict[str, Any]]:
         layer: dict[str, Any] = {}

@@ -14,7 +14,7 @@ from streams.runtime.store import PartitionStore, encode_value
 
 
 def context(tmp_path: Path, pending: dict[str, Any]) -> Context:
-    store = PartitionStore(tmp_path / "s", None)
+    store = PartitionStore(tmp_path / "s", None, "test-changelog")
     store.write([(b"committed", encode_value("c")), (b"shadowed", encode_value("old"))])
     record = Record(topics.ORDERS, 2, 7, b"o-1", b"...", 0, [])
     return Context(record, default_catalog(), Metrics(), {"s": store}, {"s": pending})

@@ -34,7 +34,7 @@ def commit(store: PartitionStore, writes: dict[str, Any]) -> None:
 def test_a_committed_state_is_encoded_for_the_changelog_and_read_back_without_decoding(
     tmp_path: Path,
 ):
-    store = PartitionStore(tmp_path / "s", None)
+    store = PartitionStore(tmp_path / "s", None, "test-changelog")
     state = Counter(3)
     commit(store, {"k": state})
     before = Counter.decoded
@@ -44,7 +44,7 @@ def test_a_committed_state_is_encoded_for_the_changelog_and_read_back_without_de
 
 
 def test_a_state_only_in_rocksdb_is_decoded_once_then_kept(tmp_path: Path):
-    store = PartitionStore(tmp_path / "s", None)
+    store = PartitionStore(tmp_path / "s", None, "test-changelog")
     store.write([(b"k", encode_value({"n": 5}))])  # as a restore from the changelog does
     before = Counter.decoded
     first = store.load("k", Counter)
@@ -55,7 +55,7 @@ def test_a_state_only_in_rocksdb_is_decoded_once_then_kept(tmp_path: Path):
 
 
 def test_a_plain_write_or_a_delete_replaces_what_was_kept(tmp_path: Path):
-    store = PartitionStore(tmp_path / "s", None)
+    store = PartitionStore(tmp_path / "s", None, "test-changelog")
     commit(store, {"a": Counter(1), "b": Counter(2)})
     commit(store, {"a": {"n": 10}, "b": None})
     assert store.load("a", Counter) == Counter(10)
@@ -66,7 +66,7 @@ def test_the_least_recently_used_states_are_dropped_beyond_the_bound(
     tmp_path: Path, monkeypatch
 ):
     monkeypatch.setattr(store_module, "DECODED_STATES_KEPT", 2)
-    store = PartitionStore(tmp_path / "s", None)
+    store = PartitionStore(tmp_path / "s", None, "test-changelog")
     commit(store, {"a": Counter(1), "b": Counter(2)})
     store.load("a", Counter)  # b is now the least recently used
     commit(store, {"c": Counter(3)})

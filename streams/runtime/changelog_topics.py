@@ -1,0 +1,55 @@
+"""Replication of the changelog topics, chosen and checked before a worker starts.
+
+A changelog is the only durable copy of a store: it gets the configured replication
+factor and a `min.insync.replicas` that lets a commit survive one broker's loss without
+stopping on it (RF 3 -> 2, the Kafka Streams recommendation; RF 1 or 2 -> 1).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+from streams.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+PRODUCTION_REPLICATION_FACTOR = 3
+
+
+def min_insync_replicas(replication_factor: int) -> int:
+    return max(1, replication_factor - 1)
+
+
+def changelog_overrides(settings: Settings) -> dict[str, str]:
+    return {"min.insync.replicas": str(min_insync_replicas(settings.replication_factor))}
+
+
+def validate_replication(settings: Settings, changelogs: list[str], timeout_s: float = 30.0
+                         ) -> None:
+    """Fails at start when the cluster cannot hold the configured replicas; warns when the
+    setting is below production strength or an existing changelog was made weaker."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    wanted = settings.replication_factor
+    brokers = len(admin.describe_cluster(request_timeout=timeout_s).result().nodes)
+    if wanted > brokers:
+        raise ConfigError(f"TOPUP_REPLICATION_FACTOR is {wanted} but the cluster has only "
+                          f"{brokers} broker(s)")
+    if wanted < PRODUCTION_REPLICATION_FACTOR:
+        log.warning("TOPUP_REPLICATION_FACTOR=%d: changelogs survive no broker loss; use %d "
+                    "in production", wanted, PRODUCTION_REPLICATION_FACTOR)
+    topics = admin.list_topics(timeout=timeout_s).topics
+    existing = [name for name in changelogs if name in topics]
+    if not existing:
+        return
+    configs = admin.describe_configs(
+        [ConfigResource(ResourceType.TOPIC, name) for name in existing])
+    for resource, future in configs.items():
+        name = resource.name
+        replicas = len(topics[name].partitions[0].replicas)
+        insync = int(future.result()["min.insync.replicas"].value)
+        if replicas < wanted or insync < min_insync_replicas(wanted):
+            log.warning("changelog %s has replication %d, min.insync.replicas %d; the "
+                        "configuration asks for %d and %d", name, replicas, insync, wanted,
+                        min_insync_replicas(wanted))
