@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka.admin import ConfigResource, ResourceType
 
+from streams.admin import admin_client
 from streams.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def validate_replication(settings: Settings, changelogs: list[str], timeout_s: f
                          ) -> None:
     """Fails at start when the cluster cannot hold the configured replicas; warns when the
     setting is below production strength or an existing changelog was made weaker."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = admin_client(settings)
     wanted = settings.replication_factor
     brokers = len(admin.describe_cluster(request_timeout=timeout_s).result().nodes)
     if wanted > brokers:
