@@ -110,7 +110,7 @@ def test_a_dead_letter_too_large_for_the_dlq_is_a_truncated_copy_with_size_and_h
 
     from streams.runtime.context import SizeLimits
 
-    store = PartitionStore(tmp_path / "s", None)
+    store = PartitionStore(tmp_path / "s", None, "test-changelog")
     original = b"\x01" * 50_000
     record = Record(topics.ORDERS, 0, 3, b"key", original, 0, [])
     ctx = Context(record, default_catalog(), Metrics(), {"s": store}, {"s": {}},
