@@ -55,6 +55,12 @@ class Settings:
     recon_min_decisions: int = 20
     recon_page_intake_lag_s: int = 300
     recon_page_verification_failure_bp: int = 500
+    # Schema registry (Confluent REST API): with a URL, inputs also read the Confluent
+    # wire format; OUTPUT_FORMAT=confluent writes it. Credentials stay out of repr.
+    schema_registry_url: str | None = None
+    schema_registry_user: str | None = field(default=None, repr=False)
+    schema_registry_password: str | None = field(default=None, repr=False)
+    output_format: str = "single-object"
 
 
 def _positive_int(name: str, raw: str) -> int:
@@ -97,6 +103,25 @@ def _platform_keys(name: str, raw: str) -> dict[str, str]:
     return keys
 
 
+OUTPUT_FORMATS = ("single-object", "confluent")
+
+
+def _output_format(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in OUTPUT_FORMATS:
+        raise ConfigError(f"{name} must be one of {', '.join(OUTPUT_FORMATS)}, got {raw!r}")
+    return value
+
+
+def _registry_url(name: str, raw: str) -> str:
+    value = _non_empty(name, raw)
+    if not value.startswith(("http://", "https://")) or "@" in value.split("/")[2]:
+        # Credentials in the URL would end up in logs: they have their own settings.
+        raise ConfigError(f"{name} must be an http(s) URL without credentials in it "
+                          "(use TOPUP_SCHEMA_REGISTRY_USER / _PASSWORD)")
+    return value
+
+
 def _apiv3_key(name: str, raw: str) -> str:
     if len(raw.encode()) != 32:
         raise ConfigError(f"{name} must be exactly 32 bytes (the WeChat Pay API v3 key)")
@@ -137,6 +162,10 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_RECON_PAGE_INTAKE_LAG_S": ("recon_page_intake_lag_s", _positive_int),
     "TOPUP_RECON_PAGE_VERIFICATION_FAILURE_BP": (
         "recon_page_verification_failure_bp", _positive_int),
+    "TOPUP_SCHEMA_REGISTRY_URL": ("schema_registry_url", _registry_url),
+    "TOPUP_SCHEMA_REGISTRY_USER": ("schema_registry_user", _non_empty),
+    "TOPUP_SCHEMA_REGISTRY_PASSWORD": ("schema_registry_password", lambda n, raw: raw),
+    "TOPUP_OUTPUT_FORMAT": ("output_format", _output_format),
 }
 _TOLERANCE_PREFIX = "TOPUP_SIGNATURE_TOLERANCE_S"
 
@@ -206,4 +235,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     values["signature_tolerance_s"] = _tolerances(raw)
     known = {f.name for f in fields(Settings)}
     assert set(values) <= known
+    if values.get("output_format") == "confluent" and "schema_registry_url" not in values:
+        raise ConfigError("TOPUP_OUTPUT_FORMAT=confluent needs TOPUP_SCHEMA_REGISTRY_URL")
     return Settings(**values)

@@ -202,6 +202,9 @@ class Worker:
             batch_start.setdefault(where, record.offset)
             next_offsets[where] = record.offset + 1
             self.metrics.inc("topup_records_consumed_total", topic=record.topic)
+        # Registry schemas are fetched (an unreachable registry waited out) before the
+        # transaction begins, so the wait cannot run into the transaction timeout.
+        self.catalog.prefetch(record.value for record in records)
         self.producer.begin_transaction()
         try:
             pending = self.handle_batch(records, self._produce)
