@@ -31,7 +31,10 @@ UP_METRIC = "topup_schema_registry_up"
 # Writer schemas are few (one per producer version); the bound keeps a stream of bogus
 # ids from growing the cache without limit.
 CACHE_SIZE = 1024
-BACKOFF_START_S, BACKOFF_MAX_S = 0.5, 30.0
+BACKOFF_START_S, BACKOFF_MAX_S = 0.5, 10.0
+# How long one prefetch waits before handing back to the worker (which replays the batch
+# and polls again, well inside max.poll.interval.ms).
+PREFETCH_MAX_WAIT_S = 30.0
 
 
 class UnusableWriterSchema(Exception):
@@ -70,14 +73,19 @@ class ConfluentFraming:
         # registry's answer for an id never changes).
         self._writers: OrderedDict[int, dict[str, Any] | str] = OrderedDict()
         self._output_headers: dict[str, bytes] = {}
+        self._down = False
 
-    def prefetch(self, values: Iterable[bytes | None]) -> None:
+    def prefetch(
+        self, values: Iterable[bytes | None], max_wait_s: float = PREFETCH_MAX_WAIT_S
+    ) -> None:
         """Fetches every writer schema `values` need that is not cached, waiting out an
-        unreachable registry. Call it outside any transaction."""
+        unreachable registry for up to `max_wait_s` (then RegistryUnavailable: the
+        caller retries later). Call it outside any transaction."""
+        deadline = time.monotonic() + max_wait_s
         for value in values:
             schema_id = schema_id_of(value) if isinstance(value, bytes) else None
             if schema_id is not None and schema_id not in self._writers:
-                self._fetch(schema_id)
+                self._fetch(schema_id, deadline)
 
     def writer_schema(self, schema_id: int) -> dict[str, Any]:
         if schema_id not in self._writers:
@@ -100,9 +108,9 @@ class ConfluentFraming:
         self._remember(schema_id, _parse(json.dumps(schema)))
         return schema_id
 
-    def _fetch(self, schema_id: int) -> None:
+    def _fetch(self, schema_id: int, deadline: float | None = None) -> None:
         try:
-            text = self._waiting(lambda: self.client.schema_by_id(schema_id))
+            text = self._waiting(lambda: self.client.schema_by_id(schema_id), deadline)
         except RegistryRefused as exc:
             self._remember(schema_id, f"the registry does not serve schema id {schema_id}: {exc}")
             return
@@ -117,21 +125,25 @@ class ConfluentFraming:
         while len(self._writers) > CACHE_SIZE:
             self._writers.popitem(last=False)
 
-    def _waiting(self, call: Callable[[], Any]) -> Any:
-        delay, down = BACKOFF_START_S, False
+    def _waiting(self, call: Callable[[], Any], deadline: float | None = None) -> Any:
+        delay = BACKOFF_START_S
         while True:
             try:
                 result = call()
             except RegistryUnavailable as exc:
-                if not down:
+                if not self._down:
                     log.warning("schema registry unavailable, waiting: %s", exc)
-                down = True
+                # Kept across calls: a wait handed back to the worker is still one outage.
+                self._down = True
                 self._on_unavailable(True)
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    raise
                 self._sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
-            if down:
+            if self._down:
                 log.warning("schema registry reachable again")
+                self._down = False
                 self._on_unavailable(False)
             return result
 

@@ -25,6 +25,7 @@ from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
 from streams.kafka_clients import PARTITIONER
 from streams.metrics import Metrics
+from streams.registry import RegistryUnavailable
 from streams.runtime.context import BatchWrites, Context, Record, Send
 from streams.runtime.restore import restore
 from streams.runtime.stage import Stage
@@ -203,8 +204,14 @@ class Worker:
             next_offsets[where] = record.offset + 1
             self.metrics.inc("topup_records_consumed_total", topic=record.topic)
         # Registry schemas are fetched (an unreachable registry waited out) before the
-        # transaction begins, so the wait cannot run into the transaction timeout.
-        self.catalog.prefetch(record.value for record in records)
+        # transaction begins, so the wait cannot run into the transaction timeout; past
+        # a bounded wait the batch is replayed, so the consumer keeps polling (group
+        # membership, stop requests) while the registry stays away.
+        try:
+            self.catalog.prefetch(record.value for record in records)
+        except RegistryUnavailable:
+            self._rewind(batch_start)
+            return
         self.producer.begin_transaction()
         try:
             pending = self.handle_batch(records, self._produce)

@@ -164,3 +164,17 @@ def test_the_writer_cache_is_bounded(setup) -> None:
     catalog.prefetch(confluent_bytes(i, schema, order()) for i in range(1, CACHE_SIZE + 11))
     assert catalog.confluent is not None
     assert len(catalog.confluent._writers) == CACHE_SIZE
+
+
+def test_a_prefetch_gives_up_after_its_bounded_wait(setup) -> None:
+    catalog, registry, waits = setup
+    schema = catalog.schema("OrderEvent")
+    data = confluent_bytes(registry.add(schema), schema, order())
+    registry.down_for = 10**9
+    assert catalog.confluent is not None
+    with pytest.raises(RegistryUnavailable):
+        catalog.confluent.prefetch([data], max_wait_s=0.0)
+    assert waits and all(waits)
+    registry.down_for = 0
+    catalog.prefetch([data])  # the worker's replay of the batch, the registry back
+    assert waits[-1] is False  # the outage is over: the gauge goes back up
