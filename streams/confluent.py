@@ -188,3 +188,17 @@ def attach_registry(catalog: Any, settings: Any, metrics: Any, topics: Iterable[
                     f"{exc}",
                 ) from None
     catalog.attach_registry(framing)
+
+
+def reading_catalog(settings: Any) -> Any:
+    """A catalog for tools that read topics (reports): the shared default without a
+    registry, else its own one that also reads the Confluent wire format."""
+    from streams.codecs import SchemaCatalog, default_catalog  # codecs imports this module
+
+    if settings.schema_registry_url is None:
+        return default_catalog()
+    catalog = SchemaCatalog()
+    catalog.attach_registry(ConfluentFraming(RegistryClient(
+        settings.schema_registry_url, settings.schema_registry_user,
+        settings.schema_registry_password)))
+    return catalog

@@ -22,6 +22,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from streams import topics
 from streams.codecs import default_catalog
 from streams.domain.ids import entry_id
+from streams.recon_report_cli import report
 from tests.integration.flow import (
     Flow,
     batch_closed,
@@ -139,6 +140,8 @@ def test_registry_producers_are_credited_once_and_reconciled(registry_env, regis
     )
     assert matched(records) >= set(orders)
     assert [r for r in records if r.topic in (topics.DLQ, topics.RECON_BREAKS)] == []
+    # The recon report reads the Confluent-framed outputs through the registry too.
+    assert f"{len(orders)} matched orders" in report(settings, since_ms=None, timeout_s=30)
 
     # Another team's consumer reads topup.credits with AvroDeserializer: Confluent-framed,
     # under the topic's subject.
