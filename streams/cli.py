@@ -13,14 +13,22 @@ from streams.config import ConfigError, Settings, load_settings
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.agents import all_stages
     from streams.codecs import default_catalog
+    from streams.confluent import attach_registry
     from streams.domain.risk_rules import RuleFileError
     from streams.metrics import Metrics
+    from streams.registry import RegistryRefused
     from streams.runtime.layout import TopicLayoutError
     from streams.runtime.worker import Worker
+    from streams.topics import TOPICS
     from streams.web import serve_in_background
 
     logging.getLogger().setLevel(args.loglevel.upper())
     catalog, metrics = default_catalog(), Metrics()
+    try:
+        attach_registry(catalog, settings, metrics, TOPICS)
+    except RegistryRefused as exc:
+        print(f"topup-guard: schema registration refused: {exc}", file=sys.stderr)
+        return 2
     try:
         stages = all_stages(settings, catalog, metrics)
     except RuleFileError as exc:

@@ -1,5 +1,8 @@
 """Avro single-object encoding for every topic value (see CONTRACT.md, "Conventions").
 
+With a schema registry attached (`attach_registry`), decode also reads the Confluent wire
+format and encode writes it for the topics registered as outputs (streams/confluent.py).
+
 Wire format: ``C3 01`` + 8-byte little-endian CRC-64-AVRO fingerprint of the writer
 schema's Parsing Canonical Form + Avro binary body. Schemas live in ``schemas/`` as
 ``<RecordName>.v<N>.avsc``; the latest version of a record is the writer on encode and
@@ -14,7 +17,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,9 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import fingerprint as _fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
+
+from streams.confluent import CONFLUENT_MAGIC, ConfluentFraming, UnusableWriterSchema, schema_id_of
+from streams.confluent import HEADER_LEN as CONFLUENT_HEADER_LEN
 
 __all__ = [
     "MAGIC",
@@ -180,6 +186,7 @@ class SchemaCatalog:
         self._versions = {r: dict(sorted(vs.items())) for r, vs in sorted(by_record.items())}
         self._latest = {r: vs[max(vs)] for r, vs in self._versions.items()}
         self._writers: dict[bytes, _Writer] = {}
+        self.confluent: ConfluentFraming | None = None
         for record, versions in self._versions.items():
             latest = self._latest[record]
             # Ascending order: if two versions share a canonical form (they differ only
@@ -190,6 +197,17 @@ class SchemaCatalog:
                     raise ValueError(f"fingerprint collision: {owner.record} and {record}")
                 reader = None if v.fingerprint == latest.fingerprint else latest.parsed
                 self._writers[v.fingerprint] = _Writer(record, v.version, v.parsed, reader)
+
+    def attach_registry(self, framing: ConfluentFraming) -> None:
+        """Reads the Confluent wire format from now on, and writes it for the topics
+        registered with `framing.register_output`."""
+        self.confluent = framing
+
+    def prefetch(self, values: Iterable[bytes | None]) -> None:
+        """Fetches the registry schemas `values` need (no-op without a registry); waits
+        out an unreachable registry, so call it outside transactions."""
+        if self.confluent is not None:
+            self.confluent.prefetch(values)
 
     def records(self) -> list[str]:
         return list(self._versions)
@@ -205,10 +223,20 @@ class SchemaCatalog:
         return copy.deepcopy(self._version(record_name, version).source)
 
     def encode(
-        self, record_name: str, value: Mapping[str, Any], *, version: int | None = None
+        self,
+        record_name: str,
+        value: Mapping[str, Any],
+        *,
+        version: int | None = None,
+        topic: str | None = None,
     ) -> bytes:
-        """Single-object bytes for `value`, written with the latest (or given) version."""
+        """Single-object bytes for `value`, written with the latest (or given) version;
+        Confluent-framed when `topic` is registered as a Confluent output (whose schema
+        is the latest version, so only the header differs)."""
         v = self._version(record_name, version)
+        header = v.header
+        if topic is not None and version is None and self.confluent is not None:
+            header = self.confluent.output_header(topic) or header
         if not isinstance(value, Mapping):
             raise EncodeError(f"{record_name}: expected a mapping, got {type(value).__name__}")
         for check in v.checks:
@@ -229,7 +257,7 @@ class SchemaCatalog:
                     f"{record_name}.{check.name}: {x!r} is not one of {sorted(check.symbols)}"
                 )
         buf = io.BytesIO()
-        buf.write(v.header)
+        buf.write(header)
         try:
             # strict: an unknown key is almost always a typo that would otherwise be
             # dropped silently; missing keys are fine only where the schema has a default.
@@ -244,6 +272,8 @@ class SchemaCatalog:
             data = bytes(data)
         elif not isinstance(data, bytes):
             raise DecodeError(DecodeError.UNDECODABLE, f"expected bytes, got {type(data).__name__}")
+        if self.confluent is not None and data[:1] == CONFLUENT_MAGIC:
+            return self._decode_confluent(record_name, data)
         if len(data) < _HEADER_LEN:
             raise DecodeError(
                 DecodeError.UNDECODABLE,
@@ -294,6 +324,43 @@ class SchemaCatalog:
             raise DecodeError(
                 DecodeError.UNDECODABLE,
                 f"{trailing} unexpected trailing bytes after the {record_name} body",
+            )
+        return record
+
+    def _decode_confluent(self, record_name: str, data: bytes) -> dict[str, Any]:
+        assert self.confluent is not None
+        schema_id = schema_id_of(data)
+        if schema_id is None:
+            raise DecodeError(
+                DecodeError.UNDECODABLE,
+                f"{len(data)} bytes is too short for a Confluent header ({CONFLUENT_HEADER_LEN} "
+                "bytes)",
+            )
+        reader = self._version(record_name, None)
+        try:
+            writer = self.confluent.writer_schema(schema_id)
+        except UnusableWriterSchema as exc:
+            raise DecodeError(DecodeError.SCHEMA_INVALID, str(exc)) from None
+        fo = io.BytesIO(data)
+        fo.seek(CONFLUENT_HEADER_LEN)
+        what = f"{record_name} (registry schema id {schema_id})"
+        try:
+            record = schemaless_reader(fo, writer, reader.parsed)
+        except SchemaResolutionError as exc:
+            raise DecodeError(
+                DecodeError.SCHEMA_INVALID,
+                f"writer schema id {schema_id} cannot be read as {record_name}: {exc}",
+            ) from exc
+        except EOFError as exc:
+            raise DecodeError(DecodeError.UNDECODABLE, f"truncated {what} body") from exc
+        except Exception as exc:  # garbage makes fastavro raise many types
+            raise DecodeError(
+                DecodeError.UNDECODABLE, f"corrupt {what} body: {type(exc).__name__}: {exc}"
+            ) from exc
+        trailing = len(data) - fo.tell()
+        if trailing:
+            raise DecodeError(
+                DecodeError.UNDECODABLE, f"{trailing} unexpected trailing bytes after the {what}"
             )
         return record
 

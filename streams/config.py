@@ -90,6 +90,12 @@ class Settings:
     # Event time a settled payment's callback gets before reconciliation credits it from
     # the settlement line (MISSING_CREDIT, AUTO_CORRECTED): it only classifies.
     recon_missing_credit_grace_s: int = 1800
+    # Schema registry (Confluent REST API): with a URL, inputs also read the Confluent
+    # wire format; OUTPUT_FORMAT=confluent writes it. Credentials stay out of repr.
+    schema_registry_url: str | None = None
+    schema_registry_user: str | None = field(default=None, repr=False)
+    schema_registry_password: str | None = field(default=None, repr=False)
+    output_format: str = "single-object"
 
 
 def _positive_int(name: str, raw: str) -> int:
@@ -130,6 +136,25 @@ def _platform_keys(name: str, raw: str) -> dict[str, str]:
     if not keys:
         raise ConfigError(f"{name} is set but names no key")
     return keys
+
+
+OUTPUT_FORMATS = ("single-object", "confluent")
+
+
+def _output_format(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in OUTPUT_FORMATS:
+        raise ConfigError(f"{name} must be one of {', '.join(OUTPUT_FORMATS)}, got {raw!r}")
+    return value
+
+
+def _registry_url(name: str, raw: str) -> str:
+    value = _non_empty(name, raw)
+    if not value.startswith(("http://", "https://")) or "@" in value.split("/")[2]:
+        # Credentials in the URL would end up in logs: they have their own settings.
+        raise ConfigError(f"{name} must be an http(s) URL without credentials in it "
+                          "(use TOPUP_SCHEMA_REGISTRY_USER / _PASSWORD)")
+    return value
 
 
 def _apiv3_key(name: str, raw: str) -> str:
@@ -223,6 +248,10 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_RECON_MISSING_CREDIT_GRACE_S": ("recon_missing_credit_grace_s", _positive_int),
     "TOPUP_RECON_PAGE_VERIFICATION_FAILURE_BP": (
         "recon_page_verification_failure_bp", _positive_int),
+    "TOPUP_SCHEMA_REGISTRY_URL": ("schema_registry_url", _registry_url),
+    "TOPUP_SCHEMA_REGISTRY_USER": ("schema_registry_user", _non_empty),
+    "TOPUP_SCHEMA_REGISTRY_PASSWORD": ("schema_registry_password", lambda n, raw: raw),
+    "TOPUP_OUTPUT_FORMAT": ("output_format", _output_format),
 }
 _TOLERANCE_PREFIX = "TOPUP_SIGNATURE_TOLERANCE_S"
 
@@ -292,6 +321,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     values["signature_tolerance_s"] = _tolerances(raw)
     known = {f.name for f in fields(Settings)}
     assert set(values) <= known
+    if values.get("output_format") == "confluent" and "schema_registry_url" not in values:
+        raise ConfigError("TOPUP_OUTPUT_FORMAT=confluent needs TOPUP_SCHEMA_REGISTRY_URL")
     settings = Settings(**values)
     _check_kafka_security(settings)
     return settings

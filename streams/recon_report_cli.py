@@ -6,8 +6,8 @@ import time
 from datetime import UTC, datetime
 
 from streams import topics
-from streams.codecs import default_catalog
 from streams.config import Settings
+from streams.confluent import reading_catalog
 from streams.domain.recon_report import build_report, render_report
 from streams.kafka_clients import read_committed
 
@@ -29,7 +29,7 @@ def parse_since(text: str | None) -> int | None:
 def report(settings: Settings, since_ms: int | None, timeout_s: float = 60.0) -> str:
     records = read_committed(settings, [topics.RECON_BREAKS, topics.AUDIT],
                              until=time.monotonic() + timeout_s, idle_s=2.0)
-    catalog = default_catalog()
+    catalog = reading_catalog(settings)  # outputs may be Confluent-framed
     breaks, matched = [], set()
     for record in records:
         if record.topic == topics.RECON_BREAKS:

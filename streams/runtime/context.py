@@ -226,7 +226,7 @@ class Context:
         headers: Headers | None = None,
     ) -> None:
         """An Avro record on a contract topic."""
-        value = self.catalog.encode(topics.BY_NAME[topic].record, record)
+        value = self.catalog.encode(topics.BY_NAME[topic].record, record, topic=topic)
         self.send(Send(topic, key.encode() if key is not None else None, value, headers))
         self.metrics.inc("topup_records_published_total", topic=topic)
 

@@ -27,6 +27,7 @@ from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
 from streams.kafka_clients import PARTITIONER, client_config
 from streams.metrics import Metrics
+from streams.registry import RegistryUnavailable
 from streams.runtime import crash_points
 from streams.runtime.changelog_topics import changelog_overrides, validate_replication
 from streams.runtime.closed_stores import ClosedStores
@@ -286,6 +287,15 @@ class Worker:
             self.metrics.inc("topup_records_consumed_total", topic=record.topic)
             if record.topic != topics.TICKS:
                 self.ticker.seen(record.partition)
+        # Registry schemas are fetched (an unreachable registry waited out) before the
+        # transaction begins, so the wait cannot run into the transaction timeout; past
+        # a bounded wait the batch is replayed, so the consumer keeps polling (group
+        # membership, stop requests) while the registry stays away.
+        try:
+            self.catalog.prefetch(record.value for record in records)
+        except RegistryUnavailable:
+            self._rewind(batch_start)
+            return
         if self.repartitioner is not None:
             self.repartitioner.begin()
         self._changelog_ends.clear()
