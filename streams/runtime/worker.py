@@ -83,6 +83,9 @@ class Worker:
         self._stores_lock = threading.Lock()
         metrics.describe("topup_batches_committed_total", "Transactions committed")
         metrics.describe("topup_batches_aborted_total", "Transactions aborted and replayed")
+        metrics.describe("topup_restore_duration_seconds", "Store restore time on assignment")
+        metrics.describe("topup_transaction_commit_seconds", "Time to commit one transaction")
+        metrics.describe("topup_stage_handle_seconds", "Handling time of one record, by stage")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -160,6 +163,7 @@ class Worker:
         log.info("assigned %d partitions; restored %d store partitions (%d records) in %.2fs",
                  len(partitions), len(targets), applied, seconds)
         self.metrics.set("topup_restore_seconds", seconds)
+        self.metrics.observe("topup_restore_duration_seconds", seconds)
         self.ready.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -207,7 +211,10 @@ class Worker:
             pending = self.handle_batch(records, self._produce)
             encoded = encode_writes(pending)
             self._write_changelogs(encoded)
+            commit_started = time.perf_counter()
             self._commit(next_offsets)
+            self.metrics.observe("topup_transaction_commit_seconds",
+                                 time.perf_counter() - commit_started)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             if not error.txn_requires_abort():
@@ -242,6 +249,7 @@ class Worker:
         except DecodeError as exc:
             ctx.dead_letter(exc.reason, str(exc))
             return ctx.sends
+        started = time.perf_counter()
         try:
             stage.handle(ctx, decoded)
         except Exception as exc:
@@ -252,6 +260,8 @@ class Worker:
             ctx = Context(record, self.catalog, self.metrics, stores, views)
             ctx.dead_letter("BAD_PAYLOAD", f"processing failed: {type(exc).__name__}: {exc}")
             return ctx.sends
+        self.metrics.observe("topup_stage_handle_seconds", time.perf_counter() - started,
+                             stage=stage.name)
         for name, layer in ctx.layers.items():
             views[name].update(layer)
         return ctx.sends
