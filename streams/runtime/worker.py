@@ -86,6 +86,8 @@ class Worker:
         metrics.describe("topup_restore_duration_seconds", "Store restore time on assignment")
         metrics.describe("topup_transaction_commit_seconds", "Time to commit one transaction")
         metrics.describe("topup_stage_handle_seconds", "Handling time of one record, by stage")
+        metrics.describe("topup_consumer_lag_records",
+                         "Records behind the high watermark, by input partition")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -226,6 +228,16 @@ class Worker:
             return
         self.apply_committed(encoded, pending)
         self.metrics.inc("topup_batches_committed_total")
+        self._record_lag(next_offsets)
+
+    def _record_lag(self, next_offsets: dict[tuple[str, int], int]) -> None:
+        # cached=True reads the high watermark from the last fetch: no broker round trip.
+        for (topic, partition), offset in next_offsets.items():
+            _, high = self.consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), cached=True)
+            if high >= 0:
+                self.metrics.set("topup_consumer_lag_records", max(0, high - offset),
+                                 topic=topic, partition=str(partition))
 
     def handle_batch(self, records: list[Record], emit: Callable[[Send], None]) -> Pending:
         """Handles `records` in order, each by every stage consuming its topic, passing

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import yaml
@@ -61,6 +62,17 @@ def _firing(port: int) -> list[dict]:
     return [a for a in json.loads(body)["data"]["alerts"] if a["state"] == "firing"]
 
 
+def _assert_scraped(port: int) -> None:
+    """The histograms, per-partition lag and process metrics reached Prometheus."""
+    for query in ('topup_stage_handle_seconds_count{stage="intake"}',
+                  'topup_consumer_lag_records{topic="topup.webhooks"}',
+                  "process_resident_memory_bytes"):
+        status, body = http("GET", f"http://127.0.0.1:{port}/api/v1/query?query="
+                            + urllib.parse.quote(query))
+        assert status == 200, body
+        assert json.loads(body)["data"]["result"], f"no series for {query}"
+
+
 def test_forged_callbacks_fire_the_signature_alert_in_prometheus(kafka_env, workers, tmp_path):
     worker = workers.start(TOPUP_HMAC_SECRETS=",".join(HMAC_SECRETS),
                            TOPUP_WEBHOOK_RATE_PER_IP="1000", TOPUP_WEBHOOK_RATE_BURST="1000")
@@ -86,6 +98,7 @@ def test_forged_callbacks_fire_the_signature_alert_in_prometheus(kafka_env, work
                 assert names["WebhookSignaturesFailing"]["labels"]["severity"] == "page"
                 # The look-alikes stay quiet: nothing was a duplicate or a write failure.
                 assert not {"DuplicateCredits", "WriteFailures"} & set(names)
+                _assert_scraped(port)
                 return
             time.sleep(1)
         raise AssertionError(
