@@ -28,11 +28,12 @@ from streams import topics
 from streams.codecs import default_catalog
 from streams.config import load_settings
 from streams.domain.payments import PaymentEvent, PaymentKind
-from streams.kafka_clients import read_committed
-from streams.providers.testing import make_hmac_delivery
+from streams.kafka_clients import producer, read_committed
+from streams.providers.testing import SignedDelivery, make_hmac_delivery
 
 DRILL_SECRET = "drill-secret"
 FORGERIES = 20
+DRIFTED = 5
 
 
 def _http(method: str, url: str, body: bytes | None = None,
@@ -128,6 +129,73 @@ def forged_callbacks(env: dict[str, str], port: int) -> dict[str, int]:
     }
 
 
+def amount_drift(env: dict[str, str], port: int) -> dict[str, int]:
+    """One merchant's checkout charges less than the order: each payment is held
+    (ON_HOLD, AMOUNT_MISMATCH alert, a review case) and nothing is credited."""
+    settings = load_settings(env)
+    catalog = default_catalog()
+    run = uuid.uuid4().hex[:6]
+    now = int(time.time() * 1000)
+    orders = [f"drift-{run}-{n}" for n in range(DRIFTED)]
+    kafka = producer(settings)
+    for order_id in orders:
+        kafka.produce(topics.ORDERS, key=order_id, value=catalog.encode("OrderEvent", {
+            "event_id": f"{order_id}-created", "type": "CREATED", "order_id": order_id,
+            "occurred_at": now, "account_id": f"acct-{order_id}", "user_id": f"u-{order_id}",
+            "amount_minor": 1000, "currency": "USD", "provider": "hmac",
+            "merchant_id": "merchant-drift",
+        }), headers=[("correlation_id", f"corr-{order_id}".encode())])
+    if kafka.flush(30) != 0:
+        raise SystemExit("drill: orders not delivered")
+    for order_id in orders:
+        paid = PaymentEvent(
+            provider="hmac", event_id=f"evt-{order_id}", external_txn_id=f"txn-{order_id}",
+            order_id=order_id, kind=PaymentKind.PAYMENT_SUCCEEDED, amount_minor=980,
+            currency="USD", merchant_id="merchant-drift", app_id=None, occurred_at=now,
+        )
+        _post(port, make_hmac_delivery(paid, DRILL_SECRET, timestamp=int(time.time())))
+    wanted = set(orders)
+    deadline = time.monotonic() + 90
+    while True:
+        records = read_committed(settings, [topics.ALERTS, topics.ORDER_STATUS, topics.CREDITS],
+                                 until=time.monotonic() + 20, idle_s=1.0)
+        alerts = [catalog.decode("Alert", r.value) for r in records if r.topic == topics.ALERTS]
+        status: dict[str, str] = {}
+        for r in records:
+            if r.topic == topics.ORDER_STATUS:
+                change = catalog.decode(topics.BY_NAME[r.topic].record, r.value)
+                status[change["order_id"]] = change["status"]
+        credits = [r for r in records if r.topic == topics.CREDITS
+                   and catalog.decode("LedgerEntry", r.value)["order_id"] in wanted]
+        mismatched = {a["order_id"] for a in alerts if a["kind"] == "AMOUNT_MISMATCH"} & wanted
+        held = {o for o in wanted if status.get(o) == "ON_HOLD"}
+        if (len(mismatched) == len(held) == DRIFTED) or time.monotonic() > deadline:
+            break
+    metrics = _http("GET", f"http://127.0.0.1:{port}/metrics")[1].decode()
+    print("== what the operator sees ==")
+    print(f"topup.alerts: {len(mismatched)} AMOUNT_MISMATCH for merchant-drift orders")
+    print(f"topup.order-status: {len(held)} of {DRIFTED} orders ON_HOLD")
+    print(f"topup.credits: {len(credits)} credits for them")
+    for line in metrics.splitlines():
+        if line.startswith(("topup_alerts_total", "topup_holds_total")):
+            print("  " + line)
+    print("alert that fires: MismatchRateRising (with intake lag: IntakeLagAndMismatchRising);"
+          " runbook: docs/runbooks/amount-currency-mismatch.md")
+    return {"mismatch_alerts": len(mismatched), "held": len(held), "credits": len(credits)}
+
+
+def _expect_drift(state: dict[str, int]) -> bool:
+    return state == {"mismatch_alerts": DRIFTED, "held": DRIFTED, "credits": 0}
+
+
+def _post(port: int, delivery: SignedDelivery) -> None:
+    status, reply = _http("POST", f"http://127.0.0.1:{port}/webhooks/hmac", delivery.body, {
+        "Content-Type": "application/json",
+        "X-TopUp-Signature": delivery.headers["x-topup-signature"]})
+    if status != 202:
+        raise SystemExit(f"drill: endpoint answered {status}: {reply!r}")
+
+
 def _expect_forged(state: dict[str, int]) -> bool:
     return (state["dead_letters"] == FORGERIES and state["alerts"] == FORGERIES
             and state["payments"] == 0)
@@ -136,6 +204,7 @@ def _expect_forged(state: dict[str, int]) -> bool:
 DRILLS: dict[str, tuple[Callable[[dict[str, str], int], dict[str, int]],
                         Callable[[dict[str, int]], bool]]] = {
     "webhook-endpoint-failing": (forged_callbacks, _expect_forged),
+    "amount-currency-mismatch": (amount_drift, _expect_drift),
 }
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.drill import FORGERIES
+from streams.drill import DRIFTED, FORGERIES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,3 +25,15 @@ def test_forged_callbacks_drill_dead_letters_and_alerts_each_and_credits_nothing
     rejected = 'topup_webhooks_rejected_total{provider="hmac",reason="SIGNATURE_INVALID"}'
     assert f"{rejected} {FORGERIES}.0" in out
     assert "as the runbook states" in out
+
+
+def test_amount_drift_drill_holds_every_short_payment_and_credits_none(kafka_env):
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.drill", "amount-currency-mismatch"],
+        env=kafka_env, cwd=REPO, capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert f"topup.alerts: {DRIFTED} AMOUNT_MISMATCH" in out
+    assert f"{DRIFTED} of {DRIFTED} orders ON_HOLD" in out
+    assert "topup.credits: 0 credits" in out
