@@ -8,6 +8,7 @@ import signal
 import sys
 
 from streams.config import ConfigError, Settings, load_settings
+from streams.logs import configure as configure_logs
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -112,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
+        configure_logs()
         settings = load_settings()
     except ConfigError as exc:
         print(f"topup-guard: configuration error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
     from streams.agents import (
         balances,
         control,
+        funnel,
         intake,
         orders,
         reconciliation,
@@ -26,6 +27,7 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
     from streams.domain.risk_rules import load_rules
 
     rules = load_rules(settings.risk_rules or DEFAULT_RISK_RULES)
+    funnel.describe(metrics)
     return [
         intake.stage(settings, catalog, metrics),
         control.stage(settings, catalog),

@@ -53,6 +53,8 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
             "TOPUP_WECHATPAY_PLATFORM_KEYS with TOPUP_WECHATPAY_APIV3_KEY): every delivery "
             "will be dead-lettered as UNKNOWN_PROVIDER"
         )
+    # The URL names the provider, so callers choose it: only configured ones get a series.
+    metrics.bound("provider", adapters)
     retention_ms = settings.dedup_retention_days * DAY_S * 1000
     # The decision uses event time (below); RocksDB's TTL and the changelog's retention
     # only reclaim space, a day after an entry can no longer change a decision.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from streams import topics
+from streams.agents import funnel
 from streams.domain.order_outputs import (
     AlertOut,
     AuditOut,
@@ -37,3 +38,4 @@ def publish_outputs(ctx: Context, outputs: Iterable[Published]) -> None:
                     correlation_headers(output.correlation_id))
         if isinstance(output, AlertOut):
             ctx.metrics.inc("topup_alerts_total", kind=str(output.kind))
+        funnel.count(ctx.metrics, output)

@@ -115,6 +115,11 @@ class Worker:
         metrics.describe("topup_ticks_written_total", "Event-time ticks for idle partitions")
         metrics.describe("topup_restore_records", "Changelog records applied by the last restore")
         metrics.describe("topup_restore_seconds", "Duration of the last restore")
+        metrics.describe("topup_restore_duration_seconds", "Store restore time on assignment")
+        metrics.describe("topup_transaction_commit_seconds", "Time to commit one transaction")
+        metrics.describe("topup_stage_handle_seconds", "Handling time of one record, by stage")
+        metrics.describe("topup_consumer_lag_records",
+                         "Records behind the high watermark, by input partition")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -240,6 +245,7 @@ class Worker:
                  "%s", len(partitions), len(targets), report.records, seconds, report.describe())
         self.metrics.set("topup_restore_records", report.records)
         self.metrics.set("topup_restore_seconds", seconds)
+        self.metrics.observe("topup_restore_duration_seconds", seconds)
         self.ready.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -304,7 +310,10 @@ class Worker:
             pending = self.handle_batch(records, self._produce)
             encoded = encode_writes(pending)
             self._write_changelogs(encoded)
+            commit_started = time.perf_counter()
             self._commit(next_offsets)
+            self.metrics.observe("topup_transaction_commit_seconds",
+                                 time.perf_counter() - commit_started)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             if not error.txn_requires_abort():
@@ -321,6 +330,16 @@ class Worker:
         if self.repartitioner is not None:
             self.repartitioner.committed()
         self.metrics.inc("topup_batches_committed_total")
+        self._record_lag(next_offsets)
+
+    def _record_lag(self, next_offsets: dict[tuple[str, int], int]) -> None:
+        # cached=True reads the high watermark from the last fetch: no broker round trip.
+        for (topic, partition), offset in next_offsets.items():
+            _, high = self.consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), cached=True)
+            if high >= 0:
+                self.metrics.set("topup_consumer_lag_records", max(0, high - offset),
+                                 topic=topic, partition=str(partition))
 
     def handle_batch(self, records: list[Record], emit: Callable[[Send], None]) -> Pending:
         """Handles `records` in order, each by every stage consuming its topic, passing
@@ -351,6 +370,7 @@ class Worker:
         except DecodeError as exc:
             ctx.dead_letter(exc.reason, str(exc))
             return ctx.sends
+        started = time.perf_counter()
         try:
             stage.handle(ctx, decoded)
         except Exception as exc:
@@ -362,6 +382,8 @@ class Worker:
                           limits=self.size_limits)
             ctx.dead_letter("BAD_PAYLOAD", f"processing failed: {type(exc).__name__}: {exc}")
             return ctx.sends
+        self.metrics.observe("topup_stage_handle_seconds", time.perf_counter() - started,
+                             stage=stage.name)
         for name, layer in ctx.layers.items():
             views[name].update(layer)
         return ctx.sends

@@ -1,0 +1,57 @@
+"""The metrics registry: Prometheus exposition, histograms, and bounded label cardinality."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.metrics import MAX_VALUES_PER_LABEL, Metrics
+
+
+def _samples(metrics: Metrics, family: str) -> list:
+    for parsed in text_string_to_metric_families(metrics.render()):
+        if parsed.name == family:
+            return parsed.samples
+    return []
+
+
+def test_counters_gauges_and_histograms_render_in_the_exposition_format() -> None:
+    metrics = Metrics()
+    metrics.describe("topup_things_total", "Things")
+    metrics.inc("topup_things_total", provider="hmac")
+    metrics.inc("topup_things_total", 2, provider="hmac")
+    metrics.set("topup_lag_seconds", 4.5)
+    metrics.observe("topup_stage_handle_seconds", 0.02, stage="orders")
+    text = metrics.render()
+    assert "# HELP topup_things_total Things" in text
+    assert 'topup_things_total{provider="hmac"} 3.0' in text
+    assert "topup_lag_seconds 4.5" in text
+    assert 'topup_stage_handle_seconds_bucket{le="0.025",stage="orders"} 1.0' in text
+    assert "process_cpu_seconds_total" in text  # the standard process metrics
+
+
+def test_a_thousand_bogus_providers_make_one_other_series() -> None:
+    metrics = Metrics()
+    metrics.bound("provider", ["hmac", "stripe"])
+    metrics.inc("topup_webhooks_received_total", provider="hmac")
+    for n in range(1000):
+        metrics.inc("topup_webhooks_received_total", provider=f"bogus-{n}")
+        metrics.inc("topup_webhook_http_total", provider=f"bogus-{n}", outcome="rejected")
+    received = {s.labels["provider"]: s.value for s in
+                _samples(metrics, "topup_webhooks_received") if s.name.endswith("_total")}
+    assert received == {"hmac": 1.0, "other": 1000.0}
+    assert len(_samples(metrics, "topup_webhook_http")) <= 2
+
+
+def test_an_unbounded_label_is_capped_and_the_rest_count_as_other() -> None:
+    metrics = Metrics()
+    for n in range(1000):
+        metrics.inc("topup_dead_letters_total", kind=f"k{n}")
+    series = [s for s in _samples(metrics, "topup_dead_letters") if s.name.endswith("_total")]
+    assert len(series) == MAX_VALUES_PER_LABEL + 1
+    assert {s.labels["kind"] for s in series} >= {"other", "k0"}
+
+
+def test_identifier_labels_are_refused() -> None:
+    with pytest.raises(ValueError, match="order_id"):
+        Metrics().inc("topup_credits_total", order_id="o-1")
