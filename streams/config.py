@@ -35,6 +35,13 @@ class Settings:
     # One transaction per batch: larger batches amortize its commit and fold more writes
     # of a hot key into one changelog record; a quiet pipeline never waits for one to fill.
     batch_max_records: int = 2000
+    # A transactional client call that has not returned by then is abandoned and the
+    # producer and consumer re-created (librdkafka #5456: some calls ignore their timeout).
+    txn_call_timeout_s: int = 30
+    # /health answers 503 when records in hand stay uncommitted longer than this.
+    stall_threshold_s: int = 60
+    # SIGTERM: the worker exits within this, even when a client call hangs.
+    shutdown_timeout_s: int = 20
     webhook_max_body_bytes: int = 65_536
     webhook_rate_per_ip: int = 50
     webhook_rate_burst: int = 100
@@ -123,6 +130,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_ORPHAN_HOLD_S": ("orphan_hold_s", _positive_int),
     "TOPUP_SESSION_TIMEOUT_S": ("session_timeout_s", _positive_int),
     "TOPUP_BATCH_MAX_RECORDS": ("batch_max_records", _positive_int),
+    "TOPUP_TXN_CALL_TIMEOUT_S": ("txn_call_timeout_s", _positive_int),
+    "TOPUP_STALL_THRESHOLD_S": ("stall_threshold_s", _positive_int),
+    "TOPUP_SHUTDOWN_TIMEOUT_S": ("shutdown_timeout_s", _positive_int),
     "TOPUP_WEBHOOK_MAX_BODY_BYTES": ("webhook_max_body_bytes", _positive_int),
     "TOPUP_WEBHOOK_RATE_PER_IP": ("webhook_rate_per_ip", _positive_int),
     "TOPUP_WEBHOOK_RATE_BURST": ("webhook_rate_burst", _positive_int),

@@ -27,11 +27,14 @@ def last_stable_offsets(bootstrap: str, partitions: list[Changelog]) -> dict[Cha
 
 
 def restore(
-    bootstrap: str, group: str, targets: Mapping[Changelog, PartitionStore], timeout_s: float
+    bootstrap: str, group: str, targets: Mapping[Changelog, PartitionStore], timeout_s: float,
+    starts: Mapping[Changelog, int] | None = None,
 ) -> int:
-    """Fill empty stores from the start of their changelogs; returns records applied."""
+    """Fill empty stores from the start of their changelogs (or from `starts`, to catch up
+    a tail: re-applying a changelog range in order is idempotent); returns records applied."""
+    starts = starts or {}
     ends = {tp: end for tp, end in last_stable_offsets(bootstrap, list(targets)).items()
-            if end > 0}
+            if end > starts.get(tp, 0)}
     if not ends:
         return 0
     consumer = Consumer({
@@ -43,7 +46,8 @@ def restore(
     })
     applied = 0
     try:
-        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
+        consumer.assign([TopicPartition(t, p, starts.get((t, p), OFFSET_BEGINNING))
+                         for t, p in ends])
         deadline = time.monotonic() + timeout_s
         while ends:
             if time.monotonic() > deadline:
