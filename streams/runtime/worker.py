@@ -15,6 +15,7 @@ partitions next restores from committed state (topology.md, "Exactly-once under 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import logging
@@ -52,6 +53,7 @@ RECORD_ERRORS = frozenset({
     KafkaError.MSG_SIZE_TOO_LARGE,
     KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_RECORD,
 })
+MAX_REFUSED_TRACKED = 10_000
 # Test hook only (tests/chaos): after this many committed batches, the worker SIGSTOPs
 # itself between send_offsets_to_transaction and commit_transaction, once.
 TEST_STOP_BEFORE_COMMIT = "TOPUP_TEST_STOP_BEFORE_COMMIT_AFTER_BATCHES"
@@ -194,6 +196,9 @@ class Worker:
         self.metrics.inc("topup_client_recreations_total")
         self.ready.clear()
         self._txn_open = False
+        # The records in hand are dropped with the assignment; /health says "starting"
+        # until the new consumer is assigned and restored.
+        self.uncommitted_since = None
         self._close_consumer()
         self._close_stores(list(self.stores))
         self._start_clients()
@@ -408,6 +413,8 @@ class Worker:
                 culprit = handling[-1] if handling else records[0]
                 key = (culprit.topic, culprit.partition, culprit.offset)
                 self._refused[key] = self._refused.get(key, 0) + 1
+                if len(self._refused) > MAX_REFUSED_TRACKED:
+                    del self._refused[next(iter(self._refused))]  # the oldest
                 log.warning("output of %s refused (%d): %s", culprit.where(),
                             self._refused[key], error)
             else:
@@ -455,8 +462,17 @@ class Worker:
         if refused >= 2:
             # Its output was refused by the broker twice, with a fresh producer: the
             # record goes to the DLQ as it came instead of failing every replay.
-            ctx.dead_letter("BAD_PAYLOAD", "output refused by Kafka (too large or invalid)")
-            return ctx.sends
+            if refused == 2:
+                ctx.dead_letter("BAD_PAYLOAD", "output refused by Kafka (too large or invalid)")
+                return ctx.sends
+            # Even its dead letter was refused (the record alone is near the limit): the
+            # dead letter points at the original, which stays in its source topic.
+            size = len(record.value or b"")
+            bare = Context(dataclasses.replace(record, value=b""), self.catalog, self.metrics,
+                           stores, views)
+            bare.dead_letter("BAD_PAYLOAD", f"output refused by Kafka; the {size}-byte "
+                             "original is at the source topic, partition and offset")
+            return bare.sends
         try:
             decoded = stage.decode(record)
         except DecodeError as exc:
