@@ -100,7 +100,9 @@ def feed(settings, orders: list[dict], callbacks: list, slice_size: int, pause_s
                 flow.order(item)
             else:
                 flow.callback(item[0], received_at=item[1], secret=item[2])
-        flow.flush()
+        # Waits out a broker outage (the chaos suite stops it) as a client would.
+        while flow.producer.flush(5) > 0:
+            pass
         time.sleep(pause_s)
 
 
