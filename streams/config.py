@@ -38,6 +38,8 @@ class Settings:
     # A transactional client call that has not returned by then is abandoned and the
     # producer and consumer re-created (librdkafka #5456: some calls ignore their timeout).
     txn_call_timeout_s: int = 30
+    # The broker aborts a transaction open longer than this (a dead or frozen worker's).
+    transaction_timeout_s: int = 10
     # /health answers 503 when records in hand stay uncommitted longer than this.
     stall_threshold_s: int = 60
     # SIGTERM: the worker exits within this, even when a client call hangs.
@@ -131,6 +133,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_SESSION_TIMEOUT_S": ("session_timeout_s", _positive_int),
     "TOPUP_BATCH_MAX_RECORDS": ("batch_max_records", _positive_int),
     "TOPUP_TXN_CALL_TIMEOUT_S": ("txn_call_timeout_s", _positive_int),
+    "TOPUP_TRANSACTION_TIMEOUT_S": ("transaction_timeout_s", _positive_int),
     "TOPUP_STALL_THRESHOLD_S": ("stall_threshold_s", _positive_int),
     "TOPUP_SHUTDOWN_TIMEOUT_S": ("shutdown_timeout_s", _positive_int),
     "TOPUP_WEBHOOK_MAX_BODY_BYTES": ("webhook_max_body_bytes", _positive_int),

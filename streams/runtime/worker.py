@@ -42,7 +42,6 @@ from streams.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
-TRANSACTION_TIMEOUT_MS = 10_000
 RETRY_BACKOFF_S = 1.0
 RESTORE_TIMEOUT_S = 900.0
 # Bounded steps of a shutdown or of dropping a client: never worth waiting longer for.
@@ -141,6 +140,13 @@ class Worker:
                         self._process(messages)
                 except ClientUnusable as exc:
                     self._recreate_clients(str(exc))
+                except (KafkaException, TimeoutError) as exc:
+                    # Out of a rebalance callback (a restore that met a leader change or
+                    # ran out of time): the assignment is half done, so start afresh.
+                    log.exception("consumer failed")
+                    if self.stopping.wait(RETRY_BACKOFF_S):
+                        break
+                    self._recreate_clients(f"consumer: {exc}")
         except Stopping:
             log.info("stop requested while waiting for a client call")
         finally:
@@ -154,7 +160,7 @@ class Worker:
             self.producer = Producer({
                 "bootstrap.servers": settings.bootstrap_servers,
                 "transactional.id": transactional_id(settings),
-                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                "transaction.timeout.ms": settings.transaction_timeout_s * 1000,
                 "partitioner": PARTITIONER,
                 "linger.ms": 5,
                 "queue.buffering.max.messages": 1_000_000,
@@ -273,6 +279,8 @@ class Worker:
         if consumer is not self.consumer:
             return  # a dropped consumer's late callback
         started = time.monotonic()
+        log.info("assignment of %d partitions received; restoring after stable offsets",
+                 len(partitions))
         targets = {}
         for spec, partition in self._owned(partitions):
             if (spec.name, partition) not in self.stores:

@@ -33,12 +33,28 @@ class Traffic:
     """The workload, produced in slices in the background while faults happen."""
 
     def __init__(self, settings: Settings, seed: int, slice_size: int = 30,
-                 pause_s: float = 0.3, orders: int = ORDERS) -> None:
+                 pause_s: float = 0.3, orders: int = ORDERS,
+                 hold_callbacks: bool = False) -> None:
+        """`hold_callbacks`: every order first, the payments only after release(), so
+        that they need the order states a fault may have lost."""
         order_events, callbacks, self.expected = crash_workload(seed, orders)
-        self.thread = threading.Thread(
-            target=feed, args=(settings, order_events, callbacks, slice_size, pause_s),
-            daemon=True)
+        self.released = threading.Event()
+        if not hold_callbacks:
+            self.released.set()
+
+        def run() -> None:
+            if hold_callbacks:
+                feed(settings, order_events, [], slice_size, pause_s)
+                self.released.wait()
+                feed(settings, [], callbacks, slice_size, pause_s)
+            else:
+                feed(settings, order_events, callbacks, slice_size, pause_s)
+
+        self.thread = threading.Thread(target=run, daemon=True)
         self.settings = settings
+
+    def release(self) -> None:
+        self.released.set()
 
     def start(self) -> Traffic:
         self.thread.start()
@@ -48,6 +64,7 @@ class Traffic:
         """Waits for every expected credit (read_committed) and checks them; returns the
         seconds it took. A worker exiting meanwhile fails the test."""
         started = time.monotonic()
+        self.release()
         self.thread.join(timeout=timeout_s)
         records = read_until(
             self.settings, [topics.CREDITS],

@@ -19,18 +19,24 @@ from tests.kafka_harness import settings_from
 @pytest.mark.parametrize("zombie_fate", ["resumes", "dies"])
 def test_a_zombies_late_commit_loses_no_credit(kafka_env, workers, session_timeout_s,
                                                zombie_fate):
-    env = chaos_env(kafka_env, session_timeout_s)
-    traffic = Traffic(settings_from(env), seed=SEEDS[0]).start()
+    # A resuming zombie's transaction must still be open when it resumes, so that its
+    # late commit lands after the takeover: the broker's abort comes later than that.
+    env = chaos_env(kafka_env, session_timeout_s, TOPUP_TRANSACTION_TIMEOUT_S=(
+        str(session_timeout_s + 20) if zombie_fate == "resumes" else "10"))
+    # The frozen batch holds orders; their payments arrive only after the takeover, so
+    # they need the order states the zombie's late commit wrote.
+    traffic = Traffic(settings_from(env), seed=SEEDS[0], hold_callbacks=True).start()
     zombie = workers.start("zombie", **env, **{TEST_STOP_BEFORE_COMMIT: "3"})
     wait_for("the zombie froze before commit_transaction", lambda: is_stopped(zombie), 120)
     frozen_at = time.monotonic()
 
     successor = workers.start("successor", **env)
-    # The successor owns the partitions once the zombie's session expired.
-    wait_for("the successor was assigned partitions", in_log(successor, "assigned"),
-             session_timeout_s + 60)
-    # Frozen past the session timeout, and past the successor's takeover.
-    time.sleep(max(0.0, frozen_at + session_timeout_s + 2 - time.monotonic()))
+    # The successor is given the partitions once the zombie's session expired; the
+    # payments flow to it at once, while the zombie is still frozen.
+    wait_for("the successor was given the partitions",
+             in_log(successor, "assignment of"), session_timeout_s + 60)
+    traffic.release()
+    time.sleep(max(3.0, frozen_at + session_timeout_s + 2 - time.monotonic()))
     if zombie_fate == "resumes":
         zombie.process.send_signal(signal.SIGCONT)
         alive = [zombie, successor]
