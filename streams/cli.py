@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import threading
 
 from streams.config import ConfigError, Settings, load_settings
 from streams.logs import configure as configure_logs
@@ -36,8 +38,17 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         print(f"topup-guard: risk rules refused: {exc}", file=sys.stderr)
         return 2
     worker = Worker(settings, stages, catalog, metrics)
+
+    def stop(*_: object) -> None:
+        # The worker stops within its own bounds; this timer is the backstop for a client
+        # call that holds the process anyway (a hung restore, a wedged close).
+        worker.stop()
+        backstop = threading.Timer(settings.shutdown_timeout_s, _exit_now)
+        backstop.daemon = True
+        backstop.start()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: worker.stop())
+        signal.signal(signum, stop)
     serve_in_background(worker)
     try:
         worker.run()
@@ -48,6 +59,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         print(f"topup-guard: configuration error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _exit_now() -> None:
+    logging.getLogger(__name__).error("shutdown overran its bound; exiting now")
+    logging.shutdown()
+    os._exit(1)
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:

@@ -47,6 +47,15 @@ class Settings:
     # One transaction per batch: larger batches amortize its commit and fold more writes
     # of a hot key into one changelog record; a quiet pipeline never waits for one to fill.
     batch_max_records: int = 2000
+    # A transactional client call that has not returned by then is abandoned and the
+    # producer and consumer re-created (librdkafka #5456: some calls ignore their timeout).
+    txn_call_timeout_s: int = 30
+    # The broker aborts a transaction open longer than this (a dead or frozen worker's).
+    transaction_timeout_s: int = 10
+    # /health answers 503 when records in hand stay uncommitted longer than this.
+    stall_threshold_s: int = 60
+    # SIGTERM: the worker exits within this, even when a client call hangs.
+    shutdown_timeout_s: int = 20
     webhook_max_body_bytes: int = 65_536
     # An event time further than this ahead of its record's broker timestamp is refused
     # (SCHEMA_INVALID), so one absurd date cannot move a partition's clock for good.
@@ -225,6 +234,10 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_STATE_CLEANUP_DELAY_S": ("state_cleanup_delay_s", _positive_int),
     "TOPUP_BATCH_MAX_RECORDS": ("batch_max_records", _positive_int),
     "TOPUP_MAX_EVENT_SKEW_S": ("max_event_skew_s", _positive_int),
+    "TOPUP_TXN_CALL_TIMEOUT_S": ("txn_call_timeout_s", _positive_int),
+    "TOPUP_TRANSACTION_TIMEOUT_S": ("transaction_timeout_s", _positive_int),
+    "TOPUP_STALL_THRESHOLD_S": ("stall_threshold_s", _positive_int),
+    "TOPUP_SHUTDOWN_TIMEOUT_S": ("shutdown_timeout_s", _positive_int),
     "TOPUP_WEBHOOK_MAX_BODY_BYTES": ("webhook_max_body_bytes", _positive_int),
     "TOPUP_WEBHOOK_RATE_PER_IP": ("webhook_rate_per_ip", _positive_int),
     "TOPUP_WEBHOOK_RATE_BURST": ("webhook_rate_burst", _positive_int),

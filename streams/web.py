@@ -206,15 +206,17 @@ def build_operator_app(worker: Worker) -> web.Application:
     async def metrics_page(request: web.Request) -> web.Response:
         if settings.operator_token_on_metrics and not _token_ok(request, token):
             return _unauthorized()
+        worker.health()  # refreshes the time-since-commit gauge
         return web.Response(text=metrics.render(), content_type="text/plain",
                             headers={"X-Prometheus-Format": "0.0.4"})
 
     async def health(request: web.Request) -> web.Response:
-        # Ready once partitions are assigned and every store is restored: before that,
-        # the worker serves HTTP but processes nothing.
-        ready = worker.ready.is_set()
-        body = {"status": "ok" if ready else "starting", "app": settings.app_id}
-        return web.json_response(body, status=200 if ready else 503)
+        # 200 once partitions are assigned and every store is restored, and while the
+        # worker commits what it has in hand; 503 with the reason otherwise.
+        healthy, why = worker.health()
+        body = {**why, "app": settings.app_id,
+                "seconds_since_last_commit": round(worker.seconds_since_commit(), 1)}
+        return web.json_response(body, status=200 if healthy else 503)
 
     app = web.Application()
     app.router.add_get("/accounts/{account_id}/balance", balance)

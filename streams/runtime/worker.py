@@ -5,14 +5,22 @@ together) and one transactional producer per worker. Each batch is a transaction
 every output, every changelog write and the consumed offsets; the batch's writes reach
 the local stores only after the commit succeeded. An abortable failure aborts the
 transaction, drops the batch's writes and rewinds the consumer to the batch's start.
+
+Faults never end the process: every transactional call runs under a watchdog, and a call
+that hangs or leaves the producer unusable (fenced, fatal, `_STATE`, an ambiguous commit)
+drops the producer and the consumer's assignment and starts both afresh; whoever owns the
+partitions next restores from committed state (topology.md, "Exactly-once under faults").
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,9 +40,10 @@ from streams.runtime import crash_points
 from streams.runtime.changelog_topics import changelog_overrides, validate_replication
 from streams.runtime.closed_stores import ClosedStores
 from streams.runtime.context import BatchWrites, Context, Record, Send, SizeLimits
+from streams.runtime.deadline import ClientUnusable, Stopping, Watchdog
 from streams.runtime.layout import check_copartitioned, partition_counts
 from streams.runtime.repartition import Repartitioner, keyed_inputs
-from streams.runtime.restore import restore
+from streams.runtime.restore import RestoreReport, last_stable_offsets, restore
 from streams.runtime.stage import Stage
 from streams.runtime.store import PartitionStore, StoreSpec, encode_value
 from streams.runtime.ticks import IdleTicker, decode_tick
@@ -42,10 +51,21 @@ from streams.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
-TRANSACTION_TIMEOUT_MS = 10_000
 RETRY_BACKOFF_S = 1.0
 RESTORE_TIMEOUT_S = 900.0
 LAYOUT_WAIT_S = 30.0
+# Bounded steps of a shutdown or of dropping a client: never worth waiting longer for.
+CLOSE_TIMEOUT_S = 5.0
+# Producer errors a record causes (its output is refused): retried once with a fresh
+# producer, then the record is dead-lettered rather than replayed forever.
+RECORD_ERRORS = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_RECORD,
+})
+MAX_REFUSED_TRACKED = 10_000
+# Test hook only (tests/chaos): after this many committed batches, the worker SIGSTOPs
+# itself between send_offsets_to_transaction and commit_transaction, once.
+TEST_STOP_BEFORE_COMMIT = "TOPUP_TEST_STOP_BEFORE_COMMIT_AFTER_BATCHES"
 # Handling a batch allocates many short-lived objects while the stores keep decoded
 # states alive; the default young-generation threshold (700) walks them thousands of
 # times a second. bench/HISTORY.md has the before and after.
@@ -108,6 +128,22 @@ class Worker:
         self.ready = threading.Event()
         self.stopping = threading.Event()
         self._stores_lock = threading.Lock()
+        self.watchdog = Watchdog(settings.txn_call_timeout_s, self.stopping)
+        self.last_commit = time.monotonic()
+        # When records in hand first went uncommitted (None: nothing in hand).
+        self.uncommitted_since: float | None = None
+        self._txn_open = False
+        # Changelog partition -> offset restored up to, checked again before the first batch.
+        self._restored_to: dict[tuple[str, int], int] = {}
+        self._restored_stores: dict[tuple[str, int], PartitionStore] = {}
+        # Records whose output a producer refused, and how often; and partitions handled
+        # one record per transaction until past an offset, to find such a record.
+        self._refused: dict[tuple[str, int, int], int] = {}
+        self._isolate_until: dict[tuple[str, int], int] = {}
+        self._record_error: KafkaError | None = None
+        raw_hook = os.environ.get(TEST_STOP_BEFORE_COMMIT)
+        self._test_stop_after = int(raw_hook) if raw_hook else None
+        self._committed_batches = 0
         # Read from the broker at start: outputs over them are dead-lettered, not produced.
         self.size_limits = SizeLimits()
         metrics.describe("topup_batches_committed_total", "Transactions committed")
@@ -120,6 +156,12 @@ class Worker:
         metrics.describe("topup_stage_handle_seconds", "Handling time of one record, by stage")
         metrics.describe("topup_consumer_lag_records",
                          "Records behind the high watermark, by input partition")
+        metrics.describe("topup_client_recreations_total",
+                         "Producer and consumer dropped and re-created after a fault")
+        metrics.describe("topup_seconds_since_last_commit",
+                         "Seconds since this worker last committed a transaction")
+        metrics.describe("topup_restore_tail_catchups_total",
+                         "Changelogs that moved after restore and were caught up")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -136,20 +178,58 @@ class Worker:
             settings, [spec.name for spec in (*topics.TOPICS, *changelogs)]))
         self.repartitioner = Repartitioner(self.keyed, self._checked_layout(), self.catalog,
                                            self.metrics)
-        self.producer = Producer({
-            **client_config(settings),
-            "transactional.id": transactional_id(settings),
-            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-            "partitioner": PARTITIONER,
-            "linger.ms": 5,
-            "queue.buffering.max.messages": 1_000_000,
-        })
-        self.producer.init_transactions(60)
+        try:
+            self._start_clients()
+            while not self.stopping.is_set():
+                try:
+                    if messages := self._next_batch():
+                        self._process(messages)
+                    self._tick_idle_partitions()
+                    self.closed.remove_expired(time.monotonic())
+                except ClientUnusable as exc:
+                    self._recreate_clients(str(exc))
+                except (KafkaException, TimeoutError) as exc:
+                    # Out of a rebalance callback (a restore that met a leader change or
+                    # ran out of time): the assignment is half done, so start afresh.
+                    log.exception("consumer failed")
+                    if self.stopping.wait(RETRY_BACKOFF_S):
+                        break
+                    self._recreate_clients(f"consumer: {exc}")
+        except Stopping:
+            log.info("stop requested while waiting for a client call")
+        finally:
+            self._shutdown()
+
+    def _start_clients(self) -> None:
+        """A fresh transactional producer and a consumer subscribed to the inputs. A broker
+        away is waited out (init_transactions retried) until a stop is requested."""
+        settings = self.settings
+        while True:
+            self.producer = Producer({
+                **client_config(settings),
+                "transactional.id": transactional_id(settings),
+                "transaction.timeout.ms": settings.transaction_timeout_s * 1000,
+                "partitioner": PARTITIONER,
+                "linger.ms": 5,
+                "queue.buffering.max.messages": 1_000_000,
+                "on_delivery": self._on_delivery,
+            })
+            try:
+                # Fences every earlier producer of this transactional id, aborting its
+                # open transaction: a hung or zombie self can no longer commit.
+                self.watchdog.run("init_transactions",
+                                  lambda: self.producer.init_transactions(60), timeout_s=70)
+                break
+            except (KafkaException, ClientUnusable) as exc:
+                log.warning("producer not ready, retrying: %s", exc)
+                if self.stopping.wait(RETRY_BACKOFF_S):
+                    raise Stopping("init_transactions") from exc
         self.consumer = Consumer({
             **client_config(settings),
             "group.id": settings.app_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            # Also makes committed() ask for stable offsets (KIP-447), see _on_assign.
             "isolation.level": "read_committed",
             "partition.assignment.strategy": "range",
             "session.timeout.ms": settings.session_timeout_s * 1000,
@@ -161,26 +241,80 @@ class Worker:
             sorted(self.stages_of), on_assign=self._on_assign, on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
+
+    def _recreate_clients(self, reason: str) -> None:
+        """Drop the producer and the consumer's assignment, then start both afresh. The
+        open transaction is aborted by the new producer's fencing (or times out); the
+        partitions' next owner, maybe this worker again, restores from committed state."""
+        log.error("dropping producer and consumer, re-creating both: %s", reason)
+        self.metrics.inc("topup_client_recreations_total")
+        self.ready.clear()
+        self._txn_open = False
+        # The records in hand are dropped with the assignment; /health says "starting"
+        # until the new consumer is assigned and restored.
+        self.uncommitted_since = None
+        self._close_consumer()
+        # The new consumer's assignment decides what is ours: until then, no ticks.
+        self.ticker.revoked(range(self.settings.partitions))
+        self._close_stores(list(self.stores))
+        self._start_clients()
+
+    def _close_consumer(self) -> None:
+        consumer = self.consumer
         try:
-            while not self.stopping.is_set():
-                if messages := self._next_batch():
-                    self._process(messages)
-                self._tick_idle_partitions()
-                self.closed.remove_expired(time.monotonic())
-        finally:
-            self.ready.clear()
-            self.consumer.close()
-            self.producer.flush(10)
-            self._close_stores(list(self.stores))
+            self.watchdog.run("consumer.close", consumer.close, CLOSE_TIMEOUT_S, stoppable=False)
+        except (KafkaException, ClientUnusable, RuntimeError) as exc:
+            # Abandoned: its late callbacks find it is no longer self.consumer.
+            log.warning("consumer not closed cleanly: %s", exc)
+        self.consumer = _RETIRED
+
+    def _shutdown(self) -> None:
+        """Bounded: abort what can be aborted, leave the group, close the stores."""
+        self.ready.clear()
+        producer = getattr(self, "producer", None)
+        if producer is not None and self._txn_open:
+            with contextlib.suppress(KafkaException, ClientUnusable):
+                self.watchdog.run("abort_transaction", lambda: producer.abort_transaction(5),
+                                  CLOSE_TIMEOUT_S, stoppable=False)
+        if getattr(self, "consumer", _RETIRED) is not _RETIRED:
+            self._close_consumer()
+        if producer is not None:
+            with contextlib.suppress(KafkaException, ClientUnusable):
+                self.watchdog.run("producer.flush", lambda: producer.flush(5),
+                                  CLOSE_TIMEOUT_S, stoppable=False)
+        self._close_stores(list(self.stores))
 
     def _next_batch(self) -> list[Message]:
         """What has arrived, up to a batch, without waiting for a batch to fill: waiting
         for a full batch would add the whole timeout to every hop of a quiet pipeline.
-        Under load the fetched queue fills whole batches anyway."""
+        Under load the fetched queue fills whole batches anyway. While a record refused
+        by the producer is being looked for, one record per transaction."""
+        self.metrics.set("topup_seconds_since_last_commit", self.seconds_since_commit())
         first = self.consumer.poll(0.2)
         if first is None:
             return []
+        if self._isolate_until:
+            return [first]
         return [first, *self.consumer.consume(self.settings.batch_max_records - 1, 0)]
+
+    def seconds_since_commit(self) -> float:
+        return time.monotonic() - self.last_commit
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy, why) for /health: not ready, a client call overdue, or records in hand
+        left uncommitted past the stall threshold."""
+        self.metrics.set("topup_seconds_since_last_commit", self.seconds_since_commit())
+        if overdue := self.watchdog.overdue():
+            name, seconds = overdue
+            return False, {"status": "stuck", "reason": f"{name} running for {seconds:.0f}s"}
+        since = self.uncommitted_since
+        if since is not None and time.monotonic() - since > self.settings.stall_threshold_s:
+            return False, {"status": "stuck", "reason": (
+                f"records uncommitted for {time.monotonic() - since:.0f}s; last commit "
+                f"{self.seconds_since_commit():.0f}s ago")}
+        if not self.ready.is_set():
+            return False, {"status": "starting", "reason": "partitions not assigned and restored"}
+        return True, {"status": "ok"}
 
     def stop(self) -> None:
         self.stopping.set()
@@ -204,18 +338,26 @@ class Worker:
         """Ticks for partitions without input, in a transaction of their own."""
         if topics.TICKS not in self.stages_of or not (ticks := self.ticker.due()):
             return
-        self.producer.begin_transaction()
+        timeout = self.settings.txn_call_timeout_s
+        self.watchdog.run("begin_transaction", self.producer.begin_transaction)
+        self._txn_open = True
         try:
             for send in ticks:
                 self._produce(send)
-            self._retrying(lambda: self.producer.commit_transaction(30))
+            self._retrying("commit_transaction", lambda: self.producer.commit_transaction(timeout))
+            self._txn_open = False
             self.metrics.inc("topup_ticks_written_total", len(ticks))
         except KafkaException as exc:
             if not exc.args[0].txn_requires_abort():
-                raise
+                raise ClientUnusable(f"tick commit_transaction: {exc.args[0]}") from exc
             # The next idle spell ticks again, by the time elapsed since this one.
             log.warning("tick transaction aborted: %s", exc.args[0])
-            self._retrying(lambda: self.producer.abort_transaction(30))
+            try:
+                self._retrying("abort_transaction",
+                               lambda: self.producer.abort_transaction(timeout))
+            except KafkaException as abort_exc:
+                raise ClientUnusable(f"abort failed: {abort_exc.args[0]}") from abort_exc
+            self._txn_open = False
 
     # -- rebalancing -------------------------------------------------------------------
 
@@ -224,7 +366,11 @@ class Worker:
                 for stage in self.stages_of[tp.topic] for spec in stage.stores}
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if consumer is not self.consumer:
+            return  # a dropped consumer's late callback
         started = time.monotonic()
+        log.info("assignment of %d partitions received; restoring after stable offsets",
+                 len(partitions))
         targets = {}
         for spec, partition in self._owned(partitions):
             if (spec.name, partition) not in self.stores:
@@ -235,8 +381,7 @@ class Worker:
                 with self._stores_lock:
                     self.stores[(spec.name, partition)] = store
                 targets[(changelog, partition)] = store
-        report = restore(client_config(self.settings), f"{self.settings.app_id}-restore",
-                         targets, RESTORE_TIMEOUT_S)
+        report = self._restore_after_stable_offsets(consumer, partitions, targets)
         # Store partitions left on disk by an earlier run and not ours now age out too.
         self.closed.adopt_leftovers([store.path for store in self.stores.values()], started)
         seconds = time.monotonic() - started
@@ -248,7 +393,52 @@ class Worker:
         self.metrics.observe("topup_restore_duration_seconds", seconds)
         self.ready.set()
 
+    def _restore_after_stable_offsets(
+        self, consumer: Consumer, partitions: list[TopicPartition],
+        targets: dict[tuple[str, int], PartitionStore],
+    ) -> RestoreReport:
+        """Restore only once no transaction of a former owner can still commit offsets for
+        these partitions (KIP-447; the argument is in topology.md): committed() under
+        read_committed asks the coordinator for stable offsets and waits while a former
+        owner's transactional offset commit is pending. The changelogs' last stable
+        offsets are measured after that, and checked again before the first batch."""
+        deadline = time.monotonic() + RESTORE_TIMEOUT_S
+        while True:
+            try:
+                consumer.committed(partitions, timeout=30)
+                break
+            except KafkaException as exc:
+                if time.monotonic() > deadline or self.stopping.is_set():
+                    raise
+                log.warning("waiting for stable committed offsets: %s", exc)
+        client = client_config(self.settings)
+        ends = last_stable_offsets(client, list(targets))
+        report = restore(client, f"{self.settings.app_id}-restore", targets, RESTORE_TIMEOUT_S)
+        self._restored_to.update(ends)
+        self._restored_stores.update(targets)
+        return report
+
+    def _catch_up_moved_changelogs(self) -> None:
+        """Before the first batch after a restore: a changelog whose last stable offset
+        moved since was written by a late commit; restore its tail before handling."""
+        restored, stores = self._restored_to, self._restored_stores
+        self._restored_to, self._restored_stores = {}, {}
+        open_stores = set(map(id, self.stores.values()))
+        restored = {cl: end for cl, end in restored.items() if id(stores[cl]) in open_stores}
+        client = client_config(self.settings)
+        now = last_stable_offsets(client, list(restored))
+        moved = {cl: end for cl, end in restored.items() if now.get(cl, 0) > end}
+        if not moved:
+            return
+        log.warning("changelogs moved after restore, catching up: %s", sorted(moved))
+        self.metrics.inc("topup_restore_tail_catchups_total", len(moved))
+        # Each store restores from its checkpoint, where the first restore left it: the tail.
+        restore(client, f"{self.settings.app_id}-restore",
+                {cl: stores[cl] for cl in moved}, RESTORE_TIMEOUT_S)
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if consumer is not self.consumer:
+            return  # a dropped consumer's late callback
         # Called only inside consume(), never with a transaction open.
         self.ready.clear()
         self.ticker.revoked(tp.partition for tp in partitions)
@@ -278,12 +468,14 @@ class Worker:
             if error is None:
                 records.append(record_of(message))
             elif error.fatal():
-                raise KafkaException(error)
+                raise ClientUnusable(f"consumer: {error}")
             else:
                 # Transient (a broker away, a rebalance): librdkafka retries on its own.
                 log.warning("consumer: %s", error)
         if not records:
             return
+        if self._restored_to:
+            self._catch_up_moved_changelogs()
         batch_start: dict[tuple[str, int], int] = {}
         next_offsets: dict[tuple[str, int], int] = {}
         for record in records:
@@ -305,9 +497,14 @@ class Worker:
         if self.repartitioner is not None:
             self.repartitioner.begin()
         self._changelog_ends.clear()
-        self.producer.begin_transaction()
+        if self.uncommitted_since is None:
+            self.uncommitted_since = time.monotonic()
+        self._record_error = None
+        self.watchdog.run("begin_transaction", self.producer.begin_transaction)
+        self._txn_open = True
+        handling: list[Record] = []
         try:
-            pending = self.handle_batch(records, self._produce)
+            pending = self.handle_batch(records, self._produce, handling)
             encoded = encode_writes(pending)
             self._write_changelogs(encoded)
             commit_started = time.perf_counter()
@@ -315,14 +512,11 @@ class Worker:
             self.metrics.observe("topup_transaction_commit_seconds",
                                  time.perf_counter() - commit_started)
         except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if not error.txn_requires_abort():
-                raise
-            log.warning("transaction aborted, replaying the batch: %s", error)
-            self.metrics.inc("topup_batches_aborted_total")
-            self._retrying(lambda: self.producer.abort_transaction(30))
-            self._rewind(batch_start)
+            self._failed(exc.args[0], records, handling, batch_start, next_offsets)
             return
+        self._txn_open = False
+        self.last_commit = time.monotonic()
+        self.uncommitted_since = None
         crash_points.reached(crash_points.AFTER_COMMIT)
         # The commit flushed every record; this serves the delivery reports still queued.
         self.producer.poll(0)
@@ -330,6 +524,10 @@ class Worker:
         if self.repartitioner is not None:
             self.repartitioner.committed()
         self.metrics.inc("topup_batches_committed_total")
+        self._committed_batches += 1
+        for where, offset in next_offsets.items():
+            if self._isolate_until.get(where, offset + 1) <= offset:
+                del self._isolate_until[where]
         self._record_lag(next_offsets)
 
     def _record_lag(self, next_offsets: dict[tuple[str, int], int]) -> None:
@@ -341,9 +539,49 @@ class Worker:
                 self.metrics.set("topup_consumer_lag_records", max(0, high - offset),
                                  topic=topic, partition=str(partition))
 
-    def handle_batch(self, records: list[Record], emit: Callable[[Send], None]) -> Pending:
+    def _failed(self, error: KafkaError, records: list[Record], handling: list[Record],
+                batch_start: dict[tuple[str, int], int],
+                next_offsets: dict[tuple[str, int], int]) -> None:
+        """A failed transaction: replay the batch after an abort, or with a fresh producer
+        when this one is unusable. A record whose output is refused is replayed once, then
+        looked for one record per transaction and dead-lettered (see _handle)."""
+        caused_by_record = error.code() in RECORD_ERRORS or (
+            self._record_error is not None and self._record_error.code() in RECORD_ERRORS)
+        if caused_by_record:
+            if len(records) == 1 or (handling and error.code() in RECORD_ERRORS):
+                # Known culprit: produce() refused its output synchronously.
+                culprit = handling[-1] if handling else records[0]
+                key = (culprit.topic, culprit.partition, culprit.offset)
+                self._refused[key] = self._refused.get(key, 0) + 1
+                if len(self._refused) > MAX_REFUSED_TRACKED:
+                    del self._refused[next(iter(self._refused))]  # the oldest
+                log.warning("output of %s refused (%d): %s", culprit.where(),
+                            self._refused[key], error)
+            else:
+                self._isolate_until.update(next_offsets)
+                log.warning("a record's output was refused, isolating the batch: %s", error)
+        self.metrics.inc("topup_batches_aborted_total")
+        self._rewind(batch_start)
+        if caused_by_record or not error.txn_requires_abort() or error.fatal():
+            raise ClientUnusable(f"producer: {error}")
+        log.warning("transaction aborted, replaying the batch: %s", error)
+        try:
+            self._retrying("abort_transaction", lambda: self.producer.abort_transaction(30))
+        except KafkaException as exc:
+            raise ClientUnusable(f"abort failed: {exc.args[0]}") from exc
+        self._txn_open = False
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        # Served inside flush/commit: a refused output fails the transaction, and this
+        # says whether a record (its size, its contents) was the cause.
+        if error is not None and error.code() in RECORD_ERRORS:
+            self._record_error = error
+
+    def handle_batch(self, records: list[Record], emit: Callable[[Send], None],
+                     handling: list[Record] | None = None) -> Pending:
         """Handles `records` in order, each by every stage consuming its topic, passing
-        each output to `emit`; returns the batch's state writes, not yet applied."""
+        each output to `emit`; returns the batch's state writes, not yet applied.
+        `handling` receives each record as it starts, to name the culprit of an error."""
         pending: Pending = {}
         for consumed in records:
             record: Record | None = consumed
@@ -353,6 +591,8 @@ class Worker:
                     emit(send)
             if record is None:
                 continue
+            if handling is not None:
+                handling.append(record)
             for stage in self.stages_of[record.topic]:
                 for send in self._handle(stage, record, pending):
                     emit(send)
@@ -365,6 +605,21 @@ class Worker:
         views = {spec.name: _batch_writes(pending, (spec.name, record.partition))
                  for spec in stage.stores}
         ctx = Context(record, self.catalog, self.metrics, stores, views, limits=self.size_limits)
+        refused = self._refused.get((record.topic, record.partition, record.offset), 0)
+        if refused >= 2:
+            # Its output was refused by the broker twice, with a fresh producer: the
+            # record goes to the DLQ as it came instead of failing every replay.
+            if refused == 2:
+                ctx.dead_letter("BAD_PAYLOAD", "output refused by Kafka (too large or invalid)")
+                return ctx.sends
+            # Even its dead letter was refused (the record alone is near the limit): the
+            # dead letter points at the original, which stays in its source topic.
+            size = len(record.value or b"")
+            bare = Context(dataclasses.replace(record, value=b""), self.catalog, self.metrics,
+                           stores, views, limits=self.size_limits)
+            bare.dead_letter("BAD_PAYLOAD", f"output refused by Kafka; the {size}-byte "
+                             "original is at the source topic, partition and offset")
+            return bare.sends
         try:
             decoded = stage.decode(record)
         except DecodeError as exc:
@@ -425,22 +680,49 @@ class Worker:
     def _commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         metadata = self.consumer.consumer_group_metadata()
-        self._retrying(lambda: self.producer.send_offsets_to_transaction(offsets, metadata, 30))
-        self._retrying(lambda: self.producer.commit_transaction(30))
+        timeout = self.settings.txn_call_timeout_s
+        self._retrying("send_offsets_to_transaction",
+                       lambda: self.producer.send_offsets_to_transaction(offsets, metadata,
+                                                                         timeout))
+        self._test_stop_before_commit()
+        try:
+            self._retrying("commit_transaction",
+                           lambda: self.producer.commit_transaction(timeout))
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.txn_requires_abort():
+                raise
+            # Whether it committed is unknown: only a fresh producer and a restore from
+            # committed state are sure to be right.
+            raise ClientUnusable(f"commit_transaction: {error}") from exc
 
-    def _retrying(self, call: Callable[[], None]) -> None:
-        """Retriable errors (a broker away) are waited out: the transaction stays open and
-        the call resumes it. Abortable and fatal errors go to the caller."""
+    def _retrying(self, name: str, call: Callable[[], None]) -> None:
+        """Retriable errors (a broker away) are waited out, but only until the call's
+        deadline: the transaction stays open and the call resumes it. Abortable and fatal
+        errors go to the caller; a deadline passed is ClientUnusable."""
+        deadline = time.monotonic() + self.settings.txn_call_timeout_s
         while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ClientUnusable(f"{name} kept failing for {self.watchdog.timeout_s}s")
             try:
-                call()
+                self.watchdog.run(name, call, timeout_s=left)
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
                 if not error.retriable() or error.txn_requires_abort() or error.fatal():
                     raise
-                log.warning("transaction call will be retried: %s", error)
-                time.sleep(RETRY_BACKOFF_S)
+                log.warning("%s will be retried: %s", name, error)
+                if self.stopping.wait(RETRY_BACKOFF_S):
+                    raise Stopping(name) from exc
+
+    def _test_stop_before_commit(self) -> None:
+        """Test hook (tests/chaos): freeze like a GC pause or a VM stall would, at the
+        worst moment, once; the test resumes (SIGCONT) or kills the process."""
+        if self._test_stop_after is not None and self._committed_batches >= self._test_stop_after:
+            self._test_stop_after = None
+            log.warning("test hook: stopping before commit_transaction")
+            os.kill(os.getpid(), signal.SIGSTOP)
 
     def apply_committed(self, encoded: Encoded, pending: Pending,
                         changelog_ends: dict[tuple[str, int], int] | None = None) -> None:
@@ -468,6 +750,13 @@ class Worker:
             # A partition no longer ours: its next owner starts from the committed offset.
             with contextlib.suppress(KafkaException):
                 self.consumer.seek(TopicPartition(topic, partition, offset))
+
+
+class _Retired:
+    """Stands for a dropped consumer: callbacks compare against self.consumer."""
+
+
+_RETIRED: Any = _Retired()
 
 
 def encode_writes(pending: Pending) -> Encoded:

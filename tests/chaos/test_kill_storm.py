@@ -14,7 +14,7 @@ from streams.kafka_clients import read_committed
 from tests.chaos.state_harness import Slots, member_partitions, unprocessed
 from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS
-from tests.integration.test_crash import NEVER_FIRES, _workload
+from tests.integration.test_crash import NEVER_FIRES, crash_workload
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 SLOTS = ["storm-0", "storm-1", "storm-2"]
@@ -27,7 +27,7 @@ def test_a_kill_storm_on_three_workers_keeps_every_credit_exactly_once(kafka_env
     env = {**kafka_env, "TOPUP_HMAC_SECRETS": ",".join(HMAC_SECRETS),
            "TOPUP_SESSION_TIMEOUT_S": "6", "TOPUP_RISK_RULES": str(NEVER_FIRES)}
     settings = settings_from(env)
-    orders, callbacks, expected = _workload(seed=16)
+    orders, callbacks, expected = crash_workload(seed=16)
     rng = random.Random(1616)
 
     def produce() -> None:

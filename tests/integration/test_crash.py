@@ -23,11 +23,12 @@ NEVER_FIRES = Path(__file__).resolve().parents[2] / "bench" / "rules-that-never-
 KILLS = 6
 
 
-def _workload(seed: int):
-    """Orders over 500 accounts; most paid, some twice or re-signed, some never paid."""
+def crash_workload(seed: int, count: int = ORDERS):
+    """Orders over 500 accounts; most paid, some twice or re-signed, some never paid.
+    Also the workload of the chaos suite (tests/chaos)."""
     rng = random.Random(seed)
     orders, callbacks, expected = [], [], {}
-    for i in range(ORDERS):
+    for i in range(count):
         order_id = f"o-crash-{i:05d}"
         at = NOW_MS + i * 1_000
         bonus = rng.choice((0, 0, 0, 100))
@@ -59,25 +60,12 @@ def test_killed_workers_never_duplicate_or_lose_a_credit(kafka_env, workers, ord
     env = {**kafka_env, "TOPUP_HMAC_SECRETS": ",".join(HMAC_SECRETS),
            "TOPUP_SESSION_TIMEOUT_S": "6", "TOPUP_RISK_RULES": str(NEVER_FIRES)}
     settings = settings_from(env)
-    orders, callbacks, expected = _workload(seed=9)
+    orders, callbacks, expected = crash_workload(seed=9)
     rng = random.Random(11)
 
     def produce() -> None:
-        # Traffic keeps arriving while workers die: a slice every 100 ms.
-        flow = Flow(settings)
-        flow.producer = Producer({"bootstrap.servers": settings.bootstrap_servers,
-                                  "partitioner": orders_partitioner})
-        pending = [("order", o) for o in orders] + [("callback", c) for c in callbacks]
-        pending.sort(key=lambda item: item[1]["occurred_at"] if item[0] == "order"
-                     else item[1][1])
-        for start in range(0, len(pending), 150):
-            for kind, item in pending[start:start + 150]:
-                if kind == "order":
-                    flow.order(item)
-                else:
-                    flow.callback(item[0], received_at=item[1], secret=item[2])
-            flow.flush()
-            time.sleep(0.1)
+        feed(settings, orders, callbacks, slice_size=150, pause_s=0.1,
+             partitioner=orders_partitioner)
 
     producer_thread = threading.Thread(target=produce)
     producer_thread.start()
@@ -104,7 +92,32 @@ def test_killed_workers_never_duplicate_or_lose_a_credit(kafka_env, workers, ord
         lambda rs: len({c["entry_id"] for c in decode_all(rs, topics.CREDITS)}) >= len(expected),
         timeout_s=300, workers=[final],
     )
-    credits = decode_all(records, topics.CREDITS)
+    assert_exactly_once(decode_all(records, topics.CREDITS), expected)
+
+
+def feed(settings, orders: list[dict], callbacks: list, slice_size: int, pause_s: float,
+         partitioner: str = "murmur2_random") -> None:
+    """Traffic that keeps arriving while workers die: a slice, then a pause, in event time
+    order, produced by a plain producer with `partitioner`."""
+    flow = Flow(settings)
+    flow.producer = Producer({"bootstrap.servers": settings.bootstrap_servers,
+                              "partitioner": partitioner})
+    pending = [("order", o) for o in orders] + [("callback", c) for c in callbacks]
+    pending.sort(key=lambda item: item[1]["occurred_at"] if item[0] == "order" else item[1][1])
+    for start in range(0, len(pending), slice_size):
+        for kind, item in pending[start:start + slice_size]:
+            if kind == "order":
+                flow.order(item)
+            else:
+                flow.callback(item[0], received_at=item[1], secret=item[2])
+        # Waits out a broker outage (the chaos suite stops it) as a client would.
+        while flow.producer.flush(5) > 0:
+            pass
+        time.sleep(pause_s)
+
+
+def assert_exactly_once(credits: list[dict], expected: dict) -> None:
+    """Every expected entry_id credited once, none other, and the balances they add up to."""
     counts = Counter(c["entry_id"] for c in credits)
     assert [e for e, n in counts.items() if n > 1] == []
     assert set(counts) == set(expected)
