@@ -219,7 +219,7 @@ def test_an_unreachable_registry_is_waited_out_not_dead_lettered(registry_env, w
         assert time.monotonic() < deadline, worker.log()
         assert worker.process.poll() is None, worker.log()
         time.sleep(0.5)
-    assert "topup_schema_registry_up 0" in _metrics(metrics_url)
+    assert _gauge(metrics_url, "topup_schema_registry_up") == 0
     assert "schema registry unavailable" in worker.log()
 
     # The registry comes up holding the order service's schema as id 1.
@@ -237,7 +237,7 @@ def test_an_unreachable_registry_is_waited_out_not_dead_lettered(registry_env, w
     finally:
         registry.stop()
     assert [r for r in records if r.topic == topics.DLQ] == []
-    assert "topup_schema_registry_up 1" in _metrics(metrics_url)
+    assert _gauge(metrics_url, "topup_schema_registry_up") == 1
 
 
 def test_a_registry_that_rejects_the_project_schemas_stops_the_start(
@@ -286,6 +286,14 @@ def _ledger_entry() -> dict[str, Any]:
         else:
             values[field["name"]] = "x"
     return values
+
+
+def _gauge(url: str, name: str) -> float | None:
+    """An unlabelled gauge's value as /metrics renders it, or None when it is absent."""
+    for line in _metrics(url).splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
 
 
 def _metrics(url: str) -> str:
