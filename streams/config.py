@@ -98,7 +98,10 @@ class Settings:
     idle_advance_s: int = 5
     # Event time a settled payment's callback gets before reconciliation credits it from
     # the settlement line (MISSING_CREDIT, AUTO_CORRECTED): it only classifies.
-    recon_missing_credit_grace_s: int = 1800
+    # Two minutes: providers deliver callbacks within seconds of the payment and settle
+    # hours later, so a line still uncredited after this is a lost callback, and the
+    # customer should not wait longer for money the provider has already settled.
+    recon_missing_credit_grace_s: int = 120
     # Schema registry (Confluent REST API): with a URL, inputs also read the Confluent
     # wire format; OUTPUT_FORMAT=confluent writes it. Credentials stay out of repr.
     schema_registry_url: str | None = None
