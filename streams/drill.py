@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from streams import topics
@@ -54,9 +55,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_worker(env: dict[str, str], state: Path) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-    merged = {**env, "TOPUP_STATE_DIR": str(state), "TOPUP_WEB_PORT": str(port)}
+@dataclass(frozen=True)
+class Ports:
+    operator: int  # /health, /metrics, balances
+    webhook: int  # POST /webhooks/{provider}, what providers reach
+
+
+def _start_worker(env: dict[str, str], state: Path) -> tuple[subprocess.Popen, Ports]:
+    ports = Ports(operator=_free_port(), webhook=_free_port())
+    merged = {**env, "TOPUP_STATE_DIR": str(state), "TOPUP_WEB_PORT": str(ports.operator),
+              "TOPUP_WEBHOOK_HOST": "127.0.0.1", "TOPUP_WEBHOOK_PORT": str(ports.webhook)}
     log = (state.parent / "worker.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=merged,
                                stdout=log, stderr=subprocess.STDOUT)
@@ -65,8 +73,8 @@ def _start_worker(env: dict[str, str], state: Path) -> tuple[subprocess.Popen, i
         if process.poll() is not None:
             raise SystemExit(f"drill: worker exited:\n{(state.parent / 'worker.log').read_text()}")
         try:
-            if _http("GET", f"http://127.0.0.1:{port}/health")[0] == 200:
-                return process, port
+            if _http("GET", f"http://127.0.0.1:{ports.operator}/health")[0] == 200:
+                return process, ports
         except OSError:
             pass
         time.sleep(0.3)
@@ -74,11 +82,11 @@ def _start_worker(env: dict[str, str], state: Path) -> tuple[subprocess.Popen, i
     raise SystemExit("drill: worker not ready within 90s")
 
 
-def forged_callbacks(env: dict[str, str], port: int) -> dict[str, int]:
+def forged_callbacks(env: dict[str, str], ports: Ports) -> dict[str, int]:
     """Webhook endpoint under forged callbacks: every one is accepted at the door (the
     endpoint stores, intake verifies), then refused: dead-lettered as SIGNATURE_INVALID,
     one SIGNATURE_INVALID alert each, and no payment reaches an order."""
-    url = f"http://127.0.0.1:{port}/webhooks/hmac"
+    url = f"http://127.0.0.1:{ports.webhook}/webhooks/hmac"
     run = uuid.uuid4().hex[:6]
     for n in range(FORGERIES):
         event = PaymentEvent(
@@ -111,7 +119,7 @@ def forged_callbacks(env: dict[str, str], port: int) -> dict[str, int]:
         dead, alerts, payments = seen()
         if len(dead) >= FORGERIES or time.monotonic() > deadline:
             break
-    metrics = _http("GET", f"http://127.0.0.1:{port}/metrics")[1].decode()
+    metrics = _http("GET", f"http://127.0.0.1:{ports.operator}/metrics")[1].decode()
     print("== what the operator sees ==")
     print(f"topup.dlq: {len(dead)} dead letters, kinds {sorted({d['error_kind'] for d in dead})}")
     print(f"topup.alerts: {len(alerts)} alerts, kinds {sorted({a['kind'] for a in alerts})}")
@@ -129,7 +137,7 @@ def forged_callbacks(env: dict[str, str], port: int) -> dict[str, int]:
     }
 
 
-def amount_drift(env: dict[str, str], port: int) -> dict[str, int]:
+def amount_drift(env: dict[str, str], ports: Ports) -> dict[str, int]:
     """One merchant's checkout charges less than the order: each payment is held
     (ON_HOLD, AMOUNT_MISMATCH alert, a review case) and nothing is credited."""
     settings = load_settings(env)
@@ -153,7 +161,7 @@ def amount_drift(env: dict[str, str], port: int) -> dict[str, int]:
             order_id=order_id, kind=PaymentKind.PAYMENT_SUCCEEDED, amount_minor=980,
             currency="USD", merchant_id="merchant-drift", app_id=None, occurred_at=now,
         )
-        _post(port, make_hmac_delivery(paid, DRILL_SECRET, timestamp=int(time.time())))
+        _post(ports.webhook, make_hmac_delivery(paid, DRILL_SECRET, timestamp=int(time.time())))
     wanted = set(orders)
     deadline = time.monotonic() + 90
     while True:
@@ -171,7 +179,7 @@ def amount_drift(env: dict[str, str], port: int) -> dict[str, int]:
         held = {o for o in wanted if status.get(o) == "ON_HOLD"}
         if (len(mismatched) == len(held) == DRIFTED) or time.monotonic() > deadline:
             break
-    metrics = _http("GET", f"http://127.0.0.1:{port}/metrics")[1].decode()
+    metrics = _http("GET", f"http://127.0.0.1:{ports.operator}/metrics")[1].decode()
     print("== what the operator sees ==")
     print(f"topup.alerts: {len(mismatched)} AMOUNT_MISMATCH for merchant-drift orders")
     print(f"topup.order-status: {len(held)} of {DRIFTED} orders ON_HOLD")
@@ -201,7 +209,7 @@ def _expect_forged(state: dict[str, int]) -> bool:
             and state["payments"] == 0)
 
 
-DRILLS: dict[str, tuple[Callable[[dict[str, str], int], dict[str, int]],
+DRILLS: dict[str, tuple[Callable[[dict[str, str], Ports], dict[str, int]],
                         Callable[[dict[str, int]], bool]]] = {
     "webhook-endpoint-failing": (forged_callbacks, _expect_forged),
     "amount-currency-mismatch": (amount_drift, _expect_drift),
@@ -219,9 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     env["TOPUP_HMAC_SECRETS"] = DRILL_SECRET
     run, expected = DRILLS[args.incident]
     with tempfile.TemporaryDirectory(prefix="topup-drill-") as tmp:
-        process, port = _start_worker(env, Path(tmp) / "state")
+        process, ports = _start_worker(env, Path(tmp) / "state")
         try:
-            state = run(env, port)
+            state = run(env, ports)
         finally:
             process.terminate()
             process.wait(timeout=30)
