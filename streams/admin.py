@@ -52,6 +52,12 @@ def _topic_names(settings: Settings, timeout_s: float) -> dict:
                 ) from None
 
 
+def ensure_reachable(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Raises KafkaUnreachable, naming the cause in one line (unreachable, refused
+    credentials), when Kafka cannot be used: the first thing a worker checks."""
+    _topic_names(settings, timeout_s)
+
+
 def create_topics(
     settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS, timeout_s: float = 30.0
 ) -> list[TopicReport]:

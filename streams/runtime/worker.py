@@ -30,7 +30,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams import topics
-from streams.admin import admin_client, create_topics, max_message_bytes
+from streams.admin import admin_client, create_topics, ensure_reachable, max_message_bytes
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
 from streams.kafka_clients import PARTITIONER, client_config
@@ -168,6 +168,7 @@ class Worker:
     def run(self) -> None:
         settings = self.settings
         gc.set_threshold(*GC_THRESHOLD)
+        ensure_reachable(settings)
         # The internal topics the runtime itself adds (repartition, ticks) as well.
         internal = tuple(topics.BY_NAME[name] for name in self.stages_of
                          if name.startswith("topup.internal.") and name in topics.BY_NAME)
