@@ -79,7 +79,7 @@ def test_forged_callbacks_fire_the_signature_alert_in_prometheus(kafka_env, work
     wait_for_http(worker)
     prometheus, port = _start_prometheus(tmp_path, worker.web_port)
     try:
-        url = f"http://127.0.0.1:{worker.web_port}/webhooks/hmac"
+        url = f"http://127.0.0.1:{worker.webhook_port}/webhooks/hmac"
         deadline = time.monotonic() + 90
         sent = 0
         while time.monotonic() < deadline:
