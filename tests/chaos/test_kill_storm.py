@@ -7,14 +7,13 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import Counter, defaultdict
 
 from streams import topics
 from streams.kafka_clients import read_committed
 from tests.chaos.state_harness import Slots, member_partitions, unprocessed
 from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS
-from tests.integration.test_crash import NEVER_FIRES, crash_workload
+from tests.integration.test_crash import NEVER_FIRES, assert_exactly_once, crash_workload
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 SLOTS = ["storm-0", "storm-1", "storm-2"]
@@ -74,16 +73,7 @@ def test_a_kill_storm_on_three_workers_keeps_every_credit_exactly_once(kafka_env
         timeout_s=300, workers=alive,
     )
     credits = decode_all(records, topics.CREDITS)
-    counts = Counter(c["entry_id"] for c in credits)
-    assert [e for e, n in counts.items() if n > 1] == []
-    assert set(counts) == set(expected)
-    derived: dict[str, int] = defaultdict(int)
-    for credit in credits:
-        derived[credit["account_id"]] += credit["amount_minor"] + credit["bonus_minor"]
-    wanted: dict[str, int] = defaultdict(int)
-    for account, amount in expected.values():
-        wanted[account] += amount
-    assert derived == wanted
+    assert_exactly_once(credits, expected)
 
     # Every order ends where its facts say: paid ones credited, the others never.
     credited_orders = {c["order_id"] for c in credits}
