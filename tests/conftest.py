@@ -33,11 +33,29 @@ def kafka_env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+CALL_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def workers(kafka_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerFactory]:
+def workers(
+    kafka_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[WorkerFactory]:
     factory = WorkerFactory(kafka_env, tmp_path)
     yield factory
     factory.stop_all()
+    if request.node.stash.get(CALL_FAILED, False):
+        # CI keeps only pytest's output: a failure carries what its workers last said.
+        for worker in factory.started:
+            print(f"--- {worker.log_path.name} (last lines) ---")
+            print(worker.log_tail())
 
 
 def pytest_report_header() -> str:

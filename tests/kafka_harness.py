@@ -51,6 +51,14 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def log_tail(self, lines: int = 60) -> str:
+        """The last lines that say something: money decisions and refused connection
+        retries are left out, they drown the rest."""
+        noise = ("money decision", "Connection refused", "METADATAUPDATE")
+        kept = [line for line in self.log().splitlines()
+                if line.strip() and not any(n in line for n in noise)]
+        return "\n".join(line[:300] for line in kept[-lines:])
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
