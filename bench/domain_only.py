@@ -31,7 +31,6 @@ from bench.ceiling import RECORD_OF
 from bench.worker_process import RULES
 from bench.workload import SECRET
 from streams import topics
-from streams.agents import all_stages
 from streams.codecs import default_catalog
 from streams.config import load_settings
 from streams.metrics import Metrics
@@ -39,6 +38,7 @@ from streams.partitioning import partition_for
 from streams.runtime.context import Record, Send
 from streams.runtime.store import PartitionStore
 from streams.runtime.worker import GC_THRESHOLD, Worker, encode_writes, record_of
+from streams.topology import all_stages
 
 
 def read_inputs(bootstrap: str, expected: int, timeout_s: float = 300) -> list[Record]:

@@ -34,7 +34,6 @@ from bench.worker_process import RULES, BenchWorker
 from bench.workload import SECRET, order_and_callback
 from streams import topics
 from streams.admin import create_topics, recreate_topics
-from streams.agents import all_stages
 from streams.agents.intake import SEEN_STORE, dedup_key
 from streams.agents.orders import ORDER_STATE
 from streams.codecs import default_catalog
@@ -47,6 +46,7 @@ from streams.kafka_clients import PARTITIONER, producer
 from streams.metrics import Metrics
 from streams.runtime.store import encode_value
 from streams.runtime.worker import changelog_specs
+from streams.topology import all_stages
 from streams.workload import BASE_TIME_MS, order_created, paid_event
 
 MIB = 1024 * 1024

@@ -13,8 +13,22 @@ from streams.config import ConfigError, Settings, load_settings
 from streams.logs import configure as configure_logs
 
 
+def _topology(settings: Settings, args: argparse.Namespace) -> int:
+    from streams import topology
+    from streams.codecs import default_catalog
+    from streams.metrics import Metrics
+
+    graph = topology.build(settings, default_catalog(), Metrics())
+    if args.mermaid:
+        print(topology.as_mermaid(graph))
+    elif args.json:
+        print(topology.as_json(graph))
+    else:
+        print(topology.as_table(graph))
+    return 0
+
+
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.agents import all_stages
     from streams.codecs import default_catalog
     from streams.confluent import attach_registry
     from streams.domain.risk_rules import RuleFileError
@@ -23,6 +37,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.runtime.layout import TopicLayoutError
     from streams.runtime.worker import Worker
     from streams.topics import TOPICS
+    from streams.topology import all_stages
     from streams.web import serve_in_background
 
     logging.getLogger().setLevel(args.loglevel.upper())
@@ -108,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     topic_commands.add_parser("create", help="create every topic, idempotently").set_defaults(
         run=_topics
     )
+
+    topology = commands.add_parser(
+        "topology", help="stages, inputs, outputs, stores, internal topics, co-partitioning")
+    shape = topology.add_mutually_exclusive_group()
+    shape.add_argument("--mermaid", action="store_true", help="as a mermaid flowchart")
+    shape.add_argument("--json", action="store_true", help="as JSON")
+    topology.set_defaults(run=_topology)
 
     recon = commands.add_parser("recon", help="reconciliation tools")
     recon_commands = recon.add_subparsers(dest="recon_command", required=True)

@@ -1,48 +1,17 @@
-"""Thin wiring: record in, domain call, table update, records out."""
+"""Thin wiring: record in, domain call, table update, records out.
+
+The graph of stages is built in streams/topology.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from streams.codecs import SchemaCatalog
-from streams.config import Settings
-from streams.metrics import Metrics
-from streams.runtime.stage import Stage
-
-DEFAULT_RISK_RULES = Path(__file__).resolve().parents[2] / "deploy" / "risk-rules.yaml"
+from typing import Any
 
 
-def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> list[Stage]:
-    from streams.agents import (
-        balances,
-        control,
-        funnel,
-        intake,
-        orders,
-        reconciliation,
-        risk,
-        settlements,
-    )
-    from streams.domain.recon_thresholds import RateThresholds
-    from streams.domain.risk_rules import load_rules
+def __getattr__(name: str) -> Any:
+    # Kept for callers of the old home of the graph; imported late because
+    # streams.topology imports this package's modules.
+    if name in ("all_stages", "DEFAULT_RISK_RULES"):
+        from streams import topology
 
-    rules = load_rules(settings.risk_rules or DEFAULT_RISK_RULES)
-    funnel.describe(metrics)
-    return [
-        intake.stage(settings, catalog, metrics),
-        control.stage(settings, catalog),
-        orders.stage(settings, catalog),
-        balances.stage(catalog, metrics),
-        settlements.intake_stage(settings, catalog),
-        settlements.batches_stage(),
-        reconciliation.recon_stage(
-            reconciliation.recon_config(settings.recon_missing_credit_grace_s)),
-        reconciliation.rates_stage(RateThresholds(
-            threshold_bp=settings.recon_mismatch_threshold_bp,
-            min_decisions=settings.recon_min_decisions,
-            page_intake_lag_seconds=settings.recon_page_intake_lag_s,
-            page_verification_failure_bp=settings.recon_page_verification_failure_bp,
-        )),
-        risk.risk_stage(catalog, rules, metrics, settings.max_event_skew_s * 1000),
-        risk.velocity_stage(metrics),
-    ]
+        return getattr(topology, name)
+    raise AttributeError(name)

@@ -79,4 +79,5 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
         outcome = f"broadcast to {partitions} order partitions"
         ctx.publish(topics.AUDIT, scope, _audit(command, scope, outcome, **inputs), headers)
 
-    return Stage("control", (topics.CONTROL,), (), decode, handle)
+    return Stage("control", (topics.CONTROL,), (), decode, handle,
+                 outputs=(topics.ORDER_COMMANDS, topics.AUDIT, topics.ALERTS))

@@ -123,7 +123,8 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
         ))
 
     return Stage("intake", (topics.WEBHOOKS,), (seen,),
-                 avro_decoder(catalog, "WebhookDelivery"), handle)
+                 avro_decoder(catalog, "WebhookDelivery"), handle,
+                 outputs=(topics.PAYMENTS, topics.ALERTS, topics.RECON_OUTCOMES))
 
 
 def _count_health(

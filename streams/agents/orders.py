@@ -20,6 +20,7 @@ from streams.agents.clock import PartitionClock
 from streams.agents.outputs import publish_outputs
 from streams.agents.reconciliation import (
     RECON_BOOKS,
+    RECON_OUTPUTS,
     RECON_STATE,
     Timed,
     recon_config,
@@ -136,6 +137,12 @@ def _reconcile_all(ctx: Context, inputs: list[Timed], config: ReconConfig) -> No
         reconcile(ctx, timed, config)
 
 
+# The order machine's outputs, then reconciliation's, run in-process on what it hands over.
+ORDER_OUTPUTS = tuple(dict.fromkeys((
+    topics.ORDER_STATUS, topics.CREDITS, topics.ALERTS, topics.AUDIT, topics.REVIEW_CASES,
+    *RECON_OUTPUTS)))
+
+
 def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
     orphan_hold_ms = settings.orphan_hold_s * 1000
     reconciling = recon_config(settings.recon_missing_credit_grace_s)
@@ -204,7 +211,8 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
                             topics.RISK_DECISIONS),
                  (ORDER_STATE, BOOKS, RECON_STATE, RECON_BOOKS),
                  _decoder(catalog, settings.max_event_skew_s * 1000), handle,
-                 keyed={topics.ORDERS: order_key(catalog)}, on_tick=on_tick)
+                 keyed={topics.ORDERS: order_key(catalog)}, on_tick=on_tick,
+                 outputs=ORDER_OUTPUTS)
 
 
 def order_key(catalog: SchemaCatalog) -> KeyOf:

@@ -119,6 +119,11 @@ def recon_config(missing_credit_grace_s: int) -> ReconConfig:
     return ReconConfig(missing_credit_grace_ms=missing_credit_grace_s * 1000)
 
 
+# Reconciliation's outputs, also the order stage's: it reconciles in-process what it hands over.
+RECON_OUTPUTS = (topics.RECON_BREAKS, topics.ALERTS, topics.AUDIT, topics.CONTROL,
+                 topics.PAYMENTS, topics.RECON_OUTCOMES)
+
+
 def recon_stage(config: ReconConfig | None = None) -> Stage:
     chosen = config or ReconConfig()
 
@@ -130,7 +135,7 @@ def recon_stage(config: ReconConfig | None = None) -> Stage:
 
     # The order stage shares these stores and this clock: only this stage ticks it.
     return Stage("reconciliation", (topics.RECON_INPUTS,), (RECON_STATE, RECON_BOOKS),
-                 _decode, handle, on_tick=on_tick)
+                 _decode, handle, on_tick=on_tick, outputs=RECON_OUTPUTS)
 
 
 def reconcile(ctx: Context, timed: Timed, config: ReconConfig) -> None:
@@ -245,4 +250,4 @@ def rates_stage(thresholds: RateThresholds | None = None) -> Stage:
                            runner(ctx))
 
     return Stage("recon-rates", (topics.RECON_OUTCOMES,), (RATES,), decode, handle,
-                 on_tick=on_tick)
+                 on_tick=on_tick, outputs=(topics.ALERTS,))

@@ -139,7 +139,8 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
         time_out_due(ctx, table, clock)
 
     return Stage("risk", (topics.ORDERS, topics.PAYMENTS, topics.RISK_ANSWERS), (FAN_IN,),
-                 decode, handle, keyed={topics.ORDERS: order_key(catalog)}, on_tick=on_tick)
+                 decode, handle, keyed={topics.ORDERS: order_key(catalog)}, on_tick=on_tick,
+                 outputs=(topics.RISK_OBSERVATIONS, topics.RISK_DECISIONS, topics.AUDIT))
 
 
 def _fan_in(table: Table, order_id: str) -> FanInState | None:
@@ -224,7 +225,8 @@ def velocity_stage(metrics: Metrics) -> Stage:
                     "refunded_redemptions": str(output.refunded_redemptions),
                 })
 
-    return Stage("velocity", (topics.RISK_OBSERVATIONS,), (VELOCITY,), decode, handle)
+    return Stage("velocity", (topics.RISK_OBSERVATIONS,), (VELOCITY,), decode, handle,
+                 outputs=(topics.RISK_ANSWERS, topics.AUDIT))
 
 
 def _audit_velocity(

@@ -59,7 +59,8 @@ def intake_stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
                 ctx.send(Send(topics.RECON_INPUTS, parsed.batch_id.encode(), value, headers,
                               partition=partition))
 
-    return Stage("settlements", (topics.SETTLEMENTS,), (), decode, handle)
+    return Stage("settlements", (topics.SETTLEMENTS,), (), decode, handle,
+                 outputs=(topics.RECON_INPUTS, topics.SETTLEMENT_BATCHES))
 
 
 def batches_stage() -> Stage:
@@ -95,4 +96,4 @@ def batches_stage() -> Stage:
                            runner(ctx))
 
     return Stage("batches", (topics.SETTLEMENT_BATCHES,), (BATCHES,), decode, handle,
-                 on_tick=on_tick)
+                 on_tick=on_tick, outputs=(topics.ALERTS,))

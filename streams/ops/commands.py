@@ -154,10 +154,10 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _backtest(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.agents import DEFAULT_RISK_RULES
     from streams.domain.risk_rules import RuleFileError, load_rules
     from streams.ops.backtest import backtest
     from streams.recon_report_cli import parse_since
+    from streams.topology import DEFAULT_RISK_RULES
 
     try:
         new = load_rules(args.rules)

@@ -77,6 +77,11 @@ PRODUCER_MAX_BYTES = 1_000_000
 MAX_ERROR_CHARS = 1_000
 
 
+class UndeclaredOutput(Exception):
+    """A send to a topic the stage does not declare in `Stage.outputs`: a bug in the
+    wiring, so the topology the code describes is never wrong about where records go."""
+
+
 class OutputTooLarge(Exception):
     """An output would exceed its topic's max.message.bytes: producing it would fail the
     transaction for good, so the record is dead-lettered before anything is produced."""
@@ -184,6 +189,8 @@ class Context:
     sends: list[Send] = field(default_factory=list)
     parent: Context | None = None
     limits: SizeLimits = field(default_factory=SizeLimits)
+    # The topics a send may go to (the stage's declared outputs); None: any.
+    outputs: frozenset[str] | None = None
 
     def table(self, name: str) -> Table:
         return Table(self.stores[name], self._overlays(name))
@@ -198,7 +205,7 @@ class Context:
         record's only if it returns. A failure is logged and dead-lettered, naming `what`,
         and this record's own work stands: a fused stage's bug must not undo its caller's."""
         child = Context(self.record, self.catalog, self.metrics, self.stores, self.pending,
-                        parent=self, limits=self.limits)
+                        parent=self, limits=self.limits, outputs=self.outputs)
         try:
             handle(child, item)
         except Exception as exc:
@@ -211,6 +218,13 @@ class Context:
         self.sends += child.sends
 
     def send(self, send: Send) -> None:
+        if self.outputs is not None and send.topic not in self.outputs:
+            raise UndeclaredOutput(
+                f"a send to {send.topic}, which is not among the stage's declared outputs "
+                f"({', '.join(sorted(self.outputs)) or 'none'}): add it to Stage.outputs")
+        self._append(send)
+
+    def _append(self, send: Send) -> None:
         size, limit = wire_size(send), self.limits.of(send.topic)
         if size > limit:
             raise OutputTooLarge(
@@ -226,8 +240,18 @@ class Context:
         headers: Headers | None = None,
     ) -> None:
         """An Avro record on a contract topic."""
+        self._publish(topic, key, record, headers, self.send)
+
+    def _publish(
+        self,
+        topic: str,
+        key: str | None,
+        record: Mapping[str, Any],
+        headers: Headers | None,
+        send: Callable[[Send], None],
+    ) -> None:
         value = self.catalog.encode(topics.BY_NAME[topic].record, record, topic=topic)
-        self.send(Send(topic, key.encode() if key is not None else None, value, headers))
+        send(Send(topic, key.encode() if key is not None else None, value, headers))
         self.metrics.inc("topup_records_published_total", topic=topic)
 
     def dead_letter(self, kind: str, error: str) -> None:
@@ -236,7 +260,8 @@ class Context:
         room = self.limits.of(topics.DLQ) - RECORD_OVERHEAD - 4 * MAX_ERROR_CHARS - 1024
         value = fit_dead_letter(value, room)
         key = value["key"].decode("utf-8", "replace") if value["key"] else None
-        self.publish(topics.DLQ, key, value, headers)
+        # The runtime's own output, open to every stage: not a declared one.
+        self._publish(topics.DLQ, key, value, headers, self._append)
         self.metrics.inc("topup_dead_letters_total", topic=self.record.topic, kind=kind)
 
 

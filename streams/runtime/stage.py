@@ -28,3 +28,7 @@ class Stage:
     # For stages with timers: advance the partition's event time by this many ms (a tick
     # of the runtime's, for a partition without input) and act on what is due.
     on_tick: Callable[[Context, int], None] | None = None
+    # Every topic the stage's handler may send to: the topology is read from these, and
+    # Context refuses a send elsewhere. The runtime's own writes are implicit: dead letters
+    # (any stage), repartitioned inputs, ticks and store changelogs.
+    outputs: tuple[str, ...] = ()

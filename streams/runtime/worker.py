@@ -605,7 +605,9 @@ class Worker:
         stores = {spec.name: self.stores[(spec.name, record.partition)] for spec in stage.stores}
         views = {spec.name: _batch_writes(pending, (spec.name, record.partition))
                  for spec in stage.stores}
-        ctx = Context(record, self.catalog, self.metrics, stores, views, limits=self.size_limits)
+        outputs = frozenset(stage.outputs)
+        ctx = Context(record, self.catalog, self.metrics, stores, views, limits=self.size_limits,
+                      outputs=outputs)
         refused = self._refused.get((record.topic, record.partition, record.offset), 0)
         if refused >= 2:
             # Its output was refused by the broker twice, with a fresh producer: the
@@ -617,7 +619,7 @@ class Worker:
             # dead letter points at the original, which stays in its source topic.
             size = len(record.value or b"")
             bare = Context(dataclasses.replace(record, value=b""), self.catalog, self.metrics,
-                           stores, views, limits=self.size_limits)
+                           stores, views, limits=self.size_limits, outputs=outputs)
             bare.dead_letter("BAD_PAYLOAD", f"output refused by Kafka; the {size}-byte "
                              "original is at the source topic, partition and offset")
             return bare.sends
@@ -635,7 +637,7 @@ class Worker:
             log.exception("processing failed for %s", record.where())
             self.metrics.inc("topup_processing_errors_total", topic=record.topic)
             ctx = Context(record, self.catalog, self.metrics, stores, views,
-                          limits=self.size_limits)
+                          limits=self.size_limits, outputs=outputs)
             ctx.dead_letter("BAD_PAYLOAD", f"processing failed: {type(exc).__name__}: {exc}")
             return ctx.sends
         self.metrics.observe("topup_stage_handle_seconds", time.perf_counter() - started,

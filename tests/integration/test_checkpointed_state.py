@@ -14,7 +14,6 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from streams import topics
-from streams.agents import all_stages
 from streams.codecs import default_catalog
 from streams.config import Settings
 from streams.domain.ids import entry_id
@@ -22,6 +21,7 @@ from streams.kafka_clients import read_committed
 from streams.metrics import Metrics
 from streams.runtime import crash_points
 from streams.runtime.store import PartitionStore
+from streams.topology import all_stages
 from tests.integration.flow import Flow, order_event, payment_event
 from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
 from tests.integration.test_crash import NEVER_FIRES

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from streams import topics
 from streams.codecs import default_catalog
 from streams.metrics import Metrics
-from streams.runtime.context import BatchWrites, Context, Record, Send
+from streams.runtime.context import BatchWrites, Context, Record, Send, UndeclaredOutput
 from streams.runtime.store import PartitionStore, encode_value
 
 
@@ -123,3 +125,26 @@ def test_a_dead_letter_too_large_for_the_dlq_is_a_truncated_copy_with_size_and_h
     assert f"original value of 50000 bytes (sha256 {hashlib.sha256(original).hexdigest()})" in (
         letter["error"])
     assert letter["key"] == b"key" and letter["offset"] == 3
+
+
+def test_a_send_to_an_undeclared_topic_is_refused_but_a_dead_letter_is_not(tmp_path):
+    ctx = context(tmp_path, {})
+    ctx.outputs = frozenset({topics.ALERTS})
+    ctx.send(Send(topics.ALERTS, b"k", b"v"))
+    with pytest.raises(UndeclaredOutput, match=r"topup\.credits.*topup\.alerts.*Stage\.outputs"):
+        ctx.send(Send(topics.CREDITS, b"k", b"v"))
+    ctx.dead_letter("BAD_PAYLOAD", "the runtime's own output")
+    assert [send.topic for send in ctx.sends] == [topics.ALERTS, topics.DLQ]
+
+
+def test_a_fused_call_is_held_to_its_callers_outputs(tmp_path):
+    ctx = context(tmp_path, {})
+    ctx.outputs = frozenset({topics.ALERTS})
+
+    def fused(child: Context, item: str) -> None:
+        child.send(Send(topics.CREDITS, b"k", b"v"))
+
+    ctx.run_isolated(fused, "x", "reconciliation")
+    [dead] = ctx.sends
+    value = default_catalog().decode("DeadLetter", dead.value)
+    assert "UndeclaredOutput" in value["error"]
