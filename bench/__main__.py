@@ -30,6 +30,7 @@ from pathlib import Path
 
 from bench.ceiling import run_ceiling
 from bench.floor import run_floor
+from bench.harness import recreate_topics
 from bench.kafka_perf import run_kafka_perf
 from bench.latency import run_latency
 from bench.peer import run_shared_step
@@ -37,7 +38,6 @@ from bench.profile import profile_topology
 from bench.recovery import run_recovery
 from bench.topology import run_topology
 from bench.workload import produce_workload
-from streams.admin import recreate_topics
 from streams.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,10 +18,10 @@ import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
+from bench.harness import recreate_topics
 from bench.worker_process import BenchWorker
 from bench.workload import order_and_callback
 from streams import topics
-from streams.admin import recreate_topics
 from streams.codecs import default_catalog
 from streams.config import Settings, load_settings
 from streams.kafka_clients import producer

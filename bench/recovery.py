@@ -30,10 +30,11 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from bench.harness import recreate_topics
 from bench.worker_process import RULES, BenchWorker
 from bench.workload import SECRET, order_and_callback
 from streams import topics
-from streams.admin import create_topics, recreate_topics
+from streams.admin import create_topics
 from streams.agents.intake import SEEN_STORE, dedup_key
 from streams.agents.orders import ORDER_STATE
 from streams.codecs import default_catalog

@@ -107,30 +107,6 @@ def delete_topics(settings: Settings, names: list[str], timeout_s: float = 30.0)
             future.result()
 
 
-def recreate_topics(settings: Settings, timeout_s: float = 60.0) -> None:
-    """Drop every non-internal topic (the contract's, the workers' changelogs) and recreate the
-    contract's: a clean slate for tests and benchmarks on a broker of their own."""
-    admin = admin_client(settings)
-    deadline = time.monotonic() + timeout_s
-    names = [n for n in admin.list_topics(timeout=10).topics if not n.startswith("__")]
-    if names:
-        for future in admin.delete_topics(names, request_timeout=30).values():
-            future.result()
-    while any(n in names for n in admin.list_topics(timeout=10).topics):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"topics still present after {timeout_s}s")
-        time.sleep(0.2)
-    while True:
-        try:
-            create_topics(settings)
-            return
-        except KafkaException:
-            # A just-deleted topic can briefly refuse re-creation.
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def max_message_bytes(settings: Settings, names: list[str], timeout_s: float = 30.0,
                       attempts: int = 5) -> dict[str, int]:
     """Each topic's max.message.bytes (its own, or the broker default it inherits).

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.admin import recreate_topics as reset_topics
+from bench.harness import recreate_topics as reset_topics
 from tests.kafka_harness import TEST_PORT, WorkerFactory, settings_from, start_broker
 
 

@@ -101,7 +101,7 @@ class OrderEvent:
         Raises ValueError when a field is missing or invalid, so the caller can dead-letter.
         """
         try:
-            event_type = OrderEventType(record.get("type"))
+            event_type = OrderEventType(record.get("type", ""))
         except ValueError:
             raise ValueError(f"unknown order event type {record.get('type')!r}") from None
         account_created_at = record.get("account_created_at")
@@ -162,7 +162,7 @@ class RiskVerdict:
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> RiskVerdict:
         try:
-            decision = RiskDecision(record.get("decision"))
+            decision = RiskDecision(record.get("decision", ""))
         except ValueError:
             raise ValueError(f"unknown risk decision {record.get('decision')!r}") from None
         return cls(

@@ -153,7 +153,7 @@ def parse_settlement(record: Mapping[str, Any]) -> SettlementLine | BatchClosed:
     if record.get("type") != "LINE":
         raise ValueError(f"unknown settlement record type {record.get('type')!r}")
     try:
-        kind = SettlementKind(record.get("kind"))
+        kind = SettlementKind(record.get("kind", ""))
     except ValueError:
         raise ValueError(f"LINE with unknown kind {record.get('kind')!r}") from None
     return SettlementLine(
@@ -203,7 +203,7 @@ class LedgerEntry:
         """Build from a decoded LedgerEntry (or a dict of the same shape, e.g. the stored
         form); unknown fields are ignored. Raises ValueError on a missing or bad field."""
         try:
-            op = EntryOp(record.get("op"))
+            op = EntryOp(record.get("op", ""))
         except ValueError:
             raise ValueError(f"unknown ledger op {record.get('op')!r}") from None
         return cls(

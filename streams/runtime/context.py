@@ -11,7 +11,7 @@ import logging
 from bisect import bisect_left, insort
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from streams import topics
 from streams.codecs import SchemaCatalog
@@ -145,7 +145,7 @@ class Table:
         """A state written as itself (`table[key] = state`), as `kind`."""
         for writes in self._overlays:
             if key in writes:
-                return writes[key]
+                return cast("S | None", writes[key])
         return self._store.load(key, kind)
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -250,7 +250,10 @@ class Context:
         headers: Headers | None,
         send: Callable[[Send], None],
     ) -> None:
-        value = self.catalog.encode(topics.BY_NAME[topic].record, record, topic=topic)
+        kind = topics.BY_NAME[topic].record
+        if kind is None:
+            raise ValueError(f"{topic} has no Avro record: send its bytes with Context.send")
+        value = self.catalog.encode(kind, record, topic=topic)
         send(Send(topic, key.encode() if key is not None else None, value, headers))
         self.metrics.inc("topup_records_published_total", topic=topic)
 

@@ -98,7 +98,7 @@ class Repartitioner:
         self._metrics.inc("topup_alerts_total", kind=MISROUTED_ALERT)
         alert = AlertOut(
             alert_id=f"{MISROUTED_ALERT}|{record.topic}|{hour}",
-            kind=MISROUTED_ALERT,  # type: ignore[arg-type]  # the contract's list is open
+            kind=MISROUTED_ALERT,
             severity=Severity.WARN,
             order_id=None,
             provider=None,

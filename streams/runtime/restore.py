@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Consumer, IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -52,7 +52,7 @@ def last_stable_offsets(
     if not partitions:
         return {}
     return _offsets(AdminClient(dict(client)), partitions,
-                    OffsetSpec.latest())
+                    OffsetSpec.latest())  # type: ignore[no-untyped-call]
 
 
 def restore_starts(
@@ -88,8 +88,8 @@ def restore(
     if not targets:
         return report
     admin = AdminClient(dict(client))
-    ends = _offsets(admin, list(targets), OffsetSpec.latest())
-    earliest = _offsets(admin, list(targets), OffsetSpec.earliest())
+    ends = _offsets(admin, list(targets), OffsetSpec.latest())  # type: ignore[no-untyped-call]
+    earliest = _offsets(admin, list(targets), OffsetSpec.earliest())  # type: ignore[no-untyped-call]
     starts = restore_starts(targets, earliest, ends, report)
     for changelog, reason in report.full.items():
         log.warning("full restore of %s[%d]: %s", *changelog, reason)
@@ -119,18 +119,19 @@ def restore(
             for msg in consumer.consume(10_000, 0.2):
                 if msg.error():
                     raise RuntimeError(f"restore failed: {msg.error()}")
-                where = (msg.topic(), msg.partition())
-                batches.setdefault(where, []).append((msg.key(), msg.value()))
-                next_offsets[where] = msg.offset() + 1
+                # A consumed changelog record has all of these; its key is never null.
+                where = (cast(str, msg.topic()), cast(int, msg.partition()))
+                batches.setdefault(where, []).append((cast(bytes, msg.key()), msg.value()))
+                next_offsets[where] = cast(int, msg.offset()) + 1
             for changelog, items in batches.items():
                 targets[changelog].write(items, next_offsets[changelog])
                 report.records += len(items)
             # Positions move past transaction markers too, so they can reach the end even
             # when its last offsets are markers.
-            for tp in consumer.position([TopicPartition(t, p) for t, p in behind]):
-                where = (tp.topic, tp.partition)
-                if tp.offset >= behind[where]:
-                    targets[where].write((), tp.offset)
+            for position in consumer.position([TopicPartition(t, p) for t, p in behind]):
+                where = (position.topic, position.partition)
+                if position.offset >= behind[where]:
+                    targets[where].write((), position.offset)
                     del behind[where]
     finally:
         consumer.close()

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar, cast
 
 from rocksdict import AccessType, Options, Rdict, WriteBatch
 
@@ -161,7 +161,8 @@ class PartitionStore:
         """Every stored key and value as bytes, the checkpoint left out (for checks)."""
         for key, value in self._db.items():
             if key != CHECKPOINT_KEY:
-                yield key, value
+                # The store is opened raw: keys and values are bytes, whatever the stubs allow.
+                yield cast(bytes, key), cast(bytes, value)
 
     def write(self, items: Iterable[tuple[bytes, bytes | None]],
               applied_up_to: int | None = None) -> None:

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -39,7 +39,14 @@ from streams.registry import RegistryUnavailable
 from streams.runtime import crash_points
 from streams.runtime.changelog_topics import changelog_overrides, validate_replication
 from streams.runtime.closed_stores import ClosedStores
-from streams.runtime.context import BatchWrites, Context, Record, Send, SizeLimits
+from streams.runtime.context import (
+    BatchWrites,
+    Context,
+    Headers,
+    Record,
+    Send,
+    SizeLimits,
+)
 from streams.runtime.deadline import ClientUnusable, Stopping, Watchdog
 from streams.runtime.layout import check_copartitioned, partition_counts
 from streams.runtime.repartition import Repartitioner, keyed_inputs
@@ -676,8 +683,9 @@ class Worker:
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
-            where = (message.topic(), message.partition())
-            end = message.offset() + 1  # type: ignore[operator]
+            # A delivered message always has its topic, partition and offset.
+            where = (cast(str, message.topic()), cast(int, message.partition()))
+            end = cast(int, message.offset()) + 1
             self._changelog_ends[where] = max(end, self._changelog_ends.get(where, 0))
 
     def _commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
@@ -780,8 +788,10 @@ def record_of(message: Message) -> Record:
         topic=message.topic(),  # type: ignore[arg-type]
         partition=message.partition(),  # type: ignore[arg-type]
         offset=message.offset(),  # type: ignore[arg-type]
-        key=message.key(),  # type: ignore[arg-type]
-        value=message.value(),  # type: ignore[arg-type]
+        key=message.key(),
+        value=message.value(),
         timestamp_ms=timestamp,
-        headers=list(message.headers() or []),
+        # A consumed message's headers are a list of (str, bytes), never the dict the
+        # producer also accepts.
+        headers=cast(Headers, list(message.headers() or [])),
     )

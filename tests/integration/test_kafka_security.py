@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
+from bench.harness import recreate_topics as reset_topics
 from streams import topics
-from streams.admin import recreate_topics as reset_topics
 from tests.integration.flow import Flow, order_event, payment_event
 from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import (

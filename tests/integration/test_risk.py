@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import Producer
 
+from bench.harness import recreate_topics
 from streams import topics
-from streams.admin import recreate_topics
 from tests.integration.flow import Flow, order_event, partition_of, payment_event
 from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
 from tests.kafka_harness import decode_all, read_until, settings_from, wait_for_http

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+from bench.harness import recreate_topics as reset_topics
 from streams import topics
-from streams.admin import recreate_topics as reset_topics
 from streams.kafka_clients import read_committed
 from streams.providers.testing import make_hmac_delivery
 from tests.integration.intake_fixtures import HMAC_SECRETS, payment
