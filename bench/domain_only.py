@@ -1,11 +1,11 @@
 """The topology's own work without Kafka: every stage, in this process, over the same records.
 
-The input records are read once from the pre-produced topics. Then each batch is handled
-by the worker's own code (`Worker.handle_batch`, its stages, contexts and stores, up to
-`batch_max_records` records): what a stage sends to a topic the worker consumes comes
-back in a later batch, on the partition Kafka's partitioner picks, and the batch's state
-writes are encoded and applied to the RocksDB stores as after a commit. Nothing is
-produced and nothing committed.
+The input records are read once from the pre-produced topics. Then they are piped through
+streams.runtime.testing.TopologyTestDriver: each batch is handled by the worker's own code
+(`Worker.handle_batch`, its stages, contexts and stores, up to `batch_max_records`
+records): what a stage sends to a topic the worker consumes comes back in a later batch,
+on the partition Kafka's partitioner picks, and the batch's state writes are encoded and
+applied to the RocksDB stores as after a commit. Nothing is produced and nothing committed.
 
 So the rate is what the domain and state cost on their own: its gap to the topology is what
 Kafka and transactions cost, and its ratio to the ceiling bounds what any runtime could
@@ -21,8 +21,6 @@ import json
 import tempfile
 import time
 import uuid
-from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 
 from confluent_kafka import Consumer
@@ -34,10 +32,9 @@ from streams import topics
 from streams.codecs import default_catalog
 from streams.config import load_settings
 from streams.metrics import Metrics
-from streams.partitioning import partition_for
-from streams.runtime.context import Record, Send
-from streams.runtime.store import PartitionStore
-from streams.runtime.worker import GC_THRESHOLD, Worker, encode_writes, record_of
+from streams.runtime.context import Record
+from streams.runtime.testing import TopologyTestDriver
+from streams.runtime.worker import GC_THRESHOLD, record_of
 from streams.topology import all_stages
 
 
@@ -62,73 +59,31 @@ def read_inputs(bootstrap: str, expected: int, timeout_s: float = 300) -> list[R
         consumer.close()
 
 
-class InProcessTopology:
+def in_process_topology(bootstrap: str, state_dir: Path) -> TopologyTestDriver:
     """The worker's stages and stores, fed batches by hand instead of by Kafka."""
-
-    def __init__(self, bootstrap: str, state_dir: Path) -> None:
-        settings = load_settings({
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPUP_STATE_DIR": str(state_dir),
-            "TOPUP_HMAC_SECRETS": SECRET, "TOPUP_RISK_RULES": str(RULES),
-        })
-        catalog, metrics = default_catalog(), Metrics()
-        self.worker = Worker(settings, all_stages(settings, catalog, metrics), catalog, metrics)
-        self.partitions = settings.partitions
-        for name in self.worker.specs:
-            for partition in range(self.partitions):
-                self.worker.stores[(name, partition)] = PartitionStore(
-                    state_dir / name / str(partition), self.worker.specs[name].ttl_s,
-                    self.worker.specs[name].changelog(settings.app_id))
-        self.internal: deque[Record] = deque()
-        self.offsets: dict[tuple[str, int], int] = {}
-        self.published: dict[str, int] = {}
-
-    def run(self, inputs: list[Record]) -> None:
-        pending_inputs = deque(inputs)
-        batch_max = self.worker.settings.batch_max_records
-        while pending_inputs or self.internal:
-            # What earlier batches sent is readable first, as soon as they committed.
-            batch = [*_take(self.internal, batch_max)]
-            batch += _take(pending_inputs, batch_max - len(batch))
-            self._handle_batch(batch)
-
-    def _handle_batch(self, batch: list[Record]) -> None:
-        pending = self.worker.handle_batch(batch, self._route)
-        self.worker.apply_committed(encode_writes(pending), pending)
-
-    def _route(self, send: Send) -> None:
-        self.published[send.topic] = self.published.get(send.topic, 0) + 1
-        if send.topic not in self.worker.stages_of:
-            return
-        partition = send.partition if send.partition is not None else partition_for(
-            send.key or b"", self.partitions)
-        offset = self.offsets.get((send.topic, partition), 0)
-        self.offsets[(send.topic, partition)] = offset + 1
-        # Kafka's CreateTime: the wall clock when the record was sent.
-        self.internal.append(Record(send.topic, partition, offset, send.key, send.value,
-                                    int(time.time() * 1000), send.headers or []))
-
-    def close(self) -> None:
-        for store in self.worker.stores.values():
-            store.close()
-
-
-def _take(queue: deque[Record], n: int) -> Iterator[Record]:
-    for _ in range(min(n, len(queue))):
-        yield queue.popleft()
+    settings = load_settings({
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPUP_STATE_DIR": str(state_dir),
+        "TOPUP_HMAC_SECRETS": SECRET, "TOPUP_RISK_RULES": str(RULES),
+    })
+    catalog, metrics = default_catalog(), Metrics()
+    # Kafka's CreateTime: the wall clock when a record is sent.
+    return TopologyTestDriver(settings, all_stages(settings, catalog, metrics), catalog,
+                              metrics, create_time=lambda _: int(time.time() * 1000),
+                              retain_outputs=False)
 
 
 def run_domain_only(bootstrap: str, orders: int) -> float:
     """Seconds to handle every input of `orders` orders and all they lead to, in process."""
     inputs = read_inputs(bootstrap, 2 * orders)
-    topology = InProcessTopology(bootstrap, Path(tempfile.mkdtemp(prefix="bench-domain-")))
+    topology = in_process_topology(bootstrap, Path(tempfile.mkdtemp(prefix="bench-domain-")))
     gc.set_threshold(*GC_THRESHOLD)
     try:
         started = time.monotonic()
-        topology.run(inputs)
+        topology.pipe_records(inputs)
         seconds = time.monotonic() - started
     finally:
         topology.close()
-    credits = topology.published.get(topics.CREDITS, 0)
+    credits = topology.sent.get(topics.CREDITS, 0)
     if credits != orders:
         raise RuntimeError(f"domain-only: {credits} credits for {orders} orders")
     return seconds

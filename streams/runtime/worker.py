@@ -23,7 +23,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, cast
 
@@ -382,13 +382,8 @@ class Worker:
         targets = {}
         for spec, partition in self._owned(partitions):
             if (spec.name, partition) not in self.stores:
-                changelog = spec.changelog(self.settings.app_id)
-                path = self.settings.state_dir / spec.name / str(partition)
-                self.closed.reopened(path)
-                store = PartitionStore(path, spec.ttl_s, changelog)
-                with self._stores_lock:
-                    self.stores[(spec.name, partition)] = store
-                targets[(changelog, partition)] = store
+                store = self._open_store(spec, partition)
+                targets[(store.changelog, partition)] = store
         report = self._restore_after_stable_offsets(consumer, partitions, targets)
         # Store partitions left on disk by an earlier run and not ours now age out too.
         self.closed.adopt_leftovers([store.path for store in self.stores.values()], started)
@@ -460,6 +455,37 @@ class Worker:
                 if store is not None:
                     store.close()
                     self.closed.closed(store.path, time.monotonic())
+
+    def _open_store(self, spec: StoreSpec, partition: int) -> PartitionStore:
+        path = self.settings.state_dir / spec.name / str(partition)
+        self.closed.reopened(path)
+        store = PartitionStore(path, spec.ttl_s, spec.changelog(self.settings.app_id))
+        with self._stores_lock:
+            self.stores[(spec.name, partition)] = store
+        return store
+
+    def open_stores(self, partitions: Iterable[int]) -> None:
+        """Every store of every stage at `partitions`, as they are on disk, not restored:
+        for running the stages without Kafka (streams.runtime.testing)."""
+        for partition in partitions:
+            for spec in self.specs.values():
+                if (spec.name, partition) not in self.stores:
+                    self._open_store(spec, partition)
+
+    def store(self, name: str, partition: int) -> PartitionStore | None:
+        """A store partition held here (its committed state), or None."""
+        with self._stores_lock:
+            return self.stores.get((name, partition))
+
+    def consumes(self, topic: str) -> bool:
+        """Whether a stage here reads `topic` (an input, a repartition topic or ticks)."""
+        return topic in self.stages_of
+
+    def close_stores(self) -> None:
+        with self._stores_lock:
+            for store in self.stores.values():
+                store.close()
+            self.stores.clear()
 
     def read_store(self, name: str, partition: int, key: str) -> tuple[bool, Any]:
         """For the HTTP surface: (owned here, committed value)."""
@@ -739,7 +765,7 @@ class Worker:
                         changelog_ends: dict[tuple[str, int], int] | None = None) -> None:
         """A committed batch's writes into the local stores, each store partition's with
         its changelog checkpoint (from `changelog_ends`) in one write batch. Without
-        `changelog_ends` (no Kafka, as in bench/domain_only) no checkpoint is written."""
+        `changelog_ends` (no Kafka, as in streams.runtime.testing) no checkpoint is written."""
         for n, (where, items) in enumerate(encoded.items()):
             store = self.stores.get(where)
             if store is None:

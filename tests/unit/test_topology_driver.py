@@ -1,0 +1,112 @@
+"""Every stage through streams.runtime.testing.TopologyTestDriver: the worker's own batch
+code and RocksDB stores, without a broker."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.worker_process import RULES
+from bench.workload import SECRET, order_and_callback
+from streams import topics
+from streams.codecs import default_catalog
+from streams.config import load_settings
+from streams.metrics import Metrics
+from streams.runtime.testing import TopologyTestDriver
+from streams.topology import all_stages
+
+CATALOG = default_catalog()
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Iterator[TopologyTestDriver]:
+    settings = load_settings({"TOPUP_STATE_DIR": str(tmp_path), "TOPUP_HMAC_SECRETS": SECRET,
+                              "TOPUP_RISK_RULES": str(RULES)})
+    metrics = Metrics()
+    with TopologyTestDriver(settings, all_stages(settings, CATALOG, metrics), CATALOG,
+                            metrics) as driver:
+        yield driver
+
+
+def pipe_order(driver: TopologyTestDriver, order: dict[str, Any]) -> None:
+    driver.pipe(topics.ORDERS, order["order_id"].encode(), CATALOG.encode("OrderEvent", order),
+                order["occurred_at"])
+
+
+def pipe_callback(driver: TopologyTestDriver, callback: dict[str, Any]) -> None:
+    driver.pipe(topics.WEBHOOKS, b"any", CATALOG.encode("WebhookDelivery", callback),
+                callback["received_at"])
+
+
+def test_an_order_and_its_callback_go_through_intake_risk_orders_and_balances(driver):
+    order, callback = order_and_callback("t", 0, random.Random(1))
+    pipe_order(driver, order)
+    pipe_callback(driver, callback)
+
+    [decision] = driver.read_values(topics.RISK_DECISIONS)
+    assert decision["decision"] == "ALLOW"
+    [payment] = driver.read_values(topics.PAYMENTS)
+    assert payment["order_id"] == order["order_id"]
+    [credit] = driver.read_values(topics.CREDITS)
+    assert (credit["order_id"], credit["amount_minor"]) == (order["order_id"],
+                                                            order["amount_minor"])
+    assert [status["status"] for status in driver.read_values(topics.ORDER_STATUS)] == [
+        "CREATED", "PAYMENT_CONFIRMED", "CREDITED"]
+    assert driver.get("order-state", order["order_id"])["status"] == "CREDITED"
+    assert driver.get("balances", order["account_id"]) == {"USD": order["amount_minor"]}
+
+
+def test_a_callback_delivered_twice_is_passed_on_once_and_credited_once(driver):
+    order, callback = order_and_callback("t", 1, random.Random(2))
+    pipe_order(driver, order)
+    pipe_callback(driver, callback)
+    pipe_callback(driver, {**callback, "delivery_id": "a-second-delivery"})
+    assert len(driver.read_output(topics.PAYMENTS)) == 1
+    assert len(driver.read_output(topics.CREDITS)) == 1
+
+
+def test_undecodable_bytes_are_dead_lettered_and_the_next_record_is_handled(driver):
+    driver.pipe(topics.WEBHOOKS, b"k", b"not avro", 1_795_000_000_000)
+    [dead] = driver.read_values(topics.DLQ)
+    assert (dead["source_topic"], dead["error_kind"]) == (topics.WEBHOOKS, "UNDECODABLE")
+    order, callback = order_and_callback("t", 2, random.Random(3))
+    pipe_order(driver, order)
+    pipe_callback(driver, callback)
+    assert driver.count(topics.CREDITS) == 1
+
+
+def test_a_credit_entry_read_twice_moves_the_balance_once(driver):
+    order, callback = order_and_callback("t", 3, random.Random(4))
+    pipe_order(driver, order)
+    pipe_callback(driver, callback)
+    [credit] = driver.read_output(topics.CREDITS)
+    driver.pipe(topics.CREDITS, credit.key, credit.value, 1_795_000_001_000)
+    assert driver.get("balances", order["account_id"]) == {"USD": order["amount_minor"]}
+
+
+def test_an_order_stores_its_state_on_its_keys_partition_only(driver):
+    order, _ = order_and_callback("t", 4, random.Random(5))
+    pipe_order(driver, order)
+    held = [partition for partition in range(driver.partitions)
+            if order["order_id"] in driver.store("order-state", partition)]
+    assert len(held) == 1
+
+
+def test_a_global_credit_freeze_reaches_every_order_partition_and_holds_the_credit(driver):
+    command = {"command_id": "cmd-1", "action": "FREEZE_CREDITS", "scope": "global",
+               "reason": "test", "issued_by": "ops@test", "issued_at": 1_795_000_000_000}
+    driver.pipe(topics.CONTROL, b"global", CATALOG.encode("ControlCommand", command),
+                1_795_000_000_000)
+    broadcast = driver.read_output(topics.ORDER_COMMANDS)
+    assert sorted(send.partition for send in broadcast) == list(range(driver.partitions))
+    [audit] = driver.read_values(topics.AUDIT)
+    assert audit["action"] == "FREEZE_CREDITS"
+    order, callback = order_and_callback("t", 5, random.Random(6))
+    pipe_order(driver, order)
+    pipe_callback(driver, callback)
+    assert driver.count(topics.PAYMENTS) == 1
+    assert driver.count(topics.CREDITS) == 0
