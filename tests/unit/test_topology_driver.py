@@ -16,8 +16,10 @@ from streams import topics
 from streams.codecs import default_catalog
 from streams.config import load_settings
 from streams.metrics import Metrics
+from streams.partitioning import partition_for
 from streams.runtime.testing import TopologyTestDriver
 from streams.topology import all_stages
+from tests.integration.flow import batch_closed, settlement_line
 
 CATALOG = default_catalog()
 
@@ -110,3 +112,43 @@ def test_a_global_credit_freeze_reaches_every_order_partition_and_holds_the_cred
     pipe_callback(driver, callback)
     assert driver.count(topics.PAYMENTS) == 1
     assert driver.count(topics.CREDITS) == 0
+
+
+def pipe_settlement(driver: TopologyTestDriver, record: dict[str, Any]) -> None:
+    # One key for a whole file keeps its records in order, as an importer would.
+    driver.pipe(topics.SETTLEMENTS, b"settlement-file",
+                CATALOG.encode("SettlementRecord", record), record["settled_at"])
+
+
+def test_a_batch_whose_lines_miss_its_closing_total_raises_a_totals_alert(driver):
+    at = 1_795_000_000_000
+    pipe_settlement(driver, settlement_line("r1", "b1", "o-1", 1000, at))
+    pipe_settlement(driver, settlement_line("r2", "b1", "o-2", 1000, at))
+    pipe_settlement(driver, batch_closed("b1", 2, 3000, at + 1, None))
+    assert driver.count(topics.RECON_INPUTS) >= 2
+    assert len(driver.read_output(topics.SETTLEMENT_BATCHES)) == 3
+    # Judged once the close's grace (30 minutes) has passed: the runtime's tick for the
+    # quiet partition brings it.
+    assert driver.count(topics.ALERTS) == 0
+    driver.tick(partition_for(b"b1", driver.partitions), 31 * 60_000, at + 31 * 60_000)
+    alerts = [alert["kind"] for alert in driver.read_values(topics.ALERTS)]
+    assert alerts == ["BATCH_TOTALS_MISMATCH"]
+
+
+def test_a_settled_credit_matches_and_a_settled_unknown_order_breaks_after_its_grace(driver):
+    order, callback = order_and_callback("t", 6, random.Random(7))
+    pipe_order(driver, order)
+    pipe_callback(driver, callback)
+    at = order["occurred_at"] + 3_600_000
+    pipe_settlement(driver, settlement_line("r1", "b1", order["order_id"],
+                                            order["amount_minor"], at))
+    pipe_settlement(driver, settlement_line("r2", "b1", "ghost-order", 700, at))
+    pipe_settlement(driver, batch_closed("b1", 2, order["amount_minor"] + 700, at + 1, at))
+    [matched] = driver.read_values(topics.RECON_OUTCOMES)
+    assert (matched["data"]["order_id"], matched["data"]["category"]) == (order["order_id"],
+                                                                          None)
+    assert driver.count(topics.RECON_BREAKS) == 0
+    for partition in range(driver.partitions):
+        driver.tick(partition, 3 * 3_600_000, at + 3 * 3_600_000)
+    [broken] = driver.read_values(topics.RECON_BREAKS)
+    assert (broken["order_id"], broken["category"]) == ("ghost-order", "MISSING_CREDIT")
