@@ -6,8 +6,10 @@ dead letters and stores as in production), and each batch's writes are applied t
 RocksDB stores as after a commit (`encode_writes`, `apply_committed`). What a stage sends
 to a topic a stage consumes comes back in a later batch, on the partition Kafka's default
 partitioner picks, before new input: as it would once committed. Every send is kept for
-`read_output` and counted in `sent`. Nothing is produced and nothing committed, and the
-runtime's repartitioning is not run (there is no consumer assignment to be wrong about).
+`read_output` and counted in `sent`. A send to a topic its stage does not declare raises
+here (UndeclaredOutput) instead of being dead-lettered. Nothing is produced and nothing
+committed, and the runtime's repartitioning is not run (there is no consumer assignment to
+be wrong about).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from streams.codecs import SchemaCatalog
 from streams.config import Settings
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
-from streams.runtime.context import Headers, Record, Send
+from streams.runtime.context import Headers, Record, Send, UndeclaredOutput
 from streams.runtime.stage import Stage
 from streams.runtime.ticks import tick_value
 from streams.runtime.worker import Worker, encode_writes
@@ -94,6 +96,12 @@ class TopologyTestDriver:
         self.worker.apply_committed(encode_writes(written), written)
 
     def _sent(self, send: Send, cause: Record) -> None:
+        if send.topic == topics.DLQ and send.value is not None:
+            error = self.catalog.decode("DeadLetter", send.value)["error"]
+            # In production a wiring bug costs a dead letter (maybe a payment's): here it
+            # fails the test that found it.
+            if UndeclaredOutput.__name__ in error:
+                raise UndeclaredOutput(f"{cause.where()}: {error}")
         self.sent[send.topic] = self.sent.get(send.topic, 0) + 1
         if self._retain:
             self._outputs.setdefault(send.topic, []).append(send)

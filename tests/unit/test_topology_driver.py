@@ -3,6 +3,7 @@ code and RocksDB stores, without a broker."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from streams.codecs import default_catalog
 from streams.config import load_settings
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
+from streams.runtime.context import UndeclaredOutput
 from streams.runtime.testing import TopologyTestDriver
 from streams.topology import all_stages
 from tests.integration.flow import batch_closed, settlement_line
@@ -152,3 +154,18 @@ def test_a_settled_credit_matches_and_a_settled_unknown_order_breaks_after_its_g
         driver.tick(partition, 3 * 3_600_000, at + 3 * 3_600_000)
     [broken] = driver.read_values(topics.RECON_BREAKS)
     assert (broken["order_id"], broken["category"]) == ("ghost-order", "MISSING_CREDIT")
+
+
+def test_a_stage_sending_where_it_did_not_declare_fails_the_test_not_a_dead_letter(
+    tmp_path, driver
+):
+    settings = driver.worker.settings
+    metrics = Metrics()
+    stages = [dataclasses.replace(stage, outputs=()) if stage.name == "intake" else stage
+              for stage in all_stages(settings, CATALOG, metrics)]
+    _, callback = order_and_callback("t", 7, random.Random(8))
+    undeclared = TopologyTestDriver(
+        dataclasses.replace(settings, state_dir=tmp_path / "undeclared"), stages, CATALOG,
+        metrics)
+    with undeclared, pytest.raises(UndeclaredOutput, match=r"topup\.internal\.payments"):
+        pipe_callback(undeclared, callback)
