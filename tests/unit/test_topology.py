@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -95,3 +96,19 @@ def test_the_cli_prints_the_graph_as_a_table_as_mermaid_and_as_json(capsys, grap
     assert main(["topology", "--json"]) == 0
     described = json.loads(capsys.readouterr().out)
     assert described == graph.as_dict()
+
+
+SENT_TO = re.compile(r"(?:Send\(\s*|publish\(\s*)topics\.([A-Z_]+)")
+
+
+def test_every_topic_a_stage_module_sends_to_is_declared_by_its_stages(graph):
+    """A static net under Context's check: a send added to a stage module without its
+    output declared fails here, before any record takes that path."""
+    declared: dict[str, set[str]] = {}
+    for stage in graph.stages:
+        declared.setdefault(stage.handle.__module__, set()).update(stage.outputs)
+    for module, outputs in declared.items():
+        source = Path(importlib.import_module(module).__file__ or "").read_text()
+        sent = {getattr(topics, name) for name in SENT_TO.findall(source)}
+        assert sent - {topics.DLQ} <= outputs, module
+    assert declared["streams.agents.intake"] >= {topics.PAYMENTS, topics.ALERTS}
