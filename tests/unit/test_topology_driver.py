@@ -14,6 +14,7 @@ import pytest
 from bench.worker_process import RULES
 from bench.workload import SECRET, order_and_callback
 from streams import topics
+from streams.agents.reconciliation import rate_input
 from streams.codecs import default_catalog
 from streams.config import load_settings
 from streams.metrics import Metrics
@@ -169,3 +170,18 @@ def test_a_stage_sending_where_it_did_not_declare_fails_the_test_not_a_dead_lett
         metrics)
     with undeclared, pytest.raises(UndeclaredOutput, match=r"topup\.internal\.payments"):
         pipe_callback(undeclared, callback)
+
+
+def test_an_hour_with_half_its_decisions_broken_raises_a_mismatch_rate_alert_once_judged(
+    driver
+):
+    at = 1_795_000_000_000
+    for index in range(40):
+        outcome = {"order_id": f"o-{index}", "provider": "hmac", "decided_at": at + index,
+                   "category": "MISSING_CREDIT" if index % 2 else None}
+        driver.pipe(topics.RECON_OUTCOMES, b"hmac", rate_input("outcome", outcome),
+                    at + index)
+    assert driver.count(topics.ALERTS) == 0
+    driver.tick(partition_for(b"hmac", driver.partitions), 3 * 3_600_000, at + 3 * 3_600_000)
+    [alert] = driver.read_values(topics.ALERTS)
+    assert (alert["kind"], alert["details"]["breaks"]) == ("MISMATCH_RATE_HIGH", "20")
