@@ -46,7 +46,7 @@ def forward_stage(on_first_record: Path) -> Stage:
         name, value = decoded
         ctx.send(Send(OUT_TOPIC, ctx.record.key, catalog.encode(name, value)))
 
-    return Stage("floor", tuple(RECORD_OF), (), decode, handle)
+    return Stage("floor", tuple(RECORD_OF), (), decode, handle, outputs=(OUT_TOPIC,))
 
 
 def _count_committed(bootstrap: str, expected: int, process: subprocess.Popen[bytes],

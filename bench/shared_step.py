@@ -138,7 +138,8 @@ def step_stage(input_topic: str, output_topic: str, on_first_record: Callable[[]
         ctx.send(Send(output_topic, ctx.record.key,
                       json.dumps(answer, separators=(",", ":")).encode()))
 
-    return Stage("shared-step", (input_topic,), (SEEN, VELOCITY), decode, handle)
+    return Stage("shared-step", (input_topic,), (SEEN, VELOCITY), decode, handle,
+                 outputs=(output_topic,))
 
 
 def run_worker(bootstrap: str, input_topic: str, output_topic: str, app_id: str,
