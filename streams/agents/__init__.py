@@ -32,7 +32,7 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
         intake.stage(settings, catalog, metrics),
         control.stage(settings, catalog),
         orders.stage(settings, catalog),
-        balances.stage(catalog, metrics),
+        balances.stage(settings, catalog, metrics),
         settlements.intake_stage(settings, catalog),
         settlements.batches_stage(),
         reconciliation.recon_stage(
