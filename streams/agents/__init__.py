@@ -36,7 +36,8 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
         settlements.intake_stage(settings, catalog),
         settlements.batches_stage(),
         reconciliation.recon_stage(
-            reconciliation.recon_config(settings.recon_missing_credit_grace_s)),
+            reconciliation.recon_config(settings.recon_missing_credit_grace_s,
+                                        settings.order_retention_days)),
         reconciliation.rates_stage(RateThresholds(
             threshold_bp=settings.recon_mismatch_threshold_bp,
             min_decisions=settings.recon_min_decisions,

@@ -161,7 +161,8 @@ def _reconcile_all(ctx: Context, inputs: list[Timed], config: ReconConfig) -> No
 
 def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
     orphan_hold_ms = settings.orphan_hold_s * 1000
-    reconciling = recon_config(settings.recon_missing_credit_grace_s)
+    reconciling = recon_config(settings.recon_missing_credit_grace_s,
+                               settings.order_retention_days)
     retention_ms = settings.order_retention_days * DAY_MS
 
     def advance(
