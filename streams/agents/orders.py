@@ -25,7 +25,7 @@ from functools import partial
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.clock import PartitionClock
+from streams.agents.clock import PartitionClock, to_the_hour
 from streams.agents.outputs import publish_outputs
 from streams.agents.reconciliation import (
     RECON_BOOKS,
@@ -191,8 +191,8 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
         orders[order_id] = new_state
         book.track(new_state, orphan_hold_ms)
         # Counted from the partition's clock: any input touching the order moves it on.
-        book.clock.wake(RETIRE + order_id,
-                        book.clock.watermark + retention_ms if retirable(new_state) else None)
+        book.clock.wake(RETIRE + order_id, to_the_hour(book.clock.watermark + retention_ms)
+                        if retirable(new_state) else None)
         publish_outputs(ctx, outputs)
         _to_reconciliation(ctx, state, new_state, outputs, now, reconciling)
 

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.clock import PartitionClock, Step, step_in_event_time, tick_in_event_time
+from streams.agents.clock import (
+    PartitionClock,
+    Step,
+    step_in_event_time,
+    tick_in_event_time,
+    to_the_hour,
+)
 from streams.agents.outputs import publish_outputs
 from streams.codecs import DecodeError
 from streams.domain.intake_health import IntakeHealth
@@ -208,7 +214,8 @@ def _run(
     _route(ctx, outputs, now)
     wake = state.wake()
     book.clock.wake(order_id, wake.tick_at)
-    book.clock.wake(RETIRE + order_id, book.clock.watermark + book.config.retention_ms
+    book.clock.wake(RETIRE + order_id,
+                    to_the_hour(book.clock.watermark + book.config.retention_ms)
                     if matched(state) else None)
     wanted = None if wake.watermark_key is None else _watermark_key(*wake.watermark_key)
     # A newly waiting order is handed the watermark as it stands.
