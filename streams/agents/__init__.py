@@ -44,6 +44,7 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
             page_intake_lag_seconds=settings.recon_page_intake_lag_s,
             page_verification_failure_bp=settings.recon_page_verification_failure_bp,
         )),
-        risk.risk_stage(catalog, rules, metrics, settings.max_event_skew_s * 1000),
+        risk.risk_stage(catalog, rules, metrics, settings.max_event_skew_s * 1000,
+                        settings.order_retention_days * 24 * 60 * 60 * 1000),
         risk.velocity_stage(metrics),
     ]
