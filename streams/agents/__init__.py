@@ -34,7 +34,7 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
         orders.stage(settings, catalog),
         balances.stage(settings, catalog, metrics),
         settlements.intake_stage(settings, catalog),
-        settlements.batches_stage(),
+        settlements.batches_stage(settings.order_retention_days * 24 * 60 * 60 * 1000),
         reconciliation.recon_stage(
             reconciliation.recon_config(settings.recon_missing_credit_grace_s,
                                         settings.order_retention_days)),
