@@ -39,6 +39,11 @@ class Settings:
     web_port: int = 6066
     topic_retention_days: int = 7
     dedup_retention_days: int = 35
+    # An ended order is removed after this much event time without input: longer than the
+    # card networks' 120-day chargeback window and the providers' refund windows.
+    order_retention_days: int = 180
+    # The balance stage remembers an applied ledger entry_id this long in ledger event time.
+    ledger_dedup_days: int = 35
     orphan_hold_s: int = 900
     session_timeout_s: int = 10
     # A revoked store partition stays on disk this long, so a restart or a rebalance that
@@ -232,6 +237,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_WEB_PORT": ("web_port", _positive_int),
     "TOPUP_TOPIC_RETENTION_DAYS": ("topic_retention_days", _positive_int),
     "TOPUP_DEDUP_RETENTION_DAYS": ("dedup_retention_days", _positive_int),
+    "TOPUP_ORDER_RETENTION_DAYS": ("order_retention_days", _positive_int),
+    "TOPUP_LEDGER_DEDUP_DAYS": ("ledger_dedup_days", _positive_int),
     "TOPUP_ORPHAN_HOLD_S": ("orphan_hold_s", _positive_int),
     "TOPUP_SESSION_TIMEOUT_S": ("session_timeout_s", _positive_int),
     "TOPUP_STATE_CLEANUP_DELAY_S": ("state_cleanup_delay_s", _positive_int),

@@ -38,18 +38,20 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
         intake.stage(settings, catalog, metrics),
         control.stage(settings, catalog),
         orders.stage(settings, catalog),
-        balances.stage(catalog, metrics),
+        balances.stage(settings, catalog, metrics),
         settlements.intake_stage(settings, catalog),
-        settlements.batches_stage(),
+        settlements.batches_stage(settings.order_retention_days * 24 * 60 * 60 * 1000),
         reconciliation.recon_stage(
-            reconciliation.recon_config(settings.recon_missing_credit_grace_s)),
+            reconciliation.recon_config(settings.recon_missing_credit_grace_s,
+                                        settings.order_retention_days)),
         reconciliation.rates_stage(RateThresholds(
             threshold_bp=settings.recon_mismatch_threshold_bp,
             min_decisions=settings.recon_min_decisions,
             page_intake_lag_seconds=settings.recon_page_intake_lag_s,
             page_verification_failure_bp=settings.recon_page_verification_failure_bp,
         )),
-        risk.risk_stage(catalog, rules, metrics, settings.max_event_skew_s * 1000),
+        risk.risk_stage(catalog, rules, metrics, settings.max_event_skew_s * 1000,
+                        settings.order_retention_days * 24 * 60 * 60 * 1000),
         risk.velocity_stage(metrics),
     ]
 

@@ -82,6 +82,15 @@ class PartitionClock:
         self._table[self._head] = {"watermark": self.watermark, "next_due": self.next_due}
 
 
+HOUR_MS = 60 * 60 * 1000
+
+
+def to_the_hour(at: int) -> int:
+    """`at` rounded up to a whole hour: for far deadlines (retentions of days), so every
+    input touching a key within the hour finds its wake already there and writes nothing."""
+    return -(-at // HOUR_MS) * HOUR_MS
+
+
 def clock_key(partition: int) -> str:
     return f"~clock-p{partition}"
 

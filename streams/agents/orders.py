@@ -6,17 +6,26 @@ the order's state, calls the pure state machine, stores the new state and publis
 it returned. Per partition it also keeps a book: the event-time clock (which wakes
 orders holding a payment that may become an orphan), the active freezes, and the orders
 waiting for a freeze to lift.
+
+Orders are bounded: an order that has ended (FAILED, CANCELED, REFUNDED, or CREDITED with
+nothing held or in flight) and sees no input for `TOPUP_ORDER_RETENTION_DAYS` of the
+partition's event time is removed, with a tombstone on the changelog. An input dated
+before that horizon could be for a removed order, whose state (and ledger guard) is gone,
+so it is refused to the DLQ instead of deciding anything; a late payment callback, which
+intake dates at its arrival, finds no order and is held as an orphan (alerted, never
+credited), as for any payment whose order never came.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.clock import PartitionClock
+from streams.agents.clock import PartitionClock, to_the_hour
 from streams.agents.outputs import publish_outputs
 from streams.agents.reconciliation import (
     RECON_BOOKS,
@@ -33,7 +42,7 @@ from streams.domain.freeze import ActiveFreezes, apply_command, credits_frozen, 
 from streams.domain.order_inputs import Context as StepContext
 from streams.domain.order_inputs import FreezeChanged, OrderEvent, OrderInput, RiskVerdict, Tick
 from streams.domain.order_outputs import LedgerEntryOut
-from streams.domain.order_state import HoldReason, OrderState
+from streams.domain.order_state import HoldReason, OrderState, OrderStatus
 from streams.domain.orders import step
 from streams.domain.payments import PaymentEvent
 from streams.domain.recon_inputs import LedgerEntry, OrderSnapshot, ReconConfig
@@ -45,6 +54,20 @@ from streams.runtime.store import StoreSpec
 ORDER_STATE = StoreSpec("order-state")
 BOOKS = StoreSpec("order-partitions")
 FREEZE_HOLDS = {HoldReason.CREDIT_FREEZE, HoldReason.REFUND_FREEZE}
+ENDED = {OrderStatus.FAILED, OrderStatus.CANCELED, OrderStatus.REFUNDED}
+DAY_MS = 24 * 60 * 60 * 1000
+# The clock's key for an order's removal; domain keys never start with '~'.
+RETIRE = "~retire|"
+
+log = logging.getLogger(__name__)
+
+
+def retirable(state: OrderState) -> bool:
+    """Ended for good: no input can still move money for it except a refund of a credited
+    order, which its retention (longer than any refund or chargeback window) outlasts."""
+    if state.held_payments or state.hold_reasons or state.refund_in_flight is not None:
+        return False
+    return state.status in ENDED or (state.status is OrderStatus.CREDITED and state.credited)
 
 
 class PartitionBook:
@@ -145,7 +168,9 @@ ORDER_OUTPUTS = tuple(dict.fromkeys((
 
 def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
     orphan_hold_ms = settings.orphan_hold_s * 1000
-    reconciling = recon_config(settings.recon_missing_credit_grace_s)
+    reconciling = recon_config(settings.recon_missing_credit_grace_s,
+                               settings.order_retention_days)
+    retention_ms = settings.order_retention_days * DAY_MS
 
     def advance(
         ctx: Context,
@@ -172,6 +197,9 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
         new_state, outputs = step(state, item, step_ctx)
         orders[order_id] = new_state
         book.track(new_state, orphan_hold_ms)
+        # Counted from the partition's clock: any input touching the order moves it on.
+        book.clock.wake(RETIRE + order_id, to_the_hour(book.clock.watermark + retention_ms)
+                        if retirable(new_state) else None)
         publish_outputs(ctx, outputs)
         _to_reconciliation(ctx, state, new_state, outputs, now, reconciling)
 
@@ -182,6 +210,13 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
         clock.advance(decoded.event_time)
         correlation = ctx.record.correlation_id
         item = decoded.input
+        if not isinstance(item, dict) and decoded.event_time <= clock.watermark - retention_ms:
+            ctx.dead_letter("BAD_PAYLOAD", (
+                f"event time {decoded.event_time} is before the order retention horizon "
+                f"{clock.watermark - retention_ms} (TOPUP_ORDER_RETENTION_DAYS): the order "
+                f"may have been removed, so nothing is decided for it"))
+            book.save(freezes_changed=False)
+            return
         # An input is judged at its own event time; what only the passing of time decides
         # (orphans, broadcasts) at the partition's watermark, which never goes back.
         command = isinstance(item, dict)
@@ -197,8 +232,19 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
 
     def run_due(ctx: Context, orders: Table, book: PartitionBook) -> None:
         clock = book.clock
-        for order_id in clock.due():
-            advance(ctx, orders, book, order_id, Tick(clock.watermark), clock.watermark, None)
+        for key in clock.due():
+            if key.startswith(RETIRE):
+                retire(orders, key.removeprefix(RETIRE))
+            else:
+                advance(ctx, orders, book, key, Tick(clock.watermark), clock.watermark, None)
+
+    def retire(orders: Table, order_id: str) -> None:
+        state = orders.load(order_id, OrderState)
+        # Any input since the wake was set moved or cleared it, so this is a last check.
+        if state is not None and retirable(state):
+            log.info("order %s removed: ended as %s and untouched for %d days",
+                     order_id, state.status, settings.order_retention_days)
+            del orders[order_id]
 
     def on_tick(ctx: Context, advance_ms: int) -> None:
         """The runtime's tick for a quiet partition: orphan deadlines pass without input."""

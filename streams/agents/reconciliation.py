@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.clock import PartitionClock, Step, step_in_event_time, tick_in_event_time
+from streams.agents.clock import (
+    PartitionClock,
+    Step,
+    step_in_event_time,
+    tick_in_event_time,
+    to_the_hour,
+)
 from streams.agents.outputs import publish_outputs
 from streams.codecs import DecodeError
 from streams.domain.intake_health import IntakeHealth
@@ -115,8 +121,22 @@ def _decode(record: Record) -> Timed:
         raise DecodeError("BAD_PAYLOAD", f"reconciliation input refused: {exc}") from None
 
 
-def recon_config(missing_credit_grace_s: int) -> ReconConfig:
-    return ReconConfig(missing_credit_grace_ms=missing_credit_grace_s * 1000)
+def recon_config(missing_credit_grace_s: int, retention_days: int = 180) -> ReconConfig:
+    return ReconConfig(missing_credit_grace_ms=missing_credit_grace_s * 1000,
+                       retention_ms=retention_days * 24 * 60 * 60 * 1000)
+
+
+# The clock's key for a matched state's removal; domain keys never start with '~'.
+RETIRE = "~retire|"
+ENDED = {"CREDITED", "FAILED", "CANCELED", "REFUNDED"}
+
+
+def matched(state: ReconState) -> bool:
+    """Nothing left to check: the order has ended, every line is decided and every entry
+    is covered by a line, so only a very late line could still concern it."""
+    wake = state.wake()
+    return (wake.tick_at is None and wake.watermark_key is None
+            and state.order is not None and state.order.status in ENDED)
 
 
 # Reconciliation's outputs, also the order stage's: it reconciles in-process what it hands over.
@@ -160,9 +180,16 @@ def reconcile(ctx: Context, timed: Timed, config: ReconConfig) -> None:
 
 
 def _run_due(ctx: Context, states: Table, book: ReconBook) -> None:
-    for order_id in book.clock.due():
+    for key in book.clock.due():
+        if key.startswith(RETIRE):
+            order_id = key.removeprefix(RETIRE)
+            state = states.load(order_id, ReconState)
+            # Any input since the wake was set moved or cleared it: this is a last check.
+            if state is not None and matched(state):
+                del states[order_id]
+            continue
         now = book.clock.watermark
-        _run(ctx, states, book, order_id, Tick(now), now, None)
+        _run(ctx, states, book, key, Tick(now), now, None)
 
 
 def reconcile_tick(ctx: Context, advance_ms: int, config: ReconConfig) -> None:
@@ -192,6 +219,9 @@ def _run(
     _route(ctx, outputs, now)
     wake = state.wake()
     book.clock.wake(order_id, wake.tick_at)
+    book.clock.wake(RETIRE + order_id,
+                    to_the_hour(book.clock.watermark + book.config.retention_ms)
+                    if matched(state) else None)
     wanted = None if wake.watermark_key is None else _watermark_key(*wake.watermark_key)
     # A newly waiting order is handed the watermark as it stands.
     newly_waiting = book.wait(order_id, wanted)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.clock import PartitionClock
+from streams.agents.clock import PartitionClock, to_the_hour
 from streams.agents.orders import order_key
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.domain.event_time import DEFAULT_MAX_EVENT_SKEW_S, check_event_time
@@ -59,8 +59,14 @@ OUTCOME_KINDS = {
 }
 
 
+# The clock's key for a decided fan-in's removal; domain keys never start with '~'.
+RETIRE = "~retire|"
+DEFAULT_RETENTION_MS = 180 * 24 * 60 * 60 * 1000
+
+
 def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
-               max_skew_ms: int = DEFAULT_MAX_EVENT_SKEW_S * 1000) -> Stage:
+               max_skew_ms: int = DEFAULT_MAX_EVENT_SKEW_S * 1000,
+               retention_ms: int = DEFAULT_RETENTION_MS) -> Stage:
     metrics.describe("topup_risk_decisions_total", "Risk decisions, by outcome")
     metrics.describe("topup_risk_rule_hits_total", "Rules that fired, by rule id")
 
@@ -105,6 +111,7 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
                 state = replace(state, deadline=max(state.deadline, arrived_deadline))
             table[order.order_id] = state
             clock.wake(order.order_id, None if state.completed else state.deadline)
+            retire_when_decided(clock, state)
         elif isinstance(item, DimensionCounts):
             state, ready = add_answer(_fan_in(table, item.order_id), item)
             table[item.order_id] = state
@@ -115,20 +122,40 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
                 clock.advance(state.order.occurred_at)
             if state.completed:
                 clock.wake(item.order_id, None)
+            retire_when_decided(clock, state)
         else:
             _payment_outcome(ctx, table, item, headers)
         if ready is not None:
             _decide(ctx, ready, rules, metrics)
         time_out_due(ctx, table, clock)
 
+    def retire_when_decided(clock: PartitionClock, state: FanInState) -> None:
+        """A decided fan-in is kept for the orders' retention (a repeated CREATED within it
+        is ignored, as one after it is refused by the order stage), then removed."""
+        if state.completed and state.order is not None:
+            clock.wake(RETIRE + state.order_id,
+                       to_the_hour(max(clock.watermark, state.order.occurred_at)
+                                   + retention_ms))
+
     def time_out_due(ctx: Context, table: Table, clock: PartitionClock) -> None:
         for order_id in clock.due():
+            if order_id.startswith(RETIRE):
+                retire(table, order_id.removeprefix(RETIRE))
+                continue
             waiting = _fan_in(table, order_id) or FanInState(order_id)
             state, ready = on_time(waiting, clock.watermark)
             table[order_id] = state
+            retire_when_decided(clock, state)
             if ready is not None:
                 _decide(ctx, ready, rules, metrics)
         clock.save()
+
+    def retire(table: Table, order_id: str) -> None:
+        del table[order_id]
+        # The payment outcomes already fanned out (`order_id|kind|txn|refund`): a later
+        # one finds no fan-in and is not counted, as for an order never seen.
+        for key, _ in table.scan_prefix(f"{order_id}|"):
+            del table[key]
 
     def on_tick(ctx: Context, advance_ms: int) -> None:
         """The runtime's tick for a quiet partition: a fan-in whose answers never come

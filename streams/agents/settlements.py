@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.clock import Step, step_in_event_time, tick_in_event_time
+from streams.agents.clock import Step, step_in_event_time, tick_in_event_time, to_the_hour
 from streams.agents.decoding import avro_decoder
 from streams.agents.outputs import publish_outputs
 from streams.agents.reconciliation import recon_input
@@ -63,7 +63,10 @@ def intake_stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
                  outputs=(topics.RECON_INPUTS, topics.SETTLEMENT_BATCHES))
 
 
-def batches_stage() -> Stage:
+DEFAULT_BATCH_RETENTION_MS = 180 * 24 * 60 * 60 * 1000
+
+
+def batches_stage(retention_ms: int = DEFAULT_BATCH_RETENTION_MS) -> Stage:
     def decode(record: Record) -> dict[str, Any]:
         try:
             data = wire.loads(record.value or b"")
@@ -77,11 +80,17 @@ def batches_stage() -> Stage:
 
         def run(batch_id: str, event: SettlementLine | BatchClosed | Tick, now: int) -> int | None:
             state = table.load(batch_id, BatchState)
+            if isinstance(event, Tick) and state is not None and state.decided:
+                # Judged, and untouched for the retention: nothing is left to decide.
+                del table[batch_id]
+                return None
             state, alerts = batch_step(
                 state, event, BatchContext(now_ms=now, correlation_id=correlation)
             )
             table[batch_id] = state
             publish_outputs(ctx, alerts)
+            if state.decided:
+                return to_the_hour(now + retention_ms)
             return state.wake_at()
 
         return run

@@ -346,9 +346,12 @@ class ReconConfig:
     # Slack between a ledger entry and the provider's transaction time, so a watermark
     # right at the entry's time does not call a line missing that settled a moment later.
     missing_line_grace_ms: int = 30 * MINUTE_MS
+    # A matched order's state is removed after this much event time without input (the
+    # orders' retention, TOPUP_ORDER_RETENTION_DAYS, so both sides go together).
+    retention_ms: int = 180 * 24 * 60 * MINUTE_MS
 
     def __post_init__(self) -> None:
-        for name in ("missing_credit_grace_ms", "missing_line_grace_ms"):
+        for name in ("missing_credit_grace_ms", "missing_line_grace_ms", "retention_ms"):
             value = getattr(self, name)
             if type(value) is not int or value < 0:
                 raise ValueError(f"{name} must be non-negative int milliseconds")
