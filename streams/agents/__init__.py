@@ -43,6 +43,7 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
             page_intake_lag_seconds=settings.recon_page_intake_lag_s,
             page_verification_failure_bp=settings.recon_page_verification_failure_bp,
         )),
-        risk.risk_stage(catalog, rules, metrics, settings.max_event_skew_s * 1000),
+        risk.risk_stage(catalog, rules, metrics, settings.max_event_skew_s * 1000,
+                        settings.max_amount_minor),
         risk.velocity_stage(metrics),
     ]

@@ -20,6 +20,7 @@ from streams.codecs import SchemaCatalog
 from streams.config import Settings
 from streams.domain.event_time import EventTimeOutOfRange, check_event_time
 from streams.domain.ids import derived_id
+from streams.domain.int64 import AmountOutOfRange, check_amount_limit
 from streams.domain.intake_health import IntakeTally, count_delivery
 from streams.metrics import Metrics
 from streams.providers import Rejection, RejectionKind, adapter_for, build_adapters
@@ -103,7 +104,8 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
             return
         try:
             check_event_time("occurred_at", payment.occurred_at, received_at, max_skew_ms)
-        except EventTimeOutOfRange as exc:
+            check_amount_limit("amount_minor", payment.amount_minor, settings.max_amount_minor)
+        except (EventTimeOutOfRange, AmountOutOfRange) as exc:
             ctx.dead_letter("SCHEMA_INVALID", str(exc))
             return
         table = ctx.table(seen.name)

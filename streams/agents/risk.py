@@ -30,7 +30,8 @@ from streams.domain.fanin import (
     start,
 )
 from streams.domain.ids import derived_id
-from streams.domain.order_inputs import OrderEvent, OrderEventType
+from streams.domain.int64 import MAX_AMOUNT_MINOR
+from streams.domain.order_inputs import OrderEvent, OrderEventType, check_order_amounts
 from streams.domain.payments import PaymentEvent, PaymentKind
 from streams.domain.risk_rules import RuleSet, score
 from streams.domain.signals import build_signals
@@ -60,7 +61,8 @@ OUTCOME_KINDS = {
 
 
 def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
-               max_skew_ms: int = DEFAULT_MAX_EVENT_SKEW_S * 1000) -> Stage:
+               max_skew_ms: int = DEFAULT_MAX_EVENT_SKEW_S * 1000,
+               max_amount_minor: int = MAX_AMOUNT_MINOR) -> Stage:
     metrics.describe("topup_risk_decisions_total", "Risk decisions, by outcome")
     metrics.describe("topup_risk_rule_hits_total", "Rules that fired, by rule id")
 
@@ -75,6 +77,7 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
                 # from the far future must not move this stage's windows either.
                 check_event_time("occurred_at", order.occurred_at, record.timestamp_ms,
                                  max_skew_ms)
+                check_order_amounts(order, max_amount_minor)
                 return order
             return PaymentEvent.from_dict(wire.loads(record.value or b""))
         except (DecodeError, ValueError, KeyError, TypeError) as exc:

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from streams.config import PROVIDERS
-from streams.domain.int64 import MAX_AMOUNT_MINOR
+from streams.domain.int64 import MAX_AMOUNT_MINOR, check_amount_limit
 from streams.domain.payments import PaymentEvent
 from streams.domain.record_fields import optional_text, required_text
 
@@ -130,6 +130,13 @@ class OrderEvent:
             refund_id=optional_text(record, "refund_id"),
             actor=optional_text(record, "actor"),
         )
+
+
+def check_order_amounts(order: OrderEvent, max_amount_minor: int) -> None:
+    """The configured bound (TOPUP_MAX_AMOUNT_MINOR), checked where records enter; raises
+    AmountOutOfRange."""
+    check_amount_limit("amount_minor", order.amount_minor, max_amount_minor)
+    check_amount_limit("promo_bonus_minor", order.promo_bonus_minor, max_amount_minor)
 
 
 class RiskDecision(StrEnum):
