@@ -65,6 +65,9 @@ class Settings:
     # The largest amount (minor units) an order, bonus, payment or settlement line may
     # carry; anything above is dead-lettered at the edge as SCHEMA_INVALID.
     max_amount_minor: int = MAX_AMOUNT_MINOR
+    # Unset: event times in the past are allowed (backfills, replays); set, one further
+    # than this behind its record's broker timestamp is refused like a far-future one.
+    max_event_age_s: int | None = None
     webhook_rate_per_ip: int = 50
     webhook_rate_burst: int = 100
     # The public listener carries only POST /webhooks/{provider}; web_host/web_port above
@@ -251,6 +254,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_BATCH_MAX_RECORDS": ("batch_max_records", _positive_int),
     "TOPUP_MAX_EVENT_SKEW_S": ("max_event_skew_s", _positive_int),
     "TOPUP_MAX_AMOUNT_MINOR": ("max_amount_minor", _amount_limit),
+    "TOPUP_MAX_EVENT_AGE_S": ("max_event_age_s", _positive_int),
     "TOPUP_TXN_CALL_TIMEOUT_S": ("txn_call_timeout_s", _positive_int),
     "TOPUP_TRANSACTION_TIMEOUT_S": ("transaction_timeout_s", _positive_int),
     "TOPUP_STALL_THRESHOLD_S": ("stall_threshold_s", _positive_int),

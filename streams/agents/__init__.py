@@ -6,6 +6,7 @@ from pathlib import Path
 
 from streams.codecs import SchemaCatalog
 from streams.config import Settings
+from streams.domain.event_time import EventTimeBounds
 from streams.metrics import Metrics
 from streams.runtime.stage import Stage
 
@@ -43,7 +44,9 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
             page_intake_lag_seconds=settings.recon_page_intake_lag_s,
             page_verification_failure_bp=settings.recon_page_verification_failure_bp,
         )),
-        risk.risk_stage(catalog, rules, metrics, settings.max_event_skew_s * 1000,
+        risk.risk_stage(catalog, rules, metrics,
+                        EventTimeBounds.of_seconds(settings.max_event_skew_s,
+                                                   settings.max_event_age_s),
                         settings.max_amount_minor),
         risk.velocity_stage(metrics),
     ]

@@ -27,7 +27,7 @@ from streams.agents.reconciliation import (
 )
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
-from streams.domain.event_time import EventTimeOutOfRange, check_event_time
+from streams.domain.event_time import EventTimeBounds, EventTimeOutOfRange
 from streams.domain.freeze import ActiveFreezes, apply_command, credits_frozen, refunds_frozen
 from streams.domain.int64 import AmountOutOfRange
 from streams.domain.order_inputs import Context as StepContext
@@ -90,7 +90,7 @@ class Decoded:
     event_time: int
 
 
-def _decoder(catalog: SchemaCatalog, max_skew_ms: int,
+def _decoder(catalog: SchemaCatalog, time_bounds: EventTimeBounds,
              max_amount_minor: int) -> Callable[[Record], Decoded]:
     def decode(record: Record) -> Decoded:
         topic, value = record.topic, record.value
@@ -100,8 +100,7 @@ def _decoder(catalog: SchemaCatalog, max_skew_ms: int,
             if topic == topics.ORDERS:
                 order = OrderEvent.from_record(catalog.decode("OrderEvent", value))
                 try:
-                    check_event_time("occurred_at", order.occurred_at, record.timestamp_ms,
-                                     max_skew_ms)
+                    time_bounds.check("occurred_at", order.occurred_at, record.timestamp_ms)
                     check_order_amounts(order, max_amount_minor)
                 except (EventTimeOutOfRange, AmountOutOfRange) as exc:
                     raise DecodeError("SCHEMA_INVALID", f"{topic} record refused: {exc}") from None
@@ -213,7 +212,8 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
     return Stage("orders", (topics.ORDERS, topics.PAYMENTS, topics.ORDER_COMMANDS,
                             topics.RISK_DECISIONS),
                  (ORDER_STATE, BOOKS, RECON_STATE, RECON_BOOKS),
-                 _decoder(catalog, settings.max_event_skew_s * 1000,
+                 _decoder(catalog, EventTimeBounds.of_seconds(settings.max_event_skew_s,
+                                                       settings.max_event_age_s),
                           settings.max_amount_minor), handle,
                  keyed={topics.ORDERS: order_key(catalog)}, on_tick=on_tick)
 

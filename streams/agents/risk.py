@@ -18,7 +18,7 @@ from streams import topics, wire
 from streams.agents.clock import PartitionClock
 from streams.agents.orders import order_key
 from streams.codecs import DecodeError, SchemaCatalog
-from streams.domain.event_time import DEFAULT_MAX_EVENT_SKEW_S, check_event_time
+from streams.domain.event_time import EventTimeBounds
 from streams.domain.fanin import (
     FanInConfig,
     FanInState,
@@ -60,8 +60,11 @@ OUTCOME_KINDS = {
 }
 
 
+DEFAULT_TIME_BOUNDS = EventTimeBounds()
+
+
 def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
-               max_skew_ms: int = DEFAULT_MAX_EVENT_SKEW_S * 1000,
+               time_bounds: EventTimeBounds = DEFAULT_TIME_BOUNDS,
                max_amount_minor: int = MAX_AMOUNT_MINOR) -> Stage:
     metrics.describe("topup_risk_decisions_total", "Risk decisions, by outcome")
     metrics.describe("topup_risk_rule_hits_total", "Rules that fired, by rule id")
@@ -75,8 +78,7 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
                 order = OrderEvent.from_record(catalog.decode("OrderEvent", record.value or b""))
                 # The same bound as the order stage's, which dead-letters it: an order
                 # from the far future must not move this stage's windows either.
-                check_event_time("occurred_at", order.occurred_at, record.timestamp_ms,
-                                 max_skew_ms)
+                time_bounds.check("occurred_at", order.occurred_at, record.timestamp_ms)
                 check_order_amounts(order, max_amount_minor)
                 return order
             return PaymentEvent.from_dict(wire.loads(record.value or b""))
