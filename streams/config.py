@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from streams.domain.int64 import MAX_AMOUNT_MINOR
+
 PROVIDERS = ("hmac", "stripe", "wechatpay")
 
 
@@ -65,6 +67,12 @@ class Settings:
     # An event time further than this ahead of its record's broker timestamp is refused
     # (SCHEMA_INVALID), so one absurd date cannot move a partition's clock for good.
     max_event_skew_s: int = 7 * 24 * 3600
+    # The largest amount (minor units) an order, bonus, payment or settlement line may
+    # carry; anything above is dead-lettered at the edge as SCHEMA_INVALID.
+    max_amount_minor: int = MAX_AMOUNT_MINOR
+    # Unset: event times in the past are allowed (backfills, replays); set, one further
+    # than this behind its record's broker timestamp is refused like a far-future one.
+    max_event_age_s: int | None = None
     webhook_rate_per_ip: int = 50
     webhook_rate_burst: int = 100
     # The public listener carries only POST /webhooks/{provider}; web_host/web_port above
@@ -122,6 +130,14 @@ def _positive_int(name: str, raw: str) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value < 1:
         raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _amount_limit(name: str, raw: str) -> int:
+    value = _positive_int(name, raw)
+    if value > MAX_AMOUNT_MINOR:
+        # Above the hard ceiling sums of amounts could leave 64 bits.
+        raise ConfigError(f"{name} must be at most {MAX_AMOUNT_MINOR}, got {value}")
     return value
 
 
@@ -244,6 +260,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_STATE_CLEANUP_DELAY_S": ("state_cleanup_delay_s", _positive_int),
     "TOPUP_BATCH_MAX_RECORDS": ("batch_max_records", _positive_int),
     "TOPUP_MAX_EVENT_SKEW_S": ("max_event_skew_s", _positive_int),
+    "TOPUP_MAX_AMOUNT_MINOR": ("max_amount_minor", _amount_limit),
+    "TOPUP_MAX_EVENT_AGE_S": ("max_event_age_s", _positive_int),
     "TOPUP_TXN_CALL_TIMEOUT_S": ("txn_call_timeout_s", _positive_int),
     "TOPUP_TRANSACTION_TIMEOUT_S": ("transaction_timeout_s", _positive_int),
     "TOPUP_STALL_THRESHOLD_S": ("stall_threshold_s", _positive_int),

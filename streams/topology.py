@@ -22,6 +22,7 @@ from streams.agents import (
 )
 from streams.codecs import SchemaCatalog
 from streams.config import Settings
+from streams.domain.event_time import EventTimeBounds
 from streams.domain.recon_thresholds import RateThresholds
 from streams.domain.risk_rules import load_rules
 from streams.metrics import Metrics
@@ -50,7 +51,10 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
             page_intake_lag_seconds=settings.recon_page_intake_lag_s,
             page_verification_failure_bp=settings.recon_page_verification_failure_bp,
         )),
-        risk.risk_stage(catalog, rules, metrics, settings.max_event_skew_s * 1000,
+        risk.risk_stage(catalog, rules, metrics,
+                        EventTimeBounds.of_seconds(settings.max_event_skew_s,
+                                                   settings.max_event_age_s),
+                        settings.max_amount_minor,
                         settings.order_retention_days * 24 * 60 * 60 * 1000),
         risk.velocity_stage(metrics),
     ]

@@ -18,8 +18,9 @@ from streams.agents.decoding import avro_decoder
 from streams.agents.reconciliation import rate_input
 from streams.codecs import SchemaCatalog
 from streams.config import Settings
-from streams.domain.event_time import EventTimeOutOfRange, check_event_time
+from streams.domain.event_time import EventTimeBounds, EventTimeOutOfRange
 from streams.domain.ids import derived_id
+from streams.domain.int64 import AmountOutOfRange, check_amount_limit
 from streams.domain.intake_health import IntakeTally, count_delivery
 from streams.metrics import Metrics
 from streams.providers import Rejection, RejectionKind, adapter_for, build_adapters
@@ -73,13 +74,14 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
     metrics.describe("topup_webhooks_ignored_total", "Verified events of types not acted on")
     metrics.describe("topup_intake_lag_seconds", "Wall time minus received_at of the last delivery")
 
-    max_skew_ms = settings.max_event_skew_s * 1000
+    time_bounds = EventTimeBounds.of_seconds(settings.max_event_skew_s,
+                                             settings.max_event_age_s)
 
     def handle(ctx: Context, delivery: dict[str, Any]) -> None:
         provider, received_at = delivery["provider"], delivery["received_at"]
         try:
             # The edge for payments: what passes here cannot move a later stage's clock.
-            check_event_time("received_at", received_at, ctx.record.timestamp_ms, max_skew_ms)
+            time_bounds.check("received_at", received_at, ctx.record.timestamp_ms)
         except EventTimeOutOfRange as exc:
             ctx.dead_letter("SCHEMA_INVALID", str(exc))
             return
@@ -102,8 +104,9 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
             metrics.inc("topup_webhooks_ignored_total", provider=provider)
             return
         try:
-            check_event_time("occurred_at", payment.occurred_at, received_at, max_skew_ms)
-        except EventTimeOutOfRange as exc:
+            time_bounds.check("occurred_at", payment.occurred_at, received_at)
+            check_amount_limit("amount_minor", payment.amount_minor, settings.max_amount_minor)
+        except (EventTimeOutOfRange, AmountOutOfRange) as exc:
             ctx.dead_letter("SCHEMA_INVALID", str(exc))
             return
         table = ctx.table(seen.name)

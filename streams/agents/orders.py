@@ -37,10 +37,18 @@ from streams.agents.reconciliation import (
 )
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
-from streams.domain.event_time import EventTimeOutOfRange, check_event_time
+from streams.domain.event_time import EventTimeBounds, EventTimeOutOfRange
 from streams.domain.freeze import ActiveFreezes, apply_command, credits_frozen, refunds_frozen
+from streams.domain.int64 import AmountOutOfRange
 from streams.domain.order_inputs import Context as StepContext
-from streams.domain.order_inputs import FreezeChanged, OrderEvent, OrderInput, RiskVerdict, Tick
+from streams.domain.order_inputs import (
+    FreezeChanged,
+    OrderEvent,
+    OrderInput,
+    RiskVerdict,
+    Tick,
+    check_order_amounts,
+)
 from streams.domain.order_outputs import LedgerEntryOut
 from streams.domain.order_state import HoldReason, OrderState, OrderStatus
 from streams.domain.orders import step
@@ -106,7 +114,8 @@ class Decoded:
     event_time: int
 
 
-def _decoder(catalog: SchemaCatalog, max_skew_ms: int) -> Callable[[Record], Decoded]:
+def _decoder(catalog: SchemaCatalog, time_bounds: EventTimeBounds,
+             max_amount_minor: int) -> Callable[[Record], Decoded]:
     def decode(record: Record) -> Decoded:
         topic, value = record.topic, record.value
         try:
@@ -115,9 +124,9 @@ def _decoder(catalog: SchemaCatalog, max_skew_ms: int) -> Callable[[Record], Dec
             if topic == topics.ORDERS:
                 order = OrderEvent.from_record(catalog.decode("OrderEvent", value))
                 try:
-                    check_event_time("occurred_at", order.occurred_at, record.timestamp_ms,
-                                     max_skew_ms)
-                except EventTimeOutOfRange as exc:
+                    time_bounds.check("occurred_at", order.occurred_at, record.timestamp_ms)
+                    check_order_amounts(order, max_amount_minor)
+                except (EventTimeOutOfRange, AmountOutOfRange) as exc:
                     raise DecodeError("SCHEMA_INVALID", f"{topic} record refused: {exc}") from None
                 return Decoded(order, order.occurred_at)
             if topic == topics.RISK_DECISIONS:
@@ -256,7 +265,9 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
     return Stage("orders", (topics.ORDERS, topics.PAYMENTS, topics.ORDER_COMMANDS,
                             topics.RISK_DECISIONS),
                  (ORDER_STATE, BOOKS, RECON_STATE, RECON_BOOKS),
-                 _decoder(catalog, settings.max_event_skew_s * 1000), handle,
+                 _decoder(catalog, EventTimeBounds.of_seconds(settings.max_event_skew_s,
+                                                       settings.max_event_age_s),
+                          settings.max_amount_minor), handle,
                  keyed={topics.ORDERS: order_key(catalog)}, on_tick=on_tick,
                  outputs=ORDER_OUTPUTS)
 

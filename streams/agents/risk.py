@@ -18,7 +18,7 @@ from streams import topics, wire
 from streams.agents.clock import PartitionClock, to_the_hour
 from streams.agents.orders import order_key
 from streams.codecs import DecodeError, SchemaCatalog
-from streams.domain.event_time import DEFAULT_MAX_EVENT_SKEW_S, check_event_time
+from streams.domain.event_time import EventTimeBounds
 from streams.domain.fanin import (
     FanInConfig,
     FanInState,
@@ -30,7 +30,8 @@ from streams.domain.fanin import (
     start,
 )
 from streams.domain.ids import derived_id
-from streams.domain.order_inputs import OrderEvent, OrderEventType
+from streams.domain.int64 import MAX_AMOUNT_MINOR
+from streams.domain.order_inputs import OrderEvent, OrderEventType, check_order_amounts
 from streams.domain.payments import PaymentEvent, PaymentKind
 from streams.domain.risk_rules import RuleSet, score
 from streams.domain.signals import build_signals
@@ -62,10 +63,12 @@ OUTCOME_KINDS = {
 # The clock's key for a decided fan-in's removal; domain keys never start with '~'.
 RETIRE = "~retire|"
 DEFAULT_RETENTION_MS = 180 * 24 * 60 * 60 * 1000
+DEFAULT_TIME_BOUNDS = EventTimeBounds()
 
 
 def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
-               max_skew_ms: int = DEFAULT_MAX_EVENT_SKEW_S * 1000,
+               time_bounds: EventTimeBounds = DEFAULT_TIME_BOUNDS,
+               max_amount_minor: int = MAX_AMOUNT_MINOR,
                retention_ms: int = DEFAULT_RETENTION_MS) -> Stage:
     metrics.describe("topup_risk_decisions_total", "Risk decisions, by outcome")
     metrics.describe("topup_risk_rule_hits_total", "Rules that fired, by rule id")
@@ -79,8 +82,8 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
                 order = OrderEvent.from_record(catalog.decode("OrderEvent", record.value or b""))
                 # The same bound as the order stage's, which dead-letters it: an order
                 # from the far future must not move this stage's windows either.
-                check_event_time("occurred_at", order.occurred_at, record.timestamp_ms,
-                                 max_skew_ms)
+                time_bounds.check("occurred_at", order.occurred_at, record.timestamp_ms)
+                check_order_amounts(order, max_amount_minor)
                 return order
             return PaymentEvent.from_dict(wire.loads(record.value or b""))
         except (DecodeError, ValueError, KeyError, TypeError) as exc:

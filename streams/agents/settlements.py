@@ -17,6 +17,7 @@ from streams.agents.outputs import publish_outputs
 from streams.agents.reconciliation import recon_input
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
+from streams.domain.int64 import check_amount_limit
 from streams.domain.order_inputs import Tick
 from streams.domain.recon_inputs import BatchClosed, SettlementLine, parse_settlement
 from streams.domain.settlement_batches import BatchContext, BatchState
@@ -38,7 +39,11 @@ def intake_stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
 
     def decode(record: Record) -> SettlementLine | BatchClosed:
         try:
-            return parse_settlement(decode_avro(record))
+            parsed = parse_settlement(decode_avro(record))
+            if isinstance(parsed, SettlementLine):
+                for name in ("amount_minor", "fee_minor"):
+                    check_amount_limit(name, getattr(parsed, name), settings.max_amount_minor)
+            return parsed
         except ValueError as exc:
             if isinstance(exc, DecodeError):
                 raise

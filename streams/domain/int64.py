@@ -11,8 +11,20 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 # The largest amount in minor units any single order, payment or line may carry:
 # 10^12 minor units (ten billion in a two-decimal currency), so that any realistic number
-# of them summed stays far inside a signed 64-bit integer.
+# of them summed stays far inside a signed 64-bit integer. TOPUP_MAX_AMOUNT_MINOR can only
+# lower it, to what the business actually tops up.
 MAX_AMOUNT_MINOR = 10**12
+
+
+class AmountOutOfRange(ValueError):
+    """An amount above the configured TOPUP_MAX_AMOUNT_MINOR."""
+
+
+def check_amount_limit(name: str, value: int, most: int) -> int:
+    """The edge's bound (the domain types already refuse negatives and the hard ceiling)."""
+    if value > most:
+        raise AmountOutOfRange(f"{name} {value} is above {most} (TOPUP_MAX_AMOUNT_MINOR)")
+    return value
 
 
 class Int64Overflow(ArithmeticError):

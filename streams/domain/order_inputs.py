@@ -3,18 +3,16 @@ event-time ticks (payment events come from `payments.py`), and the context of ea
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from streams.config import PROVIDERS
-from streams.domain.int64 import MAX_AMOUNT_MINOR
+from streams.domain.currencies import check_currency
+from streams.domain.int64 import MAX_AMOUNT_MINOR, check_amount_limit
 from streams.domain.payments import PaymentEvent
 from streams.domain.record_fields import optional_text, required_text
-
-_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 class OrderEventType(StrEnum):
@@ -89,8 +87,8 @@ class OrderEvent:
                 # A payment can only ever arrive through a provider the receiver knows.
                 raise ValueError(f"provider {self.provider[:40]!r} is not one of {PROVIDERS}")
         money_moves = self.type in (OrderEventType.CREATED, OrderEventType.REFUND_REQUESTED)
-        if money_moves and not _CURRENCY.fullmatch(self.currency):
-            raise ValueError("currency must be three upper-case letters (ISO 4217)")
+        if money_moves:
+            check_currency(self.currency)
         if self.type is OrderEventType.REFUND_REQUESTED and not self.refund_id:
             raise ValueError("REFUND_REQUESTED needs a refund_id")
 
@@ -130,6 +128,13 @@ class OrderEvent:
             refund_id=optional_text(record, "refund_id"),
             actor=optional_text(record, "actor"),
         )
+
+
+def check_order_amounts(order: OrderEvent, max_amount_minor: int) -> None:
+    """The configured bound (TOPUP_MAX_AMOUNT_MINOR), checked where records enter; raises
+    AmountOutOfRange."""
+    check_amount_limit("amount_minor", order.amount_minor, max_amount_minor)
+    check_amount_limit("promo_bonus_minor", order.promo_bonus_minor, max_amount_minor)
 
 
 class RiskDecision(StrEnum):

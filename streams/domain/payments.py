@@ -5,14 +5,13 @@ Pure data: built only from a verified callback, carried on an internal topic as 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
+from streams.domain.currencies import check_currency
 from streams.domain.int64 import MAX_AMOUNT_MINOR
 
-_CURRENCY = re.compile(r"[A-Z]{3}")
 # Avro `long`: anything larger could not be written to the output topics.
 _LONG_MAX = 2**63 - 1
 
@@ -54,8 +53,7 @@ class PaymentEvent:
             value = getattr(self, name)
             if type(value) is not int or not 0 <= value <= most:
                 raise ValueError(f"{name} must be an integer in [0, {most}]")
-        if not isinstance(self.currency, str) or not _CURRENCY.fullmatch(self.currency):
-            raise ValueError("currency must be three upper-case letters (ISO 4217)")
+        check_currency(self.currency)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; `kind` as its plain string value."""

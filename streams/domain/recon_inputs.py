@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from streams.domain.currencies import check_currency
 from streams.domain.int64 import MAX_AMOUNT_MINOR
 from streams.domain.order_state import OrderState
 from streams.domain.record_fields import optional_text, required_text
@@ -35,6 +36,11 @@ def _amount(record: Mapping[str, Any], name: str) -> int:
     if not 0 <= value <= MAX_AMOUNT_MINOR:
         raise ValueError(f"{name} must be in [0, {MAX_AMOUNT_MINOR}], got {value}")
     return value
+
+
+def _optional_currency(record: Mapping[str, Any]) -> str | None:
+    currency = optional_text(record, "currency")
+    return None if currency is None else check_currency(currency)
 
 
 def _optional_integer(record: Mapping[str, Any], name: str) -> int | None:
@@ -164,7 +170,7 @@ def parse_settlement(record: Mapping[str, Any]) -> SettlementLine | BatchClosed:
         refund_id=optional_text(record, "refund_id"),
         amount_minor=_amount(record, "amount_minor"),
         fee_minor=_amount(record, "fee_minor"),
-        currency=optional_text(record, "currency"),
+        currency=_optional_currency(record),
         settled_at=settled_at,
     )
 

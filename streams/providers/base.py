@@ -8,18 +8,17 @@ of work: the signature is checked over the raw bytes before anything in the body
 from __future__ import annotations
 
 import json
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NoReturn, Protocol
 
+from streams.domain.currencies import is_currency
 from streams.domain.payments import PaymentEvent
 
 DEFAULT_TOLERANCE_S = 300
 LONG_MAX = 2**63 - 1
-_CURRENCY = re.compile(r"[A-Za-z]{3}")
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
@@ -233,8 +232,9 @@ class Fields:
 
     def currency(self, key: str) -> str:
         value = self._obj.get(key)
-        if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
-            self._bad(key, "a three-letter ISO 4217 code")
+        # Providers differ in case (Stripe sends "usd"); the code itself must exist.
+        if not isinstance(value, str) or not is_currency(value.upper()):
+            self._bad(key, "an ISO 4217 currency code")
         return value.upper()
 
     def rfc3339_ms(self, key: str) -> int:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from streams import topics
 from tests.integration.flow import Flow, order_event, payment_event
-from tests.integration.intake_fixtures import NOW_MS
+from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
 from tests.integration.test_risk import _latest, _risk_env
 from tests.kafka_harness import decode_all, read_until, settings_from
 
@@ -60,3 +61,27 @@ def test_far_future_orders_are_dead_lettered_once_and_the_farm_is_still_blocked(
     [credit] = [c for c in decode_all(records, topics.CREDITS) if c["order_id"] == "o-after"]
     assert credit["created_at"] < NOW_MS + 60 * MINUTE
     assert not [a for a in decode_all(records, topics.ALERTS) if a["kind"] == "ORPHAN_PAYMENT"]
+
+
+def test_with_an_age_bound_back_dated_orders_are_dead_lettered_once(kafka_env, workers):
+    settings = settings_from(kafka_env)
+    worker = workers.start("age", TOPUP_HMAC_SECRETS=",".join(HMAC_SECRETS),
+                           TOPUP_MAX_EVENT_AGE_S=str(24 * 3600))
+    # Relative to now: the broker stamps each record with the time it is produced.
+    now_ms = int(time.time() * 1000)
+    flow = Flow(settings)
+    flow.order(order_event("o-old", at=now_ms - 2 * 24 * 3600 * 1000))
+    flow.order(order_event("o-1970", at=0))
+    flow.order(order_event("o-now", at=now_ms))
+    flow.callback(payment_event("o-now", at=now_ms))
+    flow.flush()
+    records = read_until(
+        settings, [topics.DLQ, topics.CREDITS],
+        lambda rs: any(c["order_id"] == "o-now" for c in decode_all(rs, topics.CREDITS))
+        and len(decode_all(rs, topics.DLQ)) >= 2,
+        workers=[worker])
+    letters = decode_all(records, topics.DLQ)
+    assert Counter(d["key"] for d in letters) == {b"o-old": 1, b"o-1970": 1}
+    assert {d["error_kind"] for d in letters} == {"SCHEMA_INVALID"}
+    assert all("TOPUP_MAX_EVENT_AGE_S" in d["error"] for d in letters)
+    assert Counter(c["order_id"] for c in decode_all(records, topics.CREDITS)) == {"o-now": 1}

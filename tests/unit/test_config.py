@@ -15,6 +15,8 @@ def test_defaults_without_any_setting():
     assert settings.partitions == 4
     assert settings.signature_tolerance_s == {"hmac": 300, "stripe": 300, "wechatpay": 300}
     assert (settings.hmac_secrets, settings.stripe_webhook_secrets) == ((), ())
+    assert settings.max_amount_minor == 10**12
+    assert load_settings({"TOPUP_MAX_AMOUNT_MINOR": "500000"}).max_amount_minor == 500_000
 
 
 @pytest.mark.parametrize(
@@ -29,6 +31,9 @@ def test_defaults_without_any_setting():
         ("TOPUP_WECHATPAY_PLATFORM_KEYS", "serial-without-path"),
         ("TOPUP_WECHATPAY_PLATFORM_KEYS", "SERIAL1=/nonexistent/key.pem"),
         ("TOPUP_SIGNATURE_TOLERANCE_S_STRIPE", "soon"),
+        ("TOPUP_MAX_AMOUNT_MINOR", "0"),
+        # Above the hard ceiling a sum of amounts could leave 64 bits.
+        ("TOPUP_MAX_AMOUNT_MINOR", str(10**12 + 1)),
     ],
 )
 def test_a_malformed_setting_fails_naming_it(name, value):
