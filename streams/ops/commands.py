@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from streams.config import Settings
@@ -138,6 +139,45 @@ def _review(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    if args.what == "balances":
+        return _rebuild_balances(settings, args)
+    from streams.ops.freezes import OperatorError
+    from streams.ops.rebuild import rebuild
+
+    stores = None
+    if args.stores is not None:
+        stores = [name.strip() for name in args.stores.split(",") if name.strip()]
+        if not stores:
+            return _refuse("--stores needs at least one store name, comma-separated")
+    if args.keep_state is not None and args.keep_state.exists():
+        return _refuse(f"--keep-state {args.keep_state} already exists; name a new directory")
+    try:
+        report = rebuild(settings, stores, args.verify, _progress, args.keep_state)
+    except OperatorError as exc:
+        return _refuse(str(exc))
+    rate = report.handled / report.seconds if report.seconds > 0 else 0.0
+    lines = [f"rebuild {report.run_id}: replayed {report.inputs} input records "
+             f"({report.handled} handled with internal ones) in {report.seconds:.1f} s "
+             f"({rate:,.0f}/s) into fresh state, application id {report.app_id}",
+             "rebuilt tables: " + ", ".join(f"{name} {n} keys"
+                                            for name, n in report.tables.items()),
+             "withheld (a live run sends these; the replay sent nothing anywhere): "
+             + (", ".join(f"{t} {n}" for t, n in report.withheld.items()) or "none"),
+             "live topics unchanged: " + ("yes" if report.live_topics_unchanged else
+                                          f"NO, they moved (live workers running?): "
+                                          f"{report.moved}"),
+             f"rebuilt state kept in {report.state_dir}"]
+    if report.differences is not None:
+        lines.append(f"verify: {len(report.differences)} difference(s) with the live tables")
+        for d in report.differences:
+            lines.append(f"  {d.store} {d.key}:")
+            lines.append(f"      rebuilt {json.dumps(d.rebuilt, sort_keys=True)}")
+            lines.append(f"      live    {json.dumps(d.live, sort_keys=True)}")
+    _emit(args, report.to_dict(), "\n".join(lines))
+    return 1 if report.differences else 0
+
+
+def _rebuild_balances(settings: Settings, args: argparse.Namespace) -> int:
     from streams.ops.rebuild_balances import rebuild_balances
 
     rebuilt, diffs = rebuild_balances(settings, args.verify, _progress)
@@ -235,11 +275,18 @@ def add_operator_commands(commands: argparse._SubParsersAction) -> None:
 
     rebuild = commands.add_parser(
         "rebuild", parents=[json_flag],
-        help="rebuild tables by replay; `rebuild balances` derives them from topup.credits")
-    rebuild.add_argument("what", choices=["balances"])
+        help="rebuild tables by replaying the input topics into fresh state (writes "
+             "nothing); `rebuild balances` derives balances from topup.credits alone")
+    rebuild.add_argument("what", nargs="?", choices=["balances"],
+                         help="balances: from the ledger alone, no replay")
+    rebuild.add_argument("--stores", metavar="NAMES",
+                         help="comma-separated stores to rebuild and verify (default: "
+                              "order-state,balances,recon-state)")
     rebuild.add_argument("--verify", action="store_true",
-                         help="compare with the live table, print every difference, exit 1 "
+                         help="compare with the live tables, print every difference, exit 1 "
                               "if any")
+    rebuild.add_argument("--keep-state", type=Path, metavar="DIR",
+                         help="keep the rebuilt state dir there (for a promotion)")
     rebuild.set_defaults(run=_rebuild)
 
     backtest = commands.add_parser(
