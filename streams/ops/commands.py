@@ -12,7 +12,6 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from streams.config import Settings
@@ -142,17 +141,21 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
     if args.what == "balances":
         return _rebuild_balances(settings, args)
     from streams.ops.freezes import OperatorError
-    from streams.ops.rebuild import rebuild
+    from streams.ops.rebuild import promote, rebuild
 
     stores = None
     if args.stores is not None:
         stores = [name.strip() for name in args.stores.split(",") if name.strip()]
         if not stores:
             return _refuse("--stores needs at least one store name, comma-separated")
-    if args.keep_state is not None and args.keep_state.exists():
-        return _refuse(f"--keep-state {args.keep_state} already exists; name a new directory")
+    if args.promote and not (args.by and args.reason):
+        return _refuse("--promote needs --by WHO and --reason WHY (it is audited)")
     try:
-        report = rebuild(settings, stores, args.verify, _progress, args.keep_state)
+        report = rebuild(settings, stores, args.verify or args.promote, _progress)
+        promoted = None
+        if args.promote and report.differences:
+            promoted = promote(settings, report.differences, args.by, args.reason,
+                               int(time.time() * 1000))
     except OperatorError as exc:
         return _refuse(str(exc))
     rate = report.handled / report.seconds if report.seconds > 0 else 0.0
@@ -166,14 +169,22 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
              "live topics unchanged: " + ("yes" if report.live_topics_unchanged else
                                           f"NO, they moved (live workers running?): "
                                           f"{report.moved}"),
-             f"rebuilt state kept in {report.state_dir}"]
+             f"rebuilt in {report.state_dir} (removed)"]
     if report.differences is not None:
         lines.append(f"verify: {len(report.differences)} difference(s) with the live tables")
         for d in report.differences:
-            lines.append(f"  {d.store} {d.key}:")
+            lines.append(f"  {d.store} {d.key}: differs at {', '.join(d.fields)}")
             lines.append(f"      rebuilt {json.dumps(d.rebuilt, sort_keys=True)}")
             lines.append(f"      live    {json.dumps(d.live, sort_keys=True)}")
-    _emit(args, report.to_dict(), "\n".join(lines))
+    data = report.to_dict()
+    if args.promote:
+        data["promoted"] = promoted
+        lines.append(f"promoted: {len(report.differences or [])} key(s) written to the live "
+                     f"changelogs, audited as {promoted['audit_id']}" if promoted else
+                     "promote: nothing to promote, the live tables agree")
+        _emit(args, data, "\n".join(lines))
+        return 0
+    _emit(args, data, "\n".join(lines))
     return 1 if report.differences else 0
 
 
@@ -285,8 +296,11 @@ def add_operator_commands(commands: argparse._SubParsersAction) -> None:
     rebuild.add_argument("--verify", action="store_true",
                          help="compare with the live tables, print every difference, exit 1 "
                               "if any")
-    rebuild.add_argument("--keep-state", type=Path, metavar="DIR",
-                         help="keep the rebuilt state dir there (for a promotion)")
+    rebuild.add_argument("--promote", action="store_true",
+                         help="write the rebuilt values of the differing keys to the live "
+                              "changelogs (workers stopped; needs --by and --reason)")
+    rebuild.add_argument("--by", help="who promotes (audited)")
+    rebuild.add_argument("--reason", help="why (audited)")
     rebuild.set_defaults(run=_rebuild)
 
     backtest = commands.add_parser(

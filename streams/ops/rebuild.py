@@ -84,11 +84,9 @@ def rebuild(
     stores: Iterable[str] | None = None,
     verify: bool = False,
     progress: ProgressHook | None = None,
-    keep_state: Path | None = None,
 ) -> RebuildReport:
     """Replay the inputs into fresh tables; with `verify`, every difference with the live
-    ones. The rebuilt state dir is removed afterwards unless `keep_state` names where to
-    put it (for a promotion, see README "Operating TopUp Guard")."""
+    ones (which `promote` can then make live). The rebuilt state dir is removed after."""
     run_id = uuid.uuid4().hex[:8]
     state_dir = Path(tempfile.mkdtemp(prefix=f"topup-rebuild-{run_id}-"))
     shadow = shadow_settings(settings, run_id, state_dir)
@@ -121,13 +119,10 @@ def rebuild(
     after = end_offsets(settings, watched)
     moved = {f"{t}[{p}]": after.get((t, p), 0) - offset for (t, p), offset in before.items()
              if after.get((t, p), 0) != offset}
-    if keep_state is not None:
-        shutil.move(str(state_dir), str(keep_state))
-    else:
-        shutil.rmtree(state_dir, ignore_errors=True)
+    shutil.rmtree(state_dir, ignore_errors=True)
     return RebuildReport(
         run_id=run_id, app_id=shadow.app_id,
-        state_dir=str(keep_state) if keep_state is not None else "(removed)",
+        state_dir=str(state_dir),
         inputs=len(inputs), handled=topology.handled, seconds=round(seconds, 3),
         tables={name: len(rows) for name, rows in rebuilt.items()},
         withheld=dict(sorted(topology.published.items())),
@@ -195,3 +190,58 @@ def _batch_progress(
             progress(Progress(handled, now - started))
 
     return report
+
+
+def promote(
+    settings: Settings, differences: list[Difference], by: str, reason: str, now_ms: int,
+    group_members: Callable[[Settings], int] | None = None,
+) -> dict[str, Any]:
+    """Make the rebuilt values the live ones: each differing key's rebuilt value (a
+    tombstone where the rebuild has none) written to the live store's changelog, in one
+    transaction, with an audit record. Refused while live workers are in the group: they
+    would overwrite it, or be overwritten mid-batch. Restarted workers restore the tail of
+    the changelogs past their checkpoints, so the promotion reaches their local stores."""
+    if not by.strip() or not reason.strip():
+        raise OperatorError("--by and --reason must not be empty")
+    members = (group_members or live_group_members)(settings)
+    if members:
+        raise OperatorError(f"{members} live worker(s) still in group {settings.app_id}: "
+                            "stop them before promoting")
+    from streams.kafka_clients import producer
+
+    client = producer(settings, acks="all", **{
+        "transactional.id": f"{settings.app_id}-ops-promote"})
+    client.init_transactions(30)
+    client.begin_transaction()
+    for d in differences:
+        changelog = f"{settings.app_id}-{d.store}-changelog"
+        client.produce(changelog, key=d.key.encode(),
+                       value=None if d.rebuilt is None else wire.dumps(d.rebuilt))
+    audit = {
+        "audit_id": f"au-promote-{uuid.uuid4()}", "subject": f"rebuild:{settings.app_id}",
+        "action": "REBUILD_PROMOTED", "rule": None,
+        "inputs": {"keys": str(len(differences)),
+                   "stores": ",".join(sorted({d.store for d in differences})),
+                   "reason": reason.strip()},
+        "outcome": f"{len(differences)} key(s) replaced by their rebuilt values",
+        "actor": by.strip(), "at": now_ms,
+    }
+    client.produce(topics.AUDIT, key=audit["subject"].encode(),
+                   value=default_catalog().encode("AuditRecord", audit))
+    client.commit_transaction(30)
+    return audit
+
+
+def live_group_members(settings: Settings) -> int:
+    """How many consumers are in the live workers' group now."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    from streams.kafka_clients import client_config
+
+    admin = AdminClient(client_config(settings))
+    future = admin.describe_consumer_groups([settings.app_id])[settings.app_id]
+    try:
+        return len(future.result(timeout=30).members)
+    except KafkaException:
+        return 0  # no such group: no worker has ever run, none runs now

@@ -101,9 +101,21 @@ def test_rebuild_by_replay_restores_the_tables_and_writes_nothing_live(kafka_env
     assert "1 difference(s)" in diverged.stdout
     assert f"{ORDER_STATE.name} {state_key}:" in diverged.stdout
     assert "live    null" in diverged.stdout
-    # The rebuilt state is the unvandalised one.
-    rebuilt_line = diverged.stdout.split("rebuilt ", 3)[-1]
-    assert lost in rebuilt_line
+    assert f"{ORDER_STATE.name} {state_key}: differs at (whole value)" in diverged.stdout
+
+    # Promotion puts the rebuilt value back, audited, and the tables agree again.
+    refused = cli(env, "rebuild", "--promote")
+    assert refused.returncode == 2 and "--by" in refused.stderr
+    promoted = cli(env, "rebuild", "--promote", "--by", "ops@test", "--reason", "vandalised")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert "promoted: 1 key(s)" in promoted.stdout
+    assert cli(env, "rebuild", "--verify").returncode == 0
+    audits = decode_all(read_until(
+        settings, [topics.AUDIT],
+        lambda rs: any(a["action"] == "REBUILD_PROMOTED" for a in decode_all(rs, topics.AUDIT))),
+        topics.AUDIT)
+    [audit] = [a for a in audits if a["action"] == "REBUILD_PROMOTED"]
+    assert audit["actor"] == "ops@test" and audit["inputs"]["stores"] == ORDER_STATE.name
 
 
 def test_rebuild_refuses_an_unknown_store_without_a_traceback(kafka_env):
