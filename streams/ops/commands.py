@@ -221,7 +221,8 @@ def _backtest(settings: Settings, args: argparse.Namespace) -> int:
         return _refuse("--since/--until must be ISO dates or epoch ms")
     report = backtest(settings, current, new, since, until, _progress)
     lines = [f"backtest of {new.rules_version} against {current.rules_version} on "
-             f"{report.orders} orders (replayed in process; nothing written to Kafka)",
+             f"{report.orders} orders (replayed in process; new decisions written only to "
+             f"{report.shadow_topic}: {report.shadow_records} records)",
              f"replay fidelity, current rules against recorded decisions: "
              f"{report.fidelity['same']} same, {report.fidelity['different']} different",
              "decisions, current (rows) -> new (columns):"]
