@@ -125,7 +125,11 @@ class Recorded:
 
 def recorded(records: Iterable[ConsumedRecord]) -> Recorded:
     catalog = default_catalog()
-    orders, outcomes, decisions, statuses, breaks = [], [], {}, {}, {}
+    orders: list[OrderEvent] = []
+    outcomes: list[Outcome] = []
+    decisions: dict[str, str] = {}
+    statuses: dict[str, str] = {}
+    breaks: dict[str, list[str]] = {}
     versions: dict[str, int] = {}
     for record in records:
         if record.value is None:
@@ -205,10 +209,12 @@ def compare(
     in_range = [o for o in orders if since is None or o.occurred_at >= since]
     matrix: dict[str, Counter[str]] = {}
     rule_hits: dict[str, Counter[str]] = {}
-    changed, amounts, by_outcome = [], Counter(), {}
-    fidelity = Counter()
+    changed: list[dict[str, Any]] = []
+    amounts: Counter[str] = Counter()
+    by_outcome: dict[str, Counter[str]] = {}
+    fidelity: Counter[str] = Counter()
     decided = 0
-    new_records = []
+    new_records: list[dict[str, Any]] = []
     for order in in_range:
         old, fresh = replays["current"].get(order.order_id), replays["new"].get(order.order_id)
         if old is None or fresh is None:

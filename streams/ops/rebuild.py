@@ -217,8 +217,9 @@ def promote(
         changelog = f"{settings.app_id}-{d.store}-changelog"
         client.produce(changelog, key=d.key.encode(),
                        value=None if d.rebuilt is None else wire.dumps(d.rebuilt))
-    audit = {
-        "audit_id": f"au-promote-{uuid.uuid4()}", "subject": f"rebuild:{settings.app_id}",
+    subject = f"rebuild:{settings.app_id}"
+    audit: dict[str, Any] = {
+        "audit_id": f"au-promote-{uuid.uuid4()}", "subject": subject,
         "action": "REBUILD_PROMOTED", "rule": None,
         "inputs": {"keys": str(len(differences)),
                    "stores": ",".join(sorted({d.store for d in differences})),
@@ -226,7 +227,7 @@ def promote(
         "outcome": f"{len(differences)} key(s) replaced by their rebuilt values",
         "actor": by.strip(), "at": now_ms,
     }
-    client.produce(topics.AUDIT, key=audit["subject"].encode(),
+    client.produce(topics.AUDIT, key=subject.encode(),
                    value=default_catalog().encode("AuditRecord", audit))
     client.commit_transaction(30)
     return audit
