@@ -3,7 +3,8 @@ rule file, compared with the rules in force.
 
 The replay runs the risk stages' pure steps in one process (fan-out per dimension,
 velocity windows per dimension key, fan-in per order, signals, score), in event-time
-order, with every answer returned (so no fan-in times out). It writes nothing to Kafka.
+order, with every answer returned (so no fan-in times out). It writes the new rules'
+decisions to `topup.risk-decisions.shadow.<run-id>` (`streams.ops.shadow`) and nothing else.
 Both sides of the comparison are replays of the same inputs, the current rules and the
 new ones, so a difference is the rules' doing and nothing else; how closely the replay
 with the current rules reproduces the recorded decisions is reported as its fidelity.
@@ -11,9 +12,10 @@ with the current rules reproduces the recorded decisions is reported as its fide
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streams import topics, wire
@@ -29,6 +31,7 @@ from streams.domain.velocity import DimensionCounts, Observation, ObservationKin
 from streams.domain.velocity import observe as observe_velocity
 from streams.kafka_clients import ConsumedRecord
 from streams.ops.scan import ProgressHook, scan
+from streams.ops.shadow import write_shadow
 
 BACKTEST_TOPICS = (topics.ORDERS, topics.PAYMENTS, topics.RISK_DECISIONS, topics.ORDER_STATUS,
                    topics.RECON_BREAKS)
@@ -52,6 +55,7 @@ class RiskReplay:
     velocity: dict[str, VelocityState] = field(default_factory=dict)
     orders: dict[str, RiskOrder] = field(default_factory=dict)
     decisions: dict[str, RiskAssessment] = field(default_factory=dict)
+    decided_at: dict[str, int] = field(default_factory=dict)
     _seen_outcomes: set[str] = field(default_factory=set)
 
     def run(self, orders: Iterable[OrderEvent], outcomes: Iterable[Outcome]) -> None:
@@ -86,6 +90,7 @@ class RiskReplay:
                 ready = ready or answered
         if ready is not None:
             self.decisions[order.order_id] = score(self.rules, build_signals(ready))
+            self.decided_at[order.order_id] = ready.decided_at
 
     def _outcome(self, outcome: Outcome) -> None:
         order = self.orders.get(outcome.order_id)
@@ -120,7 +125,11 @@ class Recorded:
 
 def recorded(records: Iterable[ConsumedRecord]) -> Recorded:
     catalog = default_catalog()
-    orders, outcomes, decisions, statuses, breaks = [], [], {}, {}, {}
+    orders: list[OrderEvent] = []
+    outcomes: list[Outcome] = []
+    decisions: dict[str, str] = {}
+    statuses: dict[str, str] = {}
+    breaks: dict[str, list[str]] = {}
     versions: dict[str, int] = {}
     for record in records:
         if record.value is None:
@@ -160,9 +169,15 @@ class BacktestReport:
     rule_hits: dict[str, dict[str, int]]  # rule id -> {"current": n, "new": n}
     outcomes: dict[str, dict[str, int]]  # known outcome -> new decision -> changed orders
     fidelity: dict[str, int]  # the current-rules replay against the recorded decisions
+    # The new rules' decisions on the orders in range, as the risk stage would write them.
+    new_decisions: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    shadow_topic: str | None = None  # where they were written (None: not written)
+    shadow_records: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        data = self.__dict__.copy()
+        data.pop("new_decisions")
+        return data
 
 
 def known_outcome(inputs: Recorded, order_id: str) -> str:
@@ -186,22 +201,27 @@ def compare(
 
     orders = [o for o in inputs.orders if before_until(o.occurred_at)]
     outcomes = [o for o in inputs.outcomes if before_until(o.occurred_at)]
-    replays = {}
+    replays, runs = {}, {}
     for name, rules in (("current", current), ("new", new)):
         replay = RiskReplay(rules)
         replay.run(orders, outcomes)
-        replays[name] = replay.decisions
+        replays[name], runs[name] = replay.decisions, replay
     in_range = [o for o in orders if since is None or o.occurred_at >= since]
     matrix: dict[str, Counter[str]] = {}
     rule_hits: dict[str, Counter[str]] = {}
-    changed, amounts, by_outcome = [], Counter(), {}
-    fidelity = Counter()
+    changed: list[dict[str, Any]] = []
+    amounts: Counter[str] = Counter()
+    by_outcome: dict[str, Counter[str]] = {}
+    fidelity: Counter[str] = Counter()
     decided = 0
+    new_records: list[dict[str, Any]] = []
     for order in in_range:
         old, fresh = replays["current"].get(order.order_id), replays["new"].get(order.order_id)
         if old is None or fresh is None:
             continue
         decided += 1
+        new_records.append(fresh.to_record(order.order_id, order.account_id,
+                                           runs["new"].decided_at[order.order_id]))
         matrix.setdefault(old.decision.value, Counter())[fresh.decision.value] += 1
         for side, assessment in (("current", old), ("new", fresh)):
             for reason in assessment.reasons:
@@ -221,13 +241,21 @@ def compare(
     return BacktestReport(
         decided, {k: dict(v) for k, v in matrix.items()}, changed, dict(amounts),
         dict(sorted(hits.items())), {k: dict(v) for k, v in by_outcome.items()},
-        {"same": fidelity["same"], "different": fidelity["different"]},
+        {"same": fidelity["same"], "different": fidelity["different"]}, new_records,
     )
 
 
 def backtest(
     settings: Settings, current: RuleSet, new: RuleSet, since: int | None, until: int | None,
-    progress: ProgressHook | None = None,
+    progress: ProgressHook | None = None, shadow: bool = True,
 ) -> BacktestReport:
-    return compare(recorded(scan(settings, BACKTEST_TOPICS, progress=progress)), current, new,
-                   since, until)
+    """The backtest report; with `shadow`, the new rules' decisions also written to
+    `topup.risk-decisions.shadow.<run-id>`, and never to a live topic."""
+    report = compare(recorded(scan(settings, BACKTEST_TOPICS, progress=progress)), current,
+                     new, since, until)
+    if not shadow:
+        return report
+    name, written = write_shadow(
+        settings, topics.RISK_DECISIONS, uuid.uuid4().hex[:8],
+        ((record["order_id"], record) for record in report.new_decisions))
+    return replace(report, shadow_topic=name, shadow_records=written)

@@ -138,6 +138,57 @@ def _review(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    if args.what == "balances":
+        return _rebuild_balances(settings, args)
+    from streams.ops.freezes import OperatorError
+    from streams.ops.rebuild import promote, rebuild
+
+    stores = None
+    if args.stores is not None:
+        stores = [name.strip() for name in args.stores.split(",") if name.strip()]
+        if not stores:
+            return _refuse("--stores needs at least one store name, comma-separated")
+    if args.promote and not (args.by and args.reason):
+        return _refuse("--promote needs --by WHO and --reason WHY (it is audited)")
+    try:
+        report = rebuild(settings, stores, args.verify or args.promote, _progress)
+        promoted = None
+        if args.promote and report.differences:
+            promoted = promote(settings, report.differences, args.by, args.reason,
+                               int(time.time() * 1000))
+    except OperatorError as exc:
+        return _refuse(str(exc))
+    rate = report.handled / report.seconds if report.seconds > 0 else 0.0
+    lines = [f"rebuild {report.run_id}: replayed {report.inputs} input records "
+             f"({report.handled} handled with internal ones) in {report.seconds:.1f} s "
+             f"({rate:,.0f}/s) into fresh state, application id {report.app_id}",
+             "rebuilt tables: " + ", ".join(f"{name} {n} keys"
+                                            for name, n in report.tables.items()),
+             "withheld (a live run sends these; the replay sent nothing anywhere): "
+             + (", ".join(f"{t} {n}" for t, n in report.withheld.items()) or "none"),
+             "live topics unchanged: " + ("yes" if report.live_topics_unchanged else
+                                          f"NO, they moved (live workers running?): "
+                                          f"{report.moved}"),
+             f"rebuilt in {report.state_dir} (removed)"]
+    if report.differences is not None:
+        lines.append(f"verify: {len(report.differences)} difference(s) with the live tables")
+        for d in report.differences:
+            lines.append(f"  {d.store} {d.key}: differs at {', '.join(d.fields)}")
+            lines.append(f"      rebuilt {json.dumps(d.rebuilt, sort_keys=True)}")
+            lines.append(f"      live    {json.dumps(d.live, sort_keys=True)}")
+    data = report.to_dict()
+    if args.promote:
+        data["promoted"] = promoted
+        lines.append(f"promoted: {len(report.differences or [])} key(s) written to the live "
+                     f"changelogs, audited as {promoted['audit_id']}" if promoted else
+                     "promote: nothing to promote, the live tables agree")
+        _emit(args, data, "\n".join(lines))
+        return 0
+    _emit(args, data, "\n".join(lines))
+    return 1 if report.differences else 0
+
+
+def _rebuild_balances(settings: Settings, args: argparse.Namespace) -> int:
     from streams.ops.rebuild_balances import rebuild_balances
 
     rebuilt, diffs = rebuild_balances(settings, args.verify, _progress)
@@ -170,7 +221,8 @@ def _backtest(settings: Settings, args: argparse.Namespace) -> int:
         return _refuse("--since/--until must be ISO dates or epoch ms")
     report = backtest(settings, current, new, since, until, _progress)
     lines = [f"backtest of {new.rules_version} against {current.rules_version} on "
-             f"{report.orders} orders (replayed in process; nothing written to Kafka)",
+             f"{report.orders} orders (replayed in process; new decisions written only to "
+             f"{report.shadow_topic}: {report.shadow_records} records)",
              f"replay fidelity, current rules against recorded decisions: "
              f"{report.fidelity['same']} same, {report.fidelity['different']} different",
              "decisions, current (rows) -> new (columns):"]
@@ -235,11 +287,21 @@ def add_operator_commands(commands: argparse._SubParsersAction) -> None:
 
     rebuild = commands.add_parser(
         "rebuild", parents=[json_flag],
-        help="rebuild tables by replay; `rebuild balances` derives them from topup.credits")
-    rebuild.add_argument("what", choices=["balances"])
+        help="rebuild tables by replaying the input topics into fresh state (writes "
+             "nothing); `rebuild balances` derives balances from topup.credits alone")
+    rebuild.add_argument("what", nargs="?", choices=["balances"],
+                         help="balances: from the ledger alone, no replay")
+    rebuild.add_argument("--stores", metavar="NAMES",
+                         help="comma-separated stores to rebuild and verify (default: "
+                              "order-state,balances,recon-state)")
     rebuild.add_argument("--verify", action="store_true",
-                         help="compare with the live table, print every difference, exit 1 "
+                         help="compare with the live tables, print every difference, exit 1 "
                               "if any")
+    rebuild.add_argument("--promote", action="store_true",
+                         help="write the rebuilt values of the differing keys to the live "
+                              "changelogs (workers stopped; needs --by and --reason)")
+    rebuild.add_argument("--by", help="who promotes (audited)")
+    rebuild.add_argument("--reason", help="why (audited)")
     rebuild.set_defaults(run=_rebuild)
 
     backtest = commands.add_parser(
