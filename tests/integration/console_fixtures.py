@@ -1,0 +1,63 @@
+"""A worker with the console on, and held orders for it to show (shared by the HTTP and
+the browser tests of the console)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams import topics
+from streams.config import Settings
+from tests.integration.flow import Flow, order_event, payment_event
+from tests.integration.intake_fixtures import HMAC_SECRETS
+from tests.kafka_harness import (
+    WorkerFactory,
+    WorkerProcess,
+    decode_all,
+    read_until,
+    settings_from,
+    wait_for_http,
+)
+
+TOKEN = "console-test-token-7f3a"
+OUTPUTS = [topics.CREDITS, topics.ORDER_STATUS, topics.REVIEW_CASES, topics.AUDIT]
+# An order id as hostile as the wire may send: it must show as text, never as markup.
+HOSTILE = "o-<b>x</b>&\"q"
+
+
+@dataclass
+class Console:
+    settings: Settings
+    worker: WorkerProcess
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.worker.web_port}/console"
+
+
+def statuses(records) -> dict[str, str]:
+    latest: dict[str, tuple[int, str]] = {}
+    for change in decode_all(records, topics.ORDER_STATUS):
+        if change["version"] > latest.get(change["order_id"], (0, ""))[0]:
+            latest[change["order_id"]] = (change["version"], change["status"])
+    return {order_id: status for order_id, (_, status) in latest.items()}
+
+
+def console_with_held_orders(
+    kafka_env: dict[str, str], workers: WorkerFactory, held: dict[str, int]
+) -> Console:
+    """A worker serving the console, once each order in `held` (order id -> amount, paid
+    2% short) is ON_HOLD with its review case open."""
+    env = {**kafka_env, "TOPUP_HMAC_SECRETS": ",".join(HMAC_SECRETS),
+           "TOPUP_CONSOLE_TOKEN": TOKEN}
+    settings = settings_from(env)
+    worker = workers.start(**env)
+    flow = Flow(settings)
+    for order_id, amount in held.items():
+        flow.order(order_event(order_id, amount_minor=amount))
+        flow.callback(payment_event(order_id, amount=amount * 98 // 100))
+    flow.flush()
+    read_until(settings, OUTPUTS,
+               lambda rs: len(decode_all(rs, topics.REVIEW_CASES)) == len(held)
+               and all(statuses(rs).get(o) == "ON_HOLD" for o in held), workers=[worker])
+    wait_for_http(worker)
+    return Console(settings, worker)
