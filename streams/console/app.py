@@ -63,7 +63,9 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                        "img-src 'self'; form-action 'self'",
             "X-Frame-Options": "DENY",
-            "Referrer-Policy": "no-referrer",
+            # same-origin, not no-referrer: under no-referrer the browser sends "Origin: null",
+            # which the CSRF check must refuse.
+            "Referrer-Policy": "same-origin",
         })
 
     def back(request: web.Request, to: str, **query: str) -> web.HTTPSeeOther:
