@@ -20,11 +20,13 @@ from aiohttp import web
 
 from streams.config import Settings
 from streams.console import auth
+from streams.console.funnel import SERIES, last_hour
 from streams.console.queries import review_queue
 from streams.ops.freezes import WHATS, OperatorError, active_freezes
 from streams.ops.freezes import request as request_freeze
 from streams.ops.reviews import DECISIONS, decide
 from streams.ops.trace import trace_account, trace_order
+from streams.recon_report_cli import parse_since, recon_report
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TEMPLATES = Path(__file__).with_name("templates")
@@ -153,6 +155,21 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
         return back(request, "/freezes", flash=f"{command['action']} on {command['scope']} "
                                                 f"issued as {command['command_id']}")
 
+    async def recon(request: web.Request) -> web.Response:
+        # Today (UTC) unless ?since= says otherwise (an ISO date or epoch ms; "all").
+        since_text = request.query.get("since", "")
+        try:
+            since = (None if since_text == "all" else parse_since(since_text)
+                     if since_text else _now_ms() // 86_400_000 * 86_400_000)
+        except ValueError:
+            return page(request, "recon.html", status=400, report=None, since_text=since_text)
+        report = await asyncio.to_thread(recon_report, settings, since)
+        return page(request, "recon.html", report=report, since_text=since_text)
+
+    async def funnel(request: web.Request) -> web.Response:
+        counts = await asyncio.to_thread(last_hour, settings, _now_ms())
+        return page(request, "funnel.html", funnel=counts, series=SERIES)
+
     app = web.Application(middlewares=[guard])
     app[TOKEN_KEY] = token
     app.router.add_get("/", queue, name="queue")
@@ -163,5 +180,7 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
     app.router.add_get("/accounts/{account_id}", account)
     app.router.add_get("/freezes", freezes)
     app.router.add_post("/freezes", change_freeze)
+    app.router.add_get("/recon", recon)
+    app.router.add_get("/funnel", funnel)
     return app
 

@@ -151,3 +151,14 @@ def test_console_needs_the_token_and_csrf_and_decides_like_the_cli(kafka_env, wo
     commands = [c for c in operator_writes(console) if "action" in c]
     assert [(c["action"], c["issued_by"]) for c in commands] == [
         ("FREEZE_CREDITS", "ann@risk"), ("UNFREEZE_CREDITS", "ann@risk")]
+
+    # The funnel counts the last hour's work from the topics; the recon page renders.
+    status, _, funnel = call(console, "GET", "/funnel", headers=BEARER)
+    assert status == 200
+    totals = dict(re.findall(r'data-series="([^"]+)" data-total="(\d+)"', funnel))
+    assert {name: int(totals[name]) for name in ("orders", "holds", "credits")} == {
+        "orders": 3, "holds": 3, "credits": 1}
+    assert funnel.count("<rect ") == 6 * 12
+    status, _, recon = call(console, "GET", "/recon?since=all", headers=BEARER)
+    assert status == 200 and 'id="summary">0 break(s)' in recon
+    assert call(console, "GET", "/recon?since=yesterday-ish", headers=BEARER)[0] == 400
