@@ -43,7 +43,16 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["when"] = lambda ms: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
     env.filters["path"] = lambda value: quote(str(value), safe="")
+    env.filters["age"] = _age
     return env
+
+
+def _age(seconds: int) -> str:
+    days, rest = divmod(int(seconds), 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes = rest // 60
+    return f"{days} d {hours} h" if days else f"{hours} h {minutes} min" if hours else (
+        f"{minutes} min" if minutes else f"{seconds} s")
 
 
 def _now_ms() -> int:

@@ -61,3 +61,31 @@ def console_with_held_orders(
                and all(statuses(rs).get(o) == "ON_HOLD" for o in held), workers=[worker])
     wait_for_http(worker)
     return Console(settings, worker)
+
+
+def console_after_demo_workload(
+    kafka_env: dict[str, str], workers: WorkerFactory
+) -> tuple[Console, set[str]]:
+    """A worker serving the console after the demo's workload (`deploy/demo`'s generator,
+    without its paced fraud ring); with the orders that hold an open review case."""
+    from streams.demo import _produce as produce_demo_workload  # the demo's own producer
+    from streams.workload import demo_traffic
+
+    secret = "demo-console-secret-0123456789ab"
+    env = {**kafka_env, "TOPUP_HMAC_SECRETS": secret, "TOPUP_ORPHAN_HOLD_S": "10",
+           "TOPUP_CONSOLE_TOKEN": TOKEN}
+    settings = settings_from(env)
+    worker = workers.start(**env)
+    wait_for_http(worker)
+    traffic = demo_traffic("demo", 60, secret, settings.partitions)
+    paced = {order.record["order_id"] for order, _ in traffic.paced}
+    held = {order_id for order_id, status in traffic.expected_status.items()
+            if status == "ON_HOLD" and order_id not in paced}
+    assert held, "the demo's workload holds no order for review any more"
+    produce_demo_workload(settings, traffic, "demo")
+    records = read_until(
+        settings, OUTPUTS,
+        lambda rs: held <= {c["order_id"] for c in decode_all(rs, topics.REVIEW_CASES)}
+        and all(statuses(rs).get(o) == "ON_HOLD" for o in held), workers=[worker])
+    cased = {c["order_id"] for c in decode_all(records, topics.REVIEW_CASES)}
+    return Console(settings, worker), cased & held

@@ -24,7 +24,7 @@ from streams import topics
 from tests.integration.console_fixtures import (
     OUTPUTS,
     TOKEN,
-    console_with_held_orders,
+    console_after_demo_workload,
     statuses,
 )
 from tests.kafka_harness import REPO, decode_all, read_until
@@ -76,8 +76,7 @@ def rows(driver: WebDriver, css: str) -> list:
 
 def test_an_operator_approves_a_held_order_and_freezes_in_the_browser(
         kafka_env, workers, browser):
-    held = {"o-br-held": 2500, "o-br-other": 700}
-    console = console_with_held_orders(kafka_env, workers, held)
+    console, held = console_after_demo_workload(kafka_env, workers)
 
     # No token, no console: the browser gets the login form.
     browser.get(f"{console.url}/")
@@ -85,30 +84,35 @@ def test_an_operator_approves_a_held_order_and_freezes_in_the_browser(
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "login").click()
 
-    # The queue after the workload: both held orders, the bigger first, with evidence.
-    eventually(browser, lambda: len(rows(browser, "tr.case")) == 2, "two cases in the queue")
+    # The queue after the demo's workload: every held order, the most at stake first,
+    # each with its evidence.
+    eventually(browser, lambda: len(rows(browser, "tr.case")) == len(held),
+               f"{len(held)} cases in the queue")
     cases = rows(browser, "tr.case")
-    assert [c.get_attribute("data-order") for c in cases] == ["o-br-held", "o-br-other"]
-    held_row = cases[0]
-    assert "2500 USD" in held_row.text
-    evidence = held_row.find_element(By.CSS_SELECTOR, ".evidence").text
-    assert "=" in evidence, f"no evidence shown: {held_row.text!r}"
+    assert {c.get_attribute("data-order") for c in cases} == held
+    stakes = [int(c.find_element(By.CSS_SELECTOR, ".num").text.split()[0]) for c in cases]
+    assert stakes == sorted(stakes, reverse=True)
+    for case in cases:
+        assert "expected.amount_minor=" in case.find_element(By.CSS_SELECTOR, ".evidence").text
     shoot(browser, "queue")
+    held_row = cases[0]
+    order_id = held_row.get_attribute("data-order")
 
     held_row.find_element(By.NAME, "by").send_keys("ann@risk")
     held_row.find_element(By.NAME, "note").send_keys("customer confirmed the fee")
     held_row.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
     eventually(browser, lambda: "REVIEW_APPROVED" in browser.find_element(By.ID, "flash").text,
                "the approval's confirmation")
-    assert [c.get_attribute("data-order") for c in rows(browser, "tr.case")] == ["o-br-other"]
+    assert {c.get_attribute("data-order") for c in rows(browser, "tr.case")} == held - {
+        order_id}
     shoot(browser, "queue-after-approval")
 
     # The credit is on topup.credits, and on the order page's timeline.
     done = read_until(console.settings, OUTPUTS,
-                      lambda rs: statuses(rs).get("o-br-held") == "CREDITED",
+                      lambda rs: statuses(rs).get(order_id) == "CREDITED",
                       workers=[console.worker])
-    credit = next(c for c in decode_all(done, topics.CREDITS) if c["order_id"] == "o-br-held")
-    browser.get(f"{console.url}/orders/o-br-held")
+    credit = next(c for c in decode_all(done, topics.CREDITS) if c["order_id"] == order_id)
+    browser.get(f"{console.url}/orders/{order_id}")
 
     def credited_on_page() -> bool:
         browser.refresh()
@@ -117,14 +121,19 @@ def test_an_operator_approves_a_held_order_and_freezes_in_the_browser(
     eventually(browser, credited_on_page, "the credit on the order page")
     timeline = [r.get_attribute("data-topic") for r in rows(browser, "tr.evidence-item")]
     assert timeline.index(topics.REVIEW_CASES) < timeline.index(topics.CREDITS)
-    assert browser.find_element(By.ID, "order-id").text == "o-br-held"
+    assert browser.find_element(By.ID, "order-id").text == order_id
+    credit_row = rows(browser, f"tr.evidence-item[data-topic='{topics.CREDITS}']")[0]
+    assert credit["entry_id"] in credit_row.text
     shoot(browser, "order")
 
     browser.get(f"{console.url}/accounts/{credit['account_id']}")
     assert credit["entry_id"] in browser.find_element(By.ID, "ledger").text
-    expected = credit["amount_minor"] + credit["bonus_minor"]
-    assert f"{expected} USD" in browser.find_element(By.ID, "balance").text
     shoot(browser, "account")
+
+    browser.get(f"{console.url}/funnel")
+    orders = browser.find_element(By.CSS_SELECTOR, "tr.series[data-series=orders]")
+    assert int(orders.get_attribute("data-total")) >= 60
+    shoot(browser, "funnel")
 
     # A freeze placed through the form shows as active.
     browser.get(f"{console.url}/freezes")
