@@ -83,9 +83,11 @@ def console_after_demo_workload(
             if status == "ON_HOLD" and order_id not in paced}
     assert held, "the demo's workload holds no order for review any more"
     produce_demo_workload(settings, traffic, "demo")
+    # The risk verdict may be recorded after the hold: the queue shows both, so wait for both.
     records = read_until(
-        settings, OUTPUTS,
+        settings, [*OUTPUTS, topics.RISK_DECISIONS],
         lambda rs: held <= {c["order_id"] for c in decode_all(rs, topics.REVIEW_CASES)}
+        and held <= {d["order_id"] for d in decode_all(rs, topics.RISK_DECISIONS)}
         and all(statuses(rs).get(o) == "ON_HOLD" for o in held), workers=[worker])
     cased = {c["order_id"] for c in decode_all(records, topics.REVIEW_CASES)}
     return Console(settings, worker), cased & held

@@ -94,6 +94,8 @@ def test_an_operator_approves_a_held_order_and_freezes_in_the_browser(
     assert stakes == sorted(stakes, reverse=True)
     for case in cases:
         assert "expected.amount_minor=" in case.find_element(By.CSS_SELECTOR, ".evidence").text
+        # ... and the risk stage's verdict, score and reasons beside it.
+        assert case.find_element(By.CSS_SELECTOR, ".risk").text.startswith("risk ")
     shoot(browser, "queue")
     held_row = cases[0]
     order_id = held_row.get_attribute("data-order")
