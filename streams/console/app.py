@@ -88,6 +88,8 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         relative = request.path.removeprefix(
             request.app.router["queue"].url_for().path.rstrip("/"))
+        if relative == "":  # "/console", as an operator types it: the queue is at "/console/"
+            return web.HTTPFound(f"{request.path}/")
         if relative not in OPEN_PATHS and not auth.authenticated(request, token):
             if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
                 # A browser is sent to the login form, still with the 401 status.

@@ -55,6 +55,8 @@ def test_console_needs_the_token_and_csrf_and_decides_like_the_cli(kafka_env, wo
     held = {"o-con-small": 100, "o-con-big": 5000, HOSTILE: 300}
     console = console_with_held_orders(kafka_env, workers, held)
 
+    status, headers, _ = call(console, "GET", "")
+    assert status == 302 and headers["location"] == "/console/"
     # Without the token, or with a wrong one, nothing is shown.
     assert call(console, "GET", "/")[0] == 401
     assert call(console, "GET", "/", headers={"Authorization": "Bearer nope"})[0] == 401
