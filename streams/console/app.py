@@ -27,6 +27,7 @@ from streams.ops.freezes import request as request_freeze
 from streams.ops.reviews import DECISIONS, decide
 from streams.ops.trace import trace_account, trace_order
 from streams.recon_report_cli import parse_since, recon_report
+from streams.web import RateLimiter
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TEMPLATES = Path(__file__).with_name("templates")
@@ -63,6 +64,8 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
     """The console, to mount with `app.add_subapp("/console", ...)`."""
     templates = _environment()
     csrf = auth.csrf_value(token)
+    # Guessing the token through the login form: 10 tries, then one every 6 s per address.
+    logins = RateLimiter(rate=1 / 6, burst=10)
 
     def page(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
         html = templates.get_template(name).render(
@@ -107,6 +110,8 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
         return page(request, "login.html", failed=False)
 
     async def login(request: web.Request) -> web.StreamResponse:
+        if not logins.allow(request.remote or "unknown", time.monotonic()):
+            return web.Response(status=429, text="console: too many login attempts")
         form = await request.post()
         if not auth.token_matches(str(form.get("token", "")), token):
             return page(request, "login.html", status=401, failed=True)

@@ -33,7 +33,7 @@ def review_queue(settings: Settings, now_ms: int) -> list[QueueItem]:
     both: review_book ignores the risk topic."""
     records = list(scan(settings, QUEUE_TOPICS))
     book = review_book(records)
-    catalog, risk = default_catalog(), {}
+    catalog, risk = default_catalog(), dict[str, dict[str, Any]]()
     for record in records:
         if record.topic == topics.RISK_DECISIONS and record.value is not None:
             try:

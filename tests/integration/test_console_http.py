@@ -164,3 +164,7 @@ def test_console_needs_the_token_and_csrf_and_decides_like_the_cli(kafka_env, wo
     status, _, recon = call(console, "GET", "/recon?since=all", headers=BEARER)
     assert status == 200 and 'id="summary">0 break(s)' in recon
     assert call(console, "GET", "/recon?since=yesterday-ish", headers=BEARER)[0] == 400
+
+    # Guessing the token through the login form is cut short.
+    tries = [call(console, "POST", "/login", {"token": f"guess-{n}"})[0] for n in range(12)]
+    assert set(tries[:8]) == {401} and tries[-1] == 429
