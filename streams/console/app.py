@@ -145,6 +145,14 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
         return page(request, "order.html", status=200 if trace.found else 404,
                     order_id=order_id, evidence=trace.evidence)
 
+    async def find(request: web.Request) -> web.StreamResponse:
+        # The navigation bar's lookup form (a GET, no JavaScript): on to the page itself.
+        for kind in ("order", "account"):
+            wanted = request.query.get(kind, "").strip()
+            if wanted:
+                return back(request, f"/{kind}s/{quote(wanted, safe='')}")
+        return back(request, "/")
+
     async def account(request: web.Request) -> web.Response:
         account_id = request.match_info["account_id"]
         ledger = await asyncio.to_thread(trace_account, settings, account_id)
@@ -192,6 +200,7 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
     app.router.add_post("/reviews/{case_id}", review)
+    app.router.add_get("/find", find)
     app.router.add_get("/orders/{order_id}", order)
     app.router.add_get("/accounts/{account_id}", account)
     app.router.add_get("/freezes", freezes)

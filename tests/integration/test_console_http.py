@@ -135,6 +135,11 @@ def test_console_needs_the_token_and_csrf_and_decides_like_the_cli(kafka_env, wo
                               headers=BEARER)
     assert status == 200 and "<b>x</b>" not in hostile and "&lt;b&gt;x&lt;/b&gt;" in hostile
     assert call(console, "GET", "/orders/o-never-seen", headers=BEARER)[0] == 404
+    status, headers, _ = call(console, "GET", f"/find?{urlencode({'order': HOSTILE})}",
+                              headers=BEARER)
+    assert status == 303 and headers["location"].startswith("/console/orders/")
+    found = call(console, "GET", headers["location"].removeprefix("/console"), headers=BEARER)
+    assert found[0] == 200 and 'id="order-id">o-&lt;b&gt;x&lt;/b&gt;&amp;&#34;q<' in found[2]
 
     # A freeze through the form is on topup.control, listed, and lifted the same way.
     freeze = {"action": "freeze", "scope": "merchant:m-con", "what": "credits",
