@@ -89,6 +89,8 @@ class Settings:
     # /metrics too when operator_token_on_metrics); /health stays open for probes.
     operator_token: str | None = field(default=None, repr=False)
     operator_token_on_metrics: bool = False
+    # The operator console (/console on the operator listener) is off unless this is set.
+    console_token: str | None = field(default=None, repr=False)
     signature_tolerance_s: Mapping[str, int] = field(
         default_factory=lambda: dict.fromkeys(PROVIDERS, 300)
     )
@@ -276,6 +278,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_WEBHOOK_MAX_CONNECTIONS": ("webhook_max_connections", _positive_int),
     "TOPUP_OPERATOR_TOKEN": ("operator_token", _non_empty),
     "TOPUP_OPERATOR_TOKEN_ON_METRICS": ("operator_token_on_metrics", _flag),
+    "TOPUP_CONSOLE_TOKEN": ("console_token", _non_empty),
     "TOPUP_HMAC_SECRETS": ("hmac_secrets", _secret_list),
     "TOPUP_STRIPE_WEBHOOK_SECRETS": ("stripe_webhook_secrets", _secret_list),
     "TOPUP_WECHATPAY_PLATFORM_KEYS": ("wechatpay_platform_keys", _platform_keys),

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from streams import topics
 from streams.config import Settings
 from streams.confluent import reading_catalog
-from streams.domain.recon_report import build_report, render_report
+from streams.domain.recon_report import ReconReport, build_report, render_report
 from streams.kafka_clients import read_committed
 
 MATCHED = "MATCHED"
@@ -27,6 +27,12 @@ def parse_since(text: str | None) -> int | None:
 
 
 def report(settings: Settings, since_ms: int | None, timeout_s: float = 60.0) -> str:
+    return render_report(recon_report(settings, since_ms, timeout_s))
+
+
+def recon_report(settings: Settings, since_ms: int | None, timeout_s: float = 60.0
+                 ) -> ReconReport:
+    """The report's figures (the CLI prints them; the console renders them)."""
     records = read_committed(settings, [topics.RECON_BREAKS, topics.AUDIT],
                              until=time.monotonic() + timeout_s, idle_s=2.0)
     catalog = reading_catalog(settings)  # outputs may be Confluent-framed
@@ -39,4 +45,4 @@ def report(settings: Settings, since_ms: int | None, timeout_s: float = 60.0) ->
         at_or_after = since_ms is None or audit["at"] >= since_ms
         if audit["action"] == MATCHED and str(audit["rule"]).startswith("recon.") and at_or_after:
             matched.add(audit["subject"])
-    return render_report(build_report(breaks, len(matched), since_ms))
+    return build_report(breaks, len(matched), since_ms)

@@ -184,7 +184,8 @@ def build_public_app(worker: Worker, guard: ConnectionGuard) -> web.Application:
 
 
 def build_operator_app(worker: Worker) -> web.Application:
-    """The listener for operators (default 127.0.0.1): balances, /metrics, /health."""
+    """The listener for operators (default 127.0.0.1): balances, /metrics, /health, and
+    the console under /console when TOPUP_CONSOLE_TOKEN is set."""
     settings, metrics = worker.settings, worker.metrics
     token = settings.operator_token
 
@@ -222,6 +223,11 @@ def build_operator_app(worker: Worker) -> web.Application:
     app.router.add_get("/accounts/{account_id}/balance", balance)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/health", health)
+    if settings.console_token is not None:
+        # Imported only when enabled: a worker without a console needs no Jinja2.
+        from streams.console import build_console_app
+
+        app.add_subapp("/console", build_console_app(settings, settings.console_token))
     return app
 
 
