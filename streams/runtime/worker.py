@@ -51,6 +51,7 @@ from streams.runtime.deadline import ClientUnusable, Stopping, Watchdog
 from streams.runtime.layout import check_copartitioned, partition_counts
 from streams.runtime.repartition import Repartitioner, keyed_inputs
 from streams.runtime.restore import RestoreReport, last_stable_offsets, restore
+from streams.runtime.stable_offsets import unstable_partitions
 from streams.runtime.stage import Stage
 from streams.runtime.store import PartitionStore, StoreSpec, encode_value
 from streams.runtime.ticks import IdleTicker, decode_tick
@@ -60,6 +61,11 @@ log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = 1.0
 RESTORE_TIMEOUT_S = 900.0
+# One committed() call while waiting for stable offsets; after each timeout the
+# coordinator is asked directly why (stable_offsets.py).
+COMMITTED_TIMEOUT_S = 30.0
+# Offsets unstable this many transaction timeouts long are held by no live transaction.
+HANGING_AFTER_TXN_TIMEOUTS = 6
 LAYOUT_WAIT_S = 30.0
 # Bounded steps of a shutdown or of dropping a client: never worth waiting longer for.
 CLOSE_TIMEOUT_S = 5.0
@@ -405,15 +411,53 @@ class Worker:
         read_committed asks the coordinator for stable offsets and waits while a former
         owner's transactional offset commit is pending. The changelogs' last stable
         offsets are measured after that, and checked again before the first batch."""
-        deadline = time.monotonic() + RESTORE_TIMEOUT_S
+        started = time.monotonic()
+        deadline = started + RESTORE_TIMEOUT_S
+        warned_hanging, stuck_while_stable = False, 0
         while True:
             try:
-                consumer.committed(partitions, timeout=30)
+                consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S)
                 break
             except KafkaException as exc:
                 if time.monotonic() > deadline or self.stopping.is_set():
                     raise
-                log.warning("waiting for stable committed offsets: %s", exc)
+                # The timeout says nothing of why: the coordinator, asked afresh, does.
+                unstable = unstable_partitions(self.settings, partitions, COMMITTED_TIMEOUT_S)
+                if unstable == []:
+                    # Stable for the coordinator, yet this consumer got no answer twice
+                    # (once may be a commit resolved just after the call timed out): its
+                    # own request is stuck, as with a stale coordinator connection after a
+                    # broker restart. Out of the callback, the consumer is re-created.
+                    stuck_while_stable += 1
+                    if stuck_while_stable >= 2:
+                        log.warning("committed offsets are stable at the coordinator but "
+                                    "committed() timed out: re-creating the consumer (%s)",
+                                    exc)
+                        raise
+                    log.warning("committed() timed out, the coordinator reports stable "
+                                "offsets: asking once more (%s)", exc)
+                    continue
+                stuck_while_stable = 0
+                if unstable is None:
+                    log.warning("waiting for stable committed offsets (coordinator not "
+                                "answering): %s", exc)
+                    continue
+                waited = time.monotonic() - started
+                where = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in unstable[:5])
+                log.warning("waiting for stable committed offsets: a transaction still "
+                            "holds offsets of %d partitions (%s) after %.0fs",
+                            len(unstable), where, waited)
+                if not warned_hanging and waited > HANGING_AFTER_TXN_TIMEOUTS * max(
+                        self.settings.transaction_timeout_s, 1):
+                    warned_hanging = True
+                    # No live transaction outlasts its timeout: the coordinator aborts it.
+                    # Restoring anyway could count a batch twice, so the wait goes on.
+                    log.error("offsets of %s stay unstable %.0fs, far past the transaction "
+                              "timeout (%ds): a hanging transaction is likely (its "
+                              "coordinator completed it without writing its markers). Find "
+                              "and abort it with kafka-transactions.sh find-hanging / abort; "
+                              "this worker keeps waiting", where, waited,
+                              self.settings.transaction_timeout_s)
         client = client_config(self.settings)
         ends = last_stable_offsets(client, list(targets))
         report = restore(client, f"{self.settings.app_id}-restore", targets, RESTORE_TIMEOUT_S)
