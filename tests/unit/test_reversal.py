@@ -4,19 +4,25 @@ what it was before the credit, and reconciliation raises no break for it."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import re
+from dataclasses import asdict, replace
 
 import pytest
 
+from streams import topics
 from streams.agents.balances import apply_entry
 from streams.agents.orders import retirable
 from streams.agents.reconciliation import matched
+from streams.codecs import default_catalog
 from streams.domain.ids import entry_id
 from streams.domain.order_inputs import OrderEvent, OrderEventType, RiskDecision, RiskVerdict
 from streams.domain.order_outputs import AuditAction, LedgerOp, LedgerReason
 from streams.domain.order_state import OrderStatus
+from streams.domain.payments import PaymentEvent
 from streams.domain.recon_inputs import LedgerEntry
 from streams.domain.recon_outputs import ReconAuditAction
+from streams.kafka_clients import ConsumedRecord
+from streams.ops import reversals
 from tests.unit import test_order_machine as om
 from tests.unit import test_reconciliation as rc
 
@@ -160,3 +166,58 @@ def test_without_the_reversal_the_same_credit_is_a_break() -> None:
     recon = rc.run_of(rc.snapshot(), rc.credit(at=rc.T0))
     assert rc.kinds(recon(rc.watermark(rc.T0 + 9 * rc.GRACE))) == [
         ("MISSING_AT_PROVIDER", "FROZEN")]
+
+
+# --- the operator's command (streams/ops/reversals.py), without a broker --------------
+
+
+def _ledger(*entries: dict) -> list[ConsumedRecord]:
+    catalog = default_catalog()
+    return [ConsumedRecord(topics.CREDITS, 0, offset, e["account_id"].encode(),
+                           catalog.encode("LedgerEntry", e), {}, om.T0)
+            for offset, e in enumerate(entries)]
+
+
+def _booked(*events: OrderEvent | PaymentEvent) -> list[dict]:
+    run = om.run_of(*events)
+    return [entry.to_record() for entry in om.ledger(run.log)]
+
+
+def test_the_command_sends_the_order_stage_what_it_needs_and_nothing_else() -> None:
+    [credit] = _booked(om.created(), om.paid())
+    found = reversals.lookup(_ledger(credit), credit["entry_id"])
+    request = reversals.plan(found, credit["entry_id"], " ann@ops ", "credited in error", 7)
+    assert request.reversal_entry_id == REVERSAL_ID
+    event = OrderEvent.from_record(default_catalog().decode(
+        "OrderEvent", default_catalog().encode("OrderEvent", request.event)))
+    assert event == replace(event, type=OrderEventType.REVERSAL_REQUESTED, actor="ann@ops",
+                            entry_id=credit["entry_id"], reason="credited in error")
+    # The id depends on the entry alone: a repeated request is the same event.
+    again = reversals.plan(found, credit["entry_id"], "bob@ops", "other words", 9)
+    assert again.event["event_id"] == event.event_id
+    # Fed to the machine, the request books exactly the reversal the command announced.
+    run = om.run_of(om.created(), om.paid())
+    [reversal] = om.ledger(run(event))
+    assert reversal.entry_id == request.reversal_entry_id
+    assert request.audit["action"] == "REVERSAL_REQUESTED_ISSUED"
+    assert request.audit["inputs"]["reason"] == "credited in error"
+
+
+def test_the_command_refuses_what_cannot_be_reversed() -> None:
+    credit, debit = _booked(om.created(), om.paid(), om.refund_request(amount=1),
+                            om.refund_result(amount=1))
+    [_, reversal] = _booked(om.created(), om.paid(), om.reversal())
+    records = _ledger(credit, debit)
+    with pytest.raises(reversals.OperatorError, match="--by and --reason must not be empty"):
+        reversals.plan(reversals.lookup(records, credit["entry_id"]), credit["entry_id"],
+                       "ann", "  ", 1)
+    cases = [
+        (records, "le_nope", "no ledger entry 'le_nope' on topup.credits"),
+        (records, debit["entry_id"], "is a DEBIT (REFUND), not a CREDIT"),
+        (_ledger(credit, reversal), credit["entry_id"], f"already reversed by {REVERSAL_ID}"),
+    ]
+    for ledger, wanted, why in cases:
+        with pytest.raises(reversals.RefusedReversal, match=re.escape(why)) as refused:
+            reversals.plan(reversals.lookup(ledger, wanted), wanted, "ann", "wrong", 1)
+        assert refused.value.audit["action"] == "REVERSAL_REQUESTED_REFUSED"
+        assert refused.value.audit["inputs"]["why"] == str(refused.value)
