@@ -119,3 +119,8 @@ def test_a_credit_reversed_twice_is_reversed_once_and_the_balance_follows(kafka_
     final = read_until(settings, [topics.CREDITS], lambda rs: True)
     assert Counter(c["entry_id"] for c in decode_all(final, topics.CREDITS)) == {
         credit_id: 1, reversal_id: 1, entry_id(KEPT, "CREDIT", f"txn-{KEPT}", None): 1}
+
+    # A replay of the inputs decides the reversal as the live run did.
+    rebuilt = cli(env, "rebuild", "--verify", "--stores", "order-state,balances", "--json")
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["differences"] == []
