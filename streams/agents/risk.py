@@ -17,6 +17,7 @@ from typing import Any
 from streams import topics, wire
 from streams.agents.clock import PartitionClock, to_the_hour
 from streams.agents.orders import order_key
+from streams.agents.velocity_retention import keep_until, retire_due, sweep_unwoken
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.domain.event_time import EventTimeBounds
 from streams.domain.fanin import (
@@ -44,7 +45,6 @@ from streams.domain.velocity import (
     VelocityConfig,
     VelocityState,
     observe,
-    retire_at,
 )
 from streams.metrics import Metrics
 from streams.runtime.context import Context, Record, Send, Table, correlation_headers
@@ -256,7 +256,8 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
 
     def handle(ctx: Context, observation: Observation) -> None:
         table = ctx.table(VELOCITY.name)
-        clock = PartitionClock(table, ctx.record.partition)
+        partition = ctx.record.partition
+        clock = PartitionClock(table, partition)
         if observation.occurred_at < clock.watermark - retire_slack_ms:
             metrics.inc("topup_risk_velocity_behind_retention_total",
                         dimension=observation.dimension.value)
@@ -265,11 +266,11 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
         state = table.load(key, VelocityState) or VelocityState()
         state, outputs = observe(state, observation, config)
         table[key] = state
-        clock.wake(RETIRE + key, to_the_hour(retire_at(state, config) + retire_slack_ms))
-        for due in clock.due():
-            # Every wake on this clock is a retirement.
-            del table[due.removeprefix(RETIRE)]
-            metrics.inc("topup_risk_velocity_rows_retired_total")
+        keep_until(clock, key, state, config, retire_slack_ms)
+        sweep_unwoken(table, clock, partition, config, retire_slack_ms)
+        retired = retire_due(table, clock)
+        if retired:
+            metrics.inc("topup_risk_velocity_rows_retired_total", retired)
         clock.save()
         headers = correlation_headers(ctx.record.correlation_id)
         for output in outputs:

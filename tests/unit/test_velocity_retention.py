@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,22 +218,19 @@ def test_the_promotion_refund_memory_keeps_a_flagged_user_past_the_windows(
                      (ObservationKind.REFUND, T0 + HOUR)):
         for observation in fan_out(order, kind, at):
             velocity.observe(observation)
-    strangers = _strangers(velocity, T0 + 2 * HOUR, T0 + 90 * DAY, DAY)
+    _strangers(velocity, T0 + 2 * HOUR, T0 + 90 * DAY, DAY)
     assert "user:u-1" in velocity.row_keys()  # 89 days on: the refund is still remembered
     assert "account:a-1" not in velocity.row_keys()  # no promotion records: windows only
-    strangers(T0 + 90 * DAY, T0 + 92 * DAY)
+    _strangers(velocity, T0 + 90 * DAY, T0 + 92 * DAY, DAY)
     assert "user:u-1" not in velocity.row_keys()
 
 
-def _strangers(velocity: VelocityPartition, start: int, end: int,
-               every_ms: int) -> Callable[[int, int], None]:
-    def run(start: int, end: int) -> None:
-        for at in range(start, end, every_ms):
-            order = RiskOrder(f"s-{at}", f"sa-{at}", f"su-{at}", at, 1000, "USD")
-            for observation in fan_out(order, ObservationKind.ATTEMPT, at):
-                velocity.observe(observation)
-    run(start, end)
-    return run
+def _strangers(velocity: VelocityPartition, start: int, end: int, every_ms: int) -> None:
+    """Orders of new parties moving the partition's event time on."""
+    for at in range(start, end, every_ms):
+        order = RiskOrder(f"s-{at}", f"sa-{at}", f"su-{at}", at, 1000, "USD")
+        for observation in fan_out(order, ObservationKind.ATTEMPT, at):
+            velocity.observe(observation)
 
 
 # A row is kept until its partition's event time passes its last window (24 h, plus the
@@ -266,10 +262,11 @@ def test_rows_follow_the_live_window_not_the_age_of_the_system(tmp_path: Path) -
     assert parties == 30 * 72 * 5
     # About a day and a bit of parties, of 30 days'.
     assert most_rows <= 5 * (LIVE_MS // every + 1) < parties // 20
-    # Each removal wrote a tombstone, and the clock's own keys stay one per row plus one.
+    # Each removal wrote a tombstone, and the clock's own keys stay two per row (its wake
+    # and the wake's index), plus the clock and the sweep's mark.
     assert len(velocity.tombstones) == parties - len(velocity.row_keys())
     all_keys = sum(1 for _ in velocity.stores[risk.VELOCITY.name].raw_items())
-    assert all_keys == 3 * len(velocity.row_keys()) + 1
+    assert all_keys == 3 * len(velocity.row_keys()) + 2
     # The measure topology.md states: keys and encoded values, wakes and clock included.
     per_row = velocity.logical_bytes(risk.VELOCITY.name) / len(velocity.row_keys())
     assert 200 < per_row < 600
@@ -312,3 +309,24 @@ def test_retire_at_is_where_a_fresh_row_answers_the_same() -> None:
 def _obs(kind: ObservationKind, order_id: str, at: int, rng: random.Random) -> Observation:
     return Observation(Dimension.USER, "u-1", kind, order_id, f"a-{rng.randrange(3)}", at,
                        1000, "USD", promo_id=rng.choice([None, "WELCOME"]))
+
+
+def test_rows_stored_before_rows_were_removed_get_their_wake_and_go(tmp_path: Path) -> None:
+    velocity = VelocityPartition(tmp_path, SLACK)
+    legacy = {f"user:old-{n}": T0 - 30 * DAY + n * HOUR for n in range(10)}
+    legacy["user:recent"] = T0 - HOUR
+    rows = []
+    for key, at in legacy.items():
+        observation = Observation(Dimension.USER, key.removeprefix("user:"),
+                                  ObservationKind.ATTEMPT, f"o-{key}", "a-1", at, 1000, "USD")
+        state, _ = observe(VelocityState(), observation)
+        rows.append((key.encode(), encode_value(state)))
+    velocity.stores[risk.VELOCITY.name].write(rows)  # as an older version left them: no wake
+    _strangers(velocity, T0, T0 + 3 * MINUTE, MINUTE)
+    # Three orders (15 observations) looked at every row: the old ones went at once...
+    assert not {key for key in legacy if key.startswith("user:old-")} & velocity.row_keys()
+    assert set(velocity.tombstones) == set(legacy) - {"user:recent"}
+    # ...the one still in its windows stays, now with its wake, until event time passes it.
+    assert "user:recent" in velocity.row_keys()
+    _strangers(velocity, T0 + 3 * MINUTE, T0 + 2 * DAY, HOUR)
+    assert "user:recent" not in velocity.row_keys()
