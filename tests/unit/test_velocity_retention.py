@@ -96,6 +96,7 @@ class Pipeline:
     path: Path
     slack_ms: int
     decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    answers: list[DimensionCounts] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         rules = load_rules(DEFAULT_RISK_RULES)
@@ -112,8 +113,9 @@ class Pipeline:
                     queue.append((send.topic,
                                   Observation.from_dict(wire.loads(send.value or b""))))
                 elif send.topic == topics.RISK_ANSWERS:
-                    queue.append((send.topic,
-                                  DimensionCounts.from_dict(wire.loads(send.value or b""))))
+                    answer = DimensionCounts.from_dict(wire.loads(send.value or b""))
+                    self.answers.append(answer)
+                    queue.append((send.topic, answer))
                 elif send.topic == topics.RISK_DECISIONS:
                     decision = CATALOG.decode("RiskDecision", send.value or b"")
                     self.decisions[decision["order_id"]] = decision
@@ -188,6 +190,7 @@ def test_removing_rows_changes_no_decision_across_window_edges(tmp_path: Path) -
     reasons = _script(retiring)
     assert _script(keeping) == reasons
     assert retiring.decisions == keeping.decisions
+    assert retiring.answers == keeping.answers  # every count of every window, too
 
     # The traffic reaches every edge the test is about, so the equality above means
     # something: each rule fires where its window holds and not after.
