@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 RETIRE = "~retire|"
 # Rows looked at per record by the sweep of rows stored before rows had a wake.
 SWEEP_ROWS = 4
+# Rows removed per record at most: wakes are rounded to the hour, so an hour's rows come
+# due together, and one record must not carry them all in its transaction. A record adds
+# at most one row and the sweep four, so removal keeps up; a row kept a little past its
+# time answers as no row would (`retire_at`).
+RETIRES_PER_RECORD = 16
 
 
 def keep_until(clock: PartitionClock, key: str, state: VelocityState, config: VelocityConfig,
@@ -26,8 +31,9 @@ def keep_until(clock: PartitionClock, key: str, state: VelocityState, config: Ve
 
 
 def retire_due(table: Table, clock: PartitionClock) -> int:
-    """Removes the rows event time has passed; returns how many."""
-    due = clock.due()
+    """Removes (up to RETIRES_PER_RECORD of) the rows event time has passed; returns how
+    many."""
+    due = clock.due(limit=RETIRES_PER_RECORD)
     for wake in due:
         # Every wake on this clock is a removal.
         del table[wake.removeprefix(RETIRE)]

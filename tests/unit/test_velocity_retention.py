@@ -13,6 +13,7 @@ from typing import Any
 
 from streams import topics, wire
 from streams.agents import DEFAULT_RISK_RULES, risk
+from streams.agents.velocity_retention import RETIRES_PER_RECORD
 from streams.codecs import default_catalog
 from streams.domain.fanin import RiskOrder, fan_out
 from streams.domain.order_inputs import OrderEvent
@@ -333,3 +334,20 @@ def test_rows_stored_before_rows_were_removed_get_their_wake_and_go(tmp_path: Pa
     assert "user:recent" in velocity.row_keys()
     _strangers(velocity, T0 + 3 * MINUTE, T0 + 2 * DAY, HOUR)
     assert "user:recent" not in velocity.row_keys()
+
+
+def test_an_hour_of_rows_coming_due_together_is_removed_a_few_per_record(
+    tmp_path: Path
+) -> None:
+    velocity = VelocityPartition(tmp_path, SLACK)
+    for n in range(100):  # one hour's new users: their wakes share one hour
+        velocity.observe(Observation(Dimension.USER, f"u-{n}", ObservationKind.ATTEMPT,
+                                     f"o-{n}", f"a-{n}", T0 + n * 1000, 1000, "USD"))
+    removed_by: list[int] = []
+    for n in range(10):
+        before = len(velocity.tombstones)
+        velocity.observe(Observation(Dimension.USER, "u-later", ObservationKind.ATTEMPT,
+                                     f"later-{n}", "a-later", T0 + 3 * DAY + n, 1000, "USD"))
+        removed_by.append(len(velocity.tombstones) - before)
+    assert removed_by == [RETIRES_PER_RECORD] * 6 + [100 - 6 * RETIRES_PER_RECORD, 0, 0, 0]
+    assert velocity.row_keys() == {"user:u-later"}
