@@ -7,8 +7,8 @@ it returned. Per partition it also keeps a book: the event-time clock (which wak
 orders holding a payment that may become an orphan), the active freezes, and the orders
 waiting for a freeze to lift.
 
-Orders are bounded: an order that has ended (FAILED, CANCELED, REFUNDED, or CREDITED with
-nothing held or in flight) and sees no input for `TOPUP_ORDER_RETENTION_DAYS` of the
+Orders are bounded: an order that has ended (FAILED, CANCELED, REFUNDED, REVERSED, or
+CREDITED with nothing held or in flight) and sees no input for `TOPUP_ORDER_RETENTION_DAYS` of the
 partition's event time is removed, with a tombstone on the changelog. An input dated
 before that horizon could be for a removed order, whose state (and ledger guard) is gone,
 so it is refused to the DLQ instead of deciding anything; a late payment callback, which
@@ -62,7 +62,7 @@ from streams.runtime.store import StoreSpec
 ORDER_STATE = StoreSpec("order-state")
 BOOKS = StoreSpec("order-partitions")
 FREEZE_HOLDS = {HoldReason.CREDIT_FREEZE, HoldReason.REFUND_FREEZE}
-ENDED = {OrderStatus.FAILED, OrderStatus.CANCELED, OrderStatus.REFUNDED}
+ENDED = {OrderStatus.FAILED, OrderStatus.CANCELED, OrderStatus.REFUNDED, OrderStatus.REVERSED}
 DAY_MS = 24 * 60 * 60 * 1000
 # The clock's key for an order's removal; domain keys never start with '~'.
 RETIRE = "~retire|"

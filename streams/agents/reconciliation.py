@@ -128,7 +128,7 @@ def recon_config(missing_credit_grace_s: int, retention_days: int = 180) -> Reco
 
 # The clock's key for a matched state's removal; domain keys never start with '~'.
 RETIRE = "~retire|"
-ENDED = {"CREDITED", "FAILED", "CANCELED", "REFUNDED"}
+ENDED = {"CREDITED", "FAILED", "CANCELED", "REFUNDED", "REVERSED"}
 
 
 def matched(state: ReconState) -> bool:

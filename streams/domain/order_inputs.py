@@ -23,6 +23,8 @@ class OrderEventType(StrEnum):
     REFUND_REQUESTED = "REFUND_REQUESTED"
     REVIEW_APPROVED = "REVIEW_APPROVED"
     REVIEW_REJECTED = "REVIEW_REJECTED"
+    # An operator's correction (`topup-guard reverse`); a contract addition, OrderEvent v2.
+    REVERSAL_REQUESTED = "REVERSAL_REQUESTED"
 
 
 def _millis(value: Any, name: str) -> int:
@@ -66,6 +68,8 @@ class OrderEvent:
     provider_intent_id: str | None = None
     refund_id: str | None = None
     actor: str | None = None
+    entry_id: str | None = None  # REVERSAL_REQUESTED: the CREDIT to reverse
+    reason: str | None = None  # REVERSAL_REQUESTED: the operator's why
 
     def __post_init__(self) -> None:
         # Checked once here so the state machine can trust every field it reads.
@@ -91,6 +95,12 @@ class OrderEvent:
             check_currency(self.currency)
         if self.type is OrderEventType.REFUND_REQUESTED and not self.refund_id:
             raise ValueError("REFUND_REQUESTED needs a refund_id")
+        if self.type is OrderEventType.REVERSAL_REQUESTED:
+            # A correction nobody can account for is not one: who, why and what, always.
+            for name in ("entry_id", "actor", "reason"):
+                value = getattr(self, name)
+                if not isinstance(value, str) or not value.strip():
+                    raise ValueError(f"REVERSAL_REQUESTED needs a non-empty {name}")
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> OrderEvent:
@@ -127,6 +137,8 @@ class OrderEvent:
             provider_intent_id=optional_text(record, "provider_intent_id"),
             refund_id=optional_text(record, "refund_id"),
             actor=optional_text(record, "actor"),
+            entry_id=optional_text(record, "entry_id"),
+            reason=optional_text(record, "reason"),
         )
 
 
@@ -221,6 +233,7 @@ class InputKind(StrEnum):
     REFUND_REQUESTED = "REFUND_REQUESTED"
     REVIEW_APPROVED = "REVIEW_APPROVED"
     REVIEW_REJECTED = "REVIEW_REJECTED"
+    REVERSAL_REQUESTED = "REVERSAL_REQUESTED"
     PAYMENT_SUCCEEDED = "PAYMENT_SUCCEEDED"
     PAYMENT_FAILED = "PAYMENT_FAILED"
     REFUND_SUCCEEDED = "REFUND_SUCCEEDED"

@@ -26,6 +26,8 @@ class LedgerReason(StrEnum):
     REFUND = "REFUND"
     REVIEW_APPROVED = "REVIEW_APPROVED"
     DUPLICATE_REVERSAL = "DUPLICATE_REVERSAL"
+    # An operator's correction of a wrong credit; a contract addition, LedgerEntry v2.
+    OPERATOR_REVERSAL = "OPERATOR_REVERSAL"
 
 
 class Severity(StrEnum):
@@ -52,6 +54,7 @@ class AlertKind(StrEnum):
 class AuditAction(StrEnum):
     CREDIT = "CREDIT"
     DEBIT = "DEBIT"
+    REVERSAL = "REVERSAL"
     HOLD = "HOLD"
     RELEASE = "RELEASE"
     BLOCK = "BLOCK"

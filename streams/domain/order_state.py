@@ -26,6 +26,8 @@ class OrderStatus(StrEnum):
     ON_HOLD = "ON_HOLD"
     REFUND_IN_PROGRESS = "REFUND_IN_PROGRESS"
     REFUNDED = "REFUNDED"
+    # The credit was reversed by an operator; a contract addition, OrderStatus v2.
+    REVERSED = "REVERSED"
 
 
 class HoldReason(StrEnum):
@@ -194,6 +196,18 @@ class OrderState:
         return self.credit_entry_id in self.emitted_entry_ids
 
     @property
+    def reversal_entry_id(self) -> str | None:
+        """The one REVERSAL this order's credit can have: derived like every entry id, so
+        it is booked once however many times it is asked for."""
+        if self.payment is None:
+            return None
+        return entry_id(self.order_id, "REVERSAL", self.payment.external_txn_id, None)
+
+    @property
+    def reversed(self) -> bool:
+        return self.reversal_entry_id in self.emitted_entry_ids
+
+    @property
     def received_txn_ids(self) -> frozenset[str]:
         """External txn ids of every payment success this order has taken in."""
         if self.payment is None:
@@ -280,6 +294,8 @@ def derive_status(state: OrderState) -> OrderStatus | None:
         return state.closed
     if state.refund_in_flight is not None:
         return OrderStatus.REFUND_IN_PROGRESS
+    if state.reversed:
+        return OrderStatus.REVERSED
     if state.credited:
         fully_refunded = state.payment is not None and (
             state.refunded_minor >= state.payment.amount_minor

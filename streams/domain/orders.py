@@ -91,6 +91,7 @@ class Rule(StrEnum):
     STALE_EVENT = "order.stale-event"
     CREDIT = "order.credit"
     REFUND = "order.refund"
+    REVERSAL = "order.reversal"
 
 
 class Refused(Exception):
@@ -262,18 +263,29 @@ def _release(
     return replace(state, hold_reasons=state.hold_reasons - reasons)
 
 
+_BOOKED_AS: Final = {
+    LedgerOp.CREDIT: AuditAction.CREDIT,
+    LedgerOp.DEBIT: AuditAction.DEBIT,
+    LedgerOp.REVERSAL: AuditAction.REVERSAL,
+}
+
+
 def _book(
-    state: OrderState, entry: LedgerEntryOut, fx: _Effects, rule: Rule, inputs: dict[str, str]
+    state: OrderState,
+    entry: LedgerEntryOut,
+    fx: _Effects,
+    rule: Rule,
+    inputs: dict[str, str],
+    actor: str | None = None,
 ) -> OrderState:
     """The one place a ledger entry is emitted, and the idempotency guard: an entry id
     this order already booked is never emitted again, whichever path asks for it."""
     inputs = inputs | {"entry_id": entry.entry_id, "amount_minor": str(entry.amount_minor)}
     if entry.entry_id in state.emitted_entry_ids:
-        fx.audit(AuditAction.DUPLICATE_IGNORED, rule, inputs, "ALREADY_BOOKED")
+        fx.audit(AuditAction.DUPLICATE_IGNORED, rule, inputs, "ALREADY_BOOKED", actor)
         return state
     fx.emit(entry)
-    action = AuditAction.CREDIT if entry.op is LedgerOp.CREDIT else AuditAction.DEBIT
-    fx.audit(action, rule, inputs, "BOOKED")
+    fx.audit(_BOOKED_AS[entry.op], rule, inputs, "BOOKED", actor)
     return replace(state, emitted_entry_ids=state.emitted_entry_ids | {entry.entry_id})
 
 
@@ -575,6 +587,48 @@ def _fail_refund(state: OrderState, event: PaymentEvent, fx: _Effects) -> OrderS
     return _finish_refund(state, refund, RefundState.FAILED, fx)
 
 
+def _reverse(state: OrderState, event: OrderEvent, fx: _Effects) -> OrderState:
+    """An operator's correction of a wrong credit: one REVERSAL of exactly what the credit
+    put on the account (amount and bonus), with the id derived from the credit's payment,
+    so it is booked once whatever the number of requests."""
+    payment = _payment(state)
+    inputs = {
+        "reversed_entry_id": event.entry_id or "",
+        "reason": event.reason or "",
+        "request": event.event_id,
+    }
+    if state.reversed:
+        # Not an illegal move, only a repeated wish: audited, no alert.
+        fx.audit(AuditAction.IGNORED, Rule.REVERSAL, inputs, "ALREADY_REVERSED", event.actor)
+        return state
+    if event.entry_id != state.credit_entry_id or not state.credited:
+        raise Refused(f"entry {event.entry_id} is not the credit of order {state.order_id}")
+    if state.refunded_minor:
+        # Reversing the whole credit would take the refunded part back a second time.
+        raise Refused(
+            f"{state.refunded_minor} of the credit was already refunded: reverse it by hand"
+        )
+    bonus, _ = _bonus(state)
+    reversal = LedgerEntryOut(
+        entry_id=entry_id(state.order_id, LedgerOp.REVERSAL, payment.external_txn_id, None),
+        op=LedgerOp.REVERSAL,
+        account_id=_facts(state).account_id,
+        order_id=state.order_id,
+        amount_minor=payment.amount_minor,
+        bonus_minor=bonus,
+        currency=payment.currency,
+        provider=payment.provider,
+        external_txn_id=payment.external_txn_id,
+        refund_id=None,
+        reason=LedgerReason.OPERATOR_REVERSAL,
+        caused_by=event.event_id,
+        created_at=fx.now,
+        correlation_id=fx.correlation_id,
+    )
+    inputs |= {"bonus_minor": str(bonus), "currency": payment.currency}
+    return _book(state, reversal, fx, Rule.REVERSAL, inputs, event.actor)
+
+
 def _unchanged(state: OrderState, event: OrderInput, fx: _Effects) -> OrderState:
     return state
 
@@ -665,6 +719,7 @@ TRANSITIONS: Final[Mapping[tuple[OrderStatus | None, InputKind], Transition]] = 
         (S.CREDITED, K.REFUND_FAILED): _to(_hold_until_refund_request, S.CREDITED),
         (S.CREDITED, K.RISK_VERDICT): _to(_apply_verdict, S.CREDITED),
         (S.CREDITED, K.FREEZE_CHANGED): _to(_unchanged, S.CREDITED),
+        (S.CREDITED, K.REVERSAL_REQUESTED): _to(_reverse, S.REVERSED),
         # REFUND_IN_PROGRESS: one refund at a time, settled by the provider's answer.
         (S.REFUND_IN_PROGRESS, K.PAYMENT_SUCCEEDED): _to(_second_payment, S.REFUND_IN_PROGRESS),
         (S.REFUND_IN_PROGRESS, K.PAYMENT_FAILED): _to(_ignore_stale, S.REFUND_IN_PROGRESS),
@@ -679,6 +734,12 @@ TRANSITIONS: Final[Mapping[tuple[OrderStatus | None, InputKind], Transition]] = 
         (S.REFUNDED, K.PAYMENT_FAILED): _to(_ignore_stale, S.REFUNDED),
         (S.REFUNDED, K.RISK_VERDICT): _to(_apply_verdict, S.REFUNDED),
         (S.REFUNDED, K.FREEZE_CHANGED): _to(_unchanged, S.REFUNDED),
+        # REVERSED: an operator took the credit back; nothing moves any more.
+        (S.REVERSED, K.REVERSAL_REQUESTED): _to(_reverse, S.REVERSED),
+        (S.REVERSED, K.PAYMENT_SUCCEEDED): _to(_second_payment, S.REVERSED),
+        (S.REVERSED, K.PAYMENT_FAILED): _to(_ignore_stale, S.REVERSED),
+        (S.REVERSED, K.RISK_VERDICT): _to(_apply_verdict, S.REVERSED),
+        (S.REVERSED, K.FREEZE_CHANGED): _to(_unchanged, S.REVERSED),
         # CANCELED / FAILED: ended unpaid. Money arriving now goes to a reviewer.
         (S.CANCELED, K.PAYMENT_SUCCEEDED): _to(_late_payment, S.ON_HOLD, S.CANCELED),
         (S.CANCELED, K.PAYMENT_FAILED): _to(_ignore_stale, S.CANCELED),
@@ -766,7 +827,9 @@ def _credit_due(state: OrderState, ctx: Context) -> bool:
     )
 
 
-def _credit(state: OrderState, fx: _Effects) -> OrderState:
+def _bonus(state: OrderState) -> tuple[int, bool]:
+    """The bonus the credit carries (a function of the state, so a reversal finds the
+    same), and whether risk withheld it."""
     facts, payment = _facts(state), _payment(state)
     # The bonus belongs to the order as created; a reviewed, different payment earns none.
     paid_as_ordered = (payment.amount_minor, payment.currency) == (
@@ -775,7 +838,12 @@ def _credit(state: OrderState, fx: _Effects) -> OrderState:
     )
     # A repeat purchase-then-refund abuser keeps the top-up but not the promotion.
     withheld = state.risk is not None and state.risk.bonus_withheld
-    bonus = facts.promo_bonus_minor if paid_as_ordered and not withheld else 0
+    return (facts.promo_bonus_minor if paid_as_ordered and not withheld else 0), withheld
+
+
+def _credit(state: OrderState, fx: _Effects) -> OrderState:
+    facts, payment = _facts(state), _payment(state)
+    bonus, withheld = _bonus(state)
     reason = LedgerReason.PAYMENT_CONFIRMED
     if state.review_approved:
         reason = LedgerReason.REVIEW_APPROVED

@@ -34,6 +34,7 @@ class Check(StrEnum):
     LINE_DUE = "line-due"  # a line past its grace: judged on what the ledger holds then
     UNSETTLED = "unsettled"  # a ledger entry the closed batches should hold but do not
     DUPLICATE = "duplicate"  # another line for a transaction that already has one
+    REVERSED = "reversed"  # a credit taken back by a REVERSAL: owes the provider no line
 
 
 def decision_key(check: Check, *identity: str | None) -> str:
@@ -174,6 +175,7 @@ class ReconState:
             booked
             for booked in self.entries
             if decision_key(Check.UNSETTLED, booked.entry.entry_id) not in self.decided
+            and decision_key(Check.REVERSED, booked.entry.entry_id) not in self.decided
             and self.line_for_entry(booked.entry) is None
         ]
 

@@ -17,6 +17,9 @@ once (`recon_state.Check`):
 - A ledger entry the provider's closed batches cover (`covers_until` >= its time + grace)
   without a line: CREDIT -> MISSING_AT_PROVIDER, FROZEN: a FREEZE_CREDITS command for the
   account and a PAGE alert; DEBIT -> REFUND_STATUS_MISMATCH, MANUAL_REVIEW.
+- A REVERSAL (an operator's correction) takes its credit back: that credit no longer
+  waits for a line (no MISSING_AT_PROVIDER for money the ledger no longer holds), and a
+  line that does come still meets the credit: MATCHED.
 - A further line for a transaction that has one, past its grace: DUPLICATE_SETTLEMENT,
   MANUAL_REVIEW, one per extra line. A re-delivered record id is only ignored.
 
@@ -559,10 +562,15 @@ def _record_line(state: ReconState, line: SettlementLine, ctx: ReconContext) -> 
 
 
 def _record_entry(state: ReconState, entry: LedgerEntry, ctx: ReconContext) -> ReconState:
-    # A reversal undoes an entry booked twice; settlements have nothing to say about it.
-    if entry.op is EntryOp.REVERSAL or any(
-        b.entry.entry_id == entry.entry_id for b in state.entries
-    ):
+    if entry.op is EntryOp.REVERSAL:
+        # A reversal takes a credit back: the ledger nets to nothing for that payment, so
+        # a credit no provider line covers is no longer MISSING_AT_PROVIDER. A line that
+        # does come still meets the credit (the provider did move that money): MATCHED.
+        reversed_credit = entry_id(entry.order_id, "CREDIT", entry.external_txn_id, None)
+        return replace(
+            state, decided=state.decided | {decision_key(Check.REVERSED, reversed_credit)}
+        )
+    if any(b.entry.entry_id == entry.entry_id for b in state.entries):
         return state
     covered_from = entry.created_at + ctx.config.missing_line_grace_ms
     return replace(state, entries=(*state.entries, BookedEntry(entry, covered_from)))

@@ -137,6 +137,28 @@ def _review(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _reverse(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.ops.freezes import OperatorError
+    from streams.ops.reversals import RefusedReversal, reverse
+
+    try:
+        request = reverse(settings, args.entry_id, args.by, args.reason,
+                          int(time.time() * 1000), _progress)
+    except RefusedReversal as exc:
+        return _refuse(f"{exc} (refusal audited as {exc.audit['audit_id']})")
+    except OperatorError as exc:
+        return _refuse(str(exc))
+    event = request.event
+    human = (f"REVERSAL_REQUESTED of {args.entry_id} (order {event['order_id']}, account "
+             f"{event['account_id']}, {request.audit['inputs']['amount_minor']}"
+             f"+{request.audit['inputs']['bonus_minor']} {event['currency']}) sent as "
+             f"{event['event_id']} by {event['actor']}: {event['reason']}\n"
+             f"the order stage books REVERSAL {request.reversal_entry_id} once (the order "
+             "becomes REVERSED) and audits it; audited on topup.audit")
+    _emit(args, request.to_dict(), human)
+    return 0
+
+
 def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
     if args.what == "balances":
         return _rebuild_balances(settings, args)
@@ -284,6 +306,13 @@ def add_operator_commands(commands: argparse._SubParsersAction) -> None:
     review.add_argument("--note", "--reason", dest="note", required=True,
                         help="why (audited)")
     review.set_defaults(run=_review)
+
+    reverse = commands.add_parser(
+        "reverse", parents=[json_flag, action],
+        help="reverse a wrong credit: the order stage books one REVERSAL of it, however "
+             "often this is asked")
+    reverse.add_argument("entry_id", metavar="ENTRY_ID", help="the CREDIT on topup.credits")
+    reverse.set_defaults(run=_reverse)
 
     rebuild = commands.add_parser(
         "rebuild", parents=[json_flag],

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,16 +21,9 @@ SHUTDOWN_BOUND_S = 25.0
 
 
 def stop_broker() -> None:
-    # SIGKILL, an outage as a crashed or partitioned broker makes it. Not deploy/kafka/stop's
-    # SIGTERM: a single broker's controlled shutdown can complete a transaction without
-    # writing its markers, which hangs that partition for good (topology.md, "A hanging
-    # transaction"); that is a broker bug, not the failure this test is about.
-    data_dir = os.environ.get("TOPUP_KAFKA_DATA_DIR") or KAFKA_DIR / ".data" / str(TEST_PORT)
-    pid_file = Path(data_dir) / "broker.pid"
-    pid = int(pid_file.read_text())
-    os.kill(pid, signal.SIGKILL)
-    wait_for("the broker process to be gone", lambda: not os.path.exists(f"/proc/{pid}"), 30)
-    pid_file.unlink()
+    env = dict(os.environ, TOPUP_KAFKA_PORT=str(TEST_PORT))
+    subprocess.run([str(KAFKA_DIR / "stop")], env=env, check=True, timeout=120,
+                   capture_output=True)
 
 
 @pytest.mark.parametrize("outage_s", [5, 20])

@@ -620,15 +620,37 @@ PROJECT_RECORDS = {"ReviewCase"}
 def test_catalog_holds_exactly_the_contract_and_project_records() -> None:
     assert set(RECORDS) == set(CONTRACT) | PROJECT_RECORDS
     assert sorted(p.name for p in REPO_SCHEMAS.glob("*.avsc")) == sorted(
-        f"{r}.v1.avsc" for r in set(CONTRACT) | PROJECT_RECORDS
+        [f"{r}.v1.avsc" for r in set(CONTRACT) | PROJECT_RECORDS]
+        + [f"{r}.v2.avsc" for r in CONTRACT_ADDITIONS]
     )
 
 
-@pytest.mark.parametrize("record", CONTRACT)
-def test_schema_matches_contract(record: str) -> None:
-    schema = CATALOG.schema(record)
-    assert (schema["name"], schema["namespace"], schema["type"]) == (record, "topupguard", "record")
-    assert schema.get("doc")
+# The project's additions to the contract (topology.md, "Contract additions"): v2 of these
+# records, with everything of v1 unchanged so v1 writers still resolve into them.
+# Fields added at the end, and enum symbols added at the end of an existing field's.
+CONTRACT_ADDITIONS: dict[str, list[tuple[str, str]]] = {
+    "OrderEvent": [("entry_id", "?string"), ("reason", "?string")],
+    "LedgerEntry": [],
+    "OrderStatus": [],
+}
+_ADDED_SYMBOLS = {
+    ("OrderEvent", "type"): "REVERSAL_REQUESTED",
+    ("LedgerEntry", "reason"): "OPERATOR_REVERSAL",
+    ("OrderStatus", "status"): "REVERSED",
+    ("OrderStatus", "previous_status"): "REVERSED",
+}
+
+
+def _with_additions(record: str) -> list[tuple[str, str]]:
+    fields = [
+        (name, f"{desc}|{_ADDED_SYMBOLS[(record, name)]}")
+        if (record, name) in _ADDED_SYMBOLS else (name, desc)
+        for name, desc in CONTRACT[record]
+    ]
+    return fields + CONTRACT_ADDITIONS.get(record, [])
+
+
+def _fields(schema: dict) -> list[tuple[str, str]]:
     named: dict[str, dict] = {}
     actual = []
     for f in schema["fields"]:
@@ -638,4 +660,29 @@ def test_schema_matches_contract(record: str) -> None:
         elif "default" in f:
             desc += f"={f['default']}"
         actual.append((f["name"], desc))
-    assert actual == CONTRACT[record]
+    return actual
+
+
+@pytest.mark.parametrize("record", sorted(CONTRACT_ADDITIONS))
+def test_v1_is_the_contract_and_v2_only_adds_to_it(record: str) -> None:
+    assert CATALOG.versions(record) == [1, 2]
+    assert _fields(CATALOG.schema(record, version=1)) == CONTRACT[record]
+    assert _fields(CATALOG.schema(record)) == _with_additions(record)
+    # What a v1 writer (the order service, an older worker) sends still reads into v2.
+    value = sample(record, catalog=CATALOG)
+    for name, _ in CONTRACT_ADDITIONS[record]:
+        del value[name]
+    v1_symbols = dict(CONTRACT[record])
+    for (rec, name), added in _ADDED_SYMBOLS.items():
+        if rec == record and value.get(name) == added:  # a symbol v1 cannot write
+            value[name] = v1_symbols[name].rsplit("|", 1)[-1]
+    decoded = CATALOG.decode(record, CATALOG.encode(record, value, version=1))
+    assert decoded == value | {name: None for name, _ in CONTRACT_ADDITIONS[record]}
+
+
+@pytest.mark.parametrize("record", CONTRACT)
+def test_schema_matches_contract(record: str) -> None:
+    schema = CATALOG.schema(record)
+    assert (schema["name"], schema["namespace"], schema["type"]) == (record, "topupguard", "record")
+    assert schema.get("doc")
+    assert _fields(schema) == _with_additions(record)

@@ -108,6 +108,14 @@ def refund_result(
     return paid(event_id, kind=kind, refund_id=refund_id, amount_minor=amount, **fields)
 
 
+CREDIT_ID = entry_id(ORDER_ID, "CREDIT", "txn-1", None)
+
+
+def reversal(event_id: str = "rev-1", entry: str = CREDIT_ID, **fields: Any) -> OrderEvent:
+    values = {"entry_id": entry, "actor": "ann@ops", "reason": "credited in error"}
+    return order_event("REVERSAL_REQUESTED", event_id, **(values | fields))
+
+
 def verdict(decision: str, decided_at: int = T0) -> RiskVerdict:
     return RiskVerdict(ORDER_ID, RiskDecision(decision), 70, ("rule-a",), decided_at, "rules-1")
 
@@ -215,6 +223,7 @@ VARIANTS: dict[str, tuple[dict[str, bool], list[OrderInput]]] = {
     "credited": ({}, [created(), paid()]),
     "refund-in-progress": ({}, [created(), paid(), refund_request(amount=AMOUNT // 2)]),
     "refunded": ({}, [created(), paid(), refund_request(), refund_result()]),
+    "reversed": ({}, [created(), paid(), reversal()]),
     "canceled": ({}, [created(), order_event("CANCELED")]),
     "failed": ({}, [created(), payment_failed()]),
     "failed-after-rejection": (
@@ -260,6 +269,9 @@ def probe(kind: InputKind, state: OrderState | None) -> OrderInput | None:
         return verdict("REVIEW", decided_at=T0 + 7)
     if kind is InputKind.FREEZE_CHANGED:
         return None if state is None else FreezeChanged("cmd-probe")
+    if kind is InputKind.REVERSAL_REQUESTED:
+        credit = state.credit_entry_id if state else None
+        return reversal("reversal-probe", credit or CREDIT_ID)
     return order_event(kind.value, event_id=f"{kind.value.lower()}-probe")
 
 
