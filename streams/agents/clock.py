@@ -61,20 +61,22 @@ class PartitionClock:
         if self.next_due is None or at < self.next_due:
             self.next_due = at
 
-    def due(self) -> list[str]:
+    def due(self, limit: int | None = None) -> list[str]:
         """Keys whose wake-up time event time has reached, oldest wake first; each is
-        cleared, so the caller wakes it again if it still waits."""
+        cleared, so the caller wakes it again if it still waits. With `limit`, at most that
+        many: the others stay due for a later call (for wakes rounded to the hour, which
+        would otherwise all come due in one record)."""
         if self.next_due is None or self.next_due > self.watermark:
             return []
-        table, reached = self._table, _slot(self.watermark + 1, "")
-        keys = []
         # No wake is before next_due: starting there skips the tombstones of past wakes.
-        for slot, _ in table.scan(_slot(self.next_due, ""), reached):
+        table, first, reached = self._table, _slot(self.next_due, ""), _slot(self.watermark + 1, "")
+        keys = []
+        for slot, _ in table.scan(first, reached, limit=limit):
             key = slot.split("|", 2)[2]
             del table[slot]
             del table[_WAKE_OF + key]
             keys.append(key)
-        later = table.scan(reached, _WAKE_END, limit=1)
+        later = table.scan(reached if limit is None else first, _WAKE_END, limit=1)
         self.next_due = int(later[0][0].split("|", 2)[1]) if later else None
         return keys
 

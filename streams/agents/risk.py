@@ -17,6 +17,7 @@ from typing import Any
 from streams import topics, wire
 from streams.agents.clock import PartitionClock, to_the_hour
 from streams.agents.orders import order_key
+from streams.agents.velocity_retention import keep_until, retire_due, sweep_unwoken
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.domain.event_time import EventTimeBounds
 from streams.domain.fanin import (
@@ -41,6 +42,7 @@ from streams.domain.velocity import (
     Observation,
     ObservationKind,
     PromoRefundFlagged,
+    VelocityConfig,
     VelocityState,
     observe,
 )
@@ -225,9 +227,26 @@ def _decide(ctx: Context, ready: Ready, rules: RuleSet, metrics: Metrics) -> Non
     })
 
 
-def velocity_stage(metrics: Metrics) -> Stage:
+# How far event time may be ahead of the broker timestamp by default (TOPUP_MAX_EVENT_SKEW_S).
+DEFAULT_RETIRE_SLACK_MS = DEFAULT_TIME_BOUNDS.ahead_ms
+
+
+def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
+                   retire_slack_ms: int = DEFAULT_RETIRE_SLACK_MS) -> Stage:
+    """`retire_slack_ms`: a row is removed once its partition's event time is this far past
+    the row's `retire_at`. An observation that far behind its partition's event time may
+    find its key's history gone (counted in topup_risk_velocity_behind_retention_total);
+    one within it is answered exactly as if no row were ever removed. Its default is the
+    allowed event-time skew, so one record dated as far ahead as the edges accept cannot
+    remove a row that later, honestly dated traffic would still see."""
+    config = config or VelocityConfig()
     metrics.describe("topup_risk_late_observations_total",
                      "Observations older than the window grace, not counted (audited)")
+    metrics.describe("topup_risk_velocity_rows_retired_total",
+                     "Velocity rows removed once no window or promotion period can see them")
+    metrics.describe("topup_risk_velocity_behind_retention_total",
+                     "Observations further behind their partition's event time than the "
+                     "retirement slack: their key's history may already be removed")
 
     def decode(record: Record) -> Observation:
         try:
@@ -237,9 +256,22 @@ def velocity_stage(metrics: Metrics) -> Stage:
 
     def handle(ctx: Context, observation: Observation) -> None:
         table = ctx.table(VELOCITY.name)
-        state = table.load(observation.routing_key, VelocityState) or VelocityState()
-        state, outputs = observe(state, observation)
-        table[observation.routing_key] = state
+        partition = ctx.record.partition
+        clock = PartitionClock(table, partition)
+        if observation.occurred_at < clock.watermark - retire_slack_ms:
+            metrics.inc("topup_risk_velocity_behind_retention_total",
+                        dimension=observation.dimension.value)
+        clock.advance(observation.occurred_at)
+        key = observation.routing_key
+        state = table.load(key, VelocityState) or VelocityState()
+        state, outputs = observe(state, observation, config)
+        table[key] = state
+        keep_until(clock, key, state, config, retire_slack_ms)
+        sweep_unwoken(table, clock, partition, config, retire_slack_ms)
+        retired = retire_due(table, clock)
+        if retired:
+            metrics.inc("topup_risk_velocity_rows_retired_total", retired)
+        clock.save()
         headers = correlation_headers(ctx.record.correlation_id)
         for output in outputs:
             if isinstance(output, DimensionCounts):

@@ -153,6 +153,14 @@ def prune(state: PromoState, oldest_query_at: int, config: PromoConfig) -> Promo
     return PromoState(redemptions=redemptions, refunds=refunds)
 
 
+def visible_until(state: PromoState, config: PromoConfig) -> int | None:
+    """The event time from which no `usage` query sees any of these records (None: none
+    kept): a redemption counts for `period_ms` after it, a refund for `refund_memory_ms`."""
+    ends = [r.at + config.period_ms for r in state.redemptions]
+    ends += [r.at + config.refund_memory_ms for r in state.refunds]
+    return max(ends, default=None)
+
+
 def bonus_withheld(
     promo_bonus_minor: int, user: PromoUsage | None, device: PromoUsage | None
 ) -> bool:

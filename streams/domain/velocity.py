@@ -19,7 +19,9 @@ how other keys interleave or how many partitions there are; a replay sees the sa
 watermarks and decides the same. An observation older than watermark - grace is not
 counted (its buckets may already be pruned) and is reported as `LateObservation` so the
 agent can count and audit it. Buckets a future, non-late observation can no longer see
-(older than window + grace) are pruned, which bounds the state.
+(older than window + grace) are pruned, which bounds the state of a key; `retire_at`
+says when a whole row can go, which bounds the number of keys (the agent removes it on
+its partition's event-time clock).
 
 The caller sends each event once (the order machine's dedup runs before the fan-out);
 counts are not idempotent on their own.
@@ -413,6 +415,30 @@ def counts_at(
             ),
         )
     return result
+
+
+def retire_at(state: VelocityState, config: VelocityConfig) -> int:
+    """The event time from which this row can no longer change any answer: an observation
+    at or after it finds every bucket and promotion record invisible, is not late, and
+    leaves the row exactly as a fresh row would be. So the row can be removed once no
+    observation older than this can still arrive for its key.
+
+    Why each term: a bucket starting at s is seen by queries before s + length; a record by
+    `usage` before its period (or refund memory) ends. The grace is added because the
+    first observation after that prunes at its time minus the grace, and queries that far
+    back stay answerable. The watermark, because an observation before it could be late.
+    """
+    ends = [
+        start + window.length_ms
+        for window in WINDOWS
+        for start in state.buckets[window.name]
+    ]
+    promo_end = promotions.visible_until(state.promo, config.promo)
+    if promo_end is not None:
+        ends.append(promo_end)
+    last_seen = max(ends, default=None)
+    watermark = state.watermark or 0
+    return watermark if last_seen is None else max(watermark, last_seen + config.grace_ms)
 
 
 def _promo_step(
