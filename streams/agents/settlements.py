@@ -24,7 +24,12 @@ from streams.domain.configured_providers import (
 )
 from streams.domain.int64 import check_amount_limit
 from streams.domain.order_inputs import Tick
-from streams.domain.recon_inputs import BatchClosed, SettlementLine, parse_settlement
+from streams.domain.recon_inputs import (
+    BatchClosed,
+    SettlementLine,
+    check_line_amount,
+    parse_settlement,
+)
 from streams.domain.settlement_batches import BatchContext, BatchState
 from streams.domain.settlement_batches import step as batch_step
 from streams.runtime.context import Context, Record, Send, correlation_headers
@@ -48,6 +53,7 @@ def intake_stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
             parsed = parse_settlement(decode_avro(record))
             check_configured("settlement record", parsed.provider, providers)
             if isinstance(parsed, SettlementLine):
+                check_line_amount(parsed)
                 for name in ("amount_minor", "fee_minor"):
                     check_amount_limit(name, getattr(parsed, name), settings.max_amount_minor)
             return parsed
