@@ -121,6 +121,16 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
                             secure=True, samesite="Strict", path=base)
         return response
 
+    async def logout(request: web.Request) -> web.StreamResponse:
+        # A POST with CSRF (the guard checks it), so no other site can log an operator
+        # out. The cookie is stateless (an HMAC of the token): this removes it from the
+        # browser, and only a new token revokes a copy taken before.
+        response = back(request, "/login", flash="logged out")
+        base = request.app.router["queue"].url_for().path.rstrip("/") or "/"
+        response.del_cookie(auth.COOKIE, path=base, secure=True, httponly=True,
+                            samesite="Strict")
+        return response
+
     async def queue(request: web.Request) -> web.Response:
         items = await asyncio.to_thread(review_queue, settings, _now_ms())
         return page(request, "queue.html", items=items)
@@ -199,6 +209,7 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
     app.router.add_get("/", queue, name="queue")
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
     app.router.add_post("/reviews/{case_id}", review)
     app.router.add_get("/find", find)
     app.router.add_get("/orders/{order_id}", order)

@@ -170,6 +170,17 @@ def test_console_needs_the_token_and_csrf_and_decides_like_the_cli(kafka_env, wo
     assert status == 200 and 'id="summary">0 break(s)' in recon
     assert call(console, "GET", "/recon?since=yesterday-ish", headers=BEARER)[0] == 400
 
+    # Logging out is a POST with CSRF, and clears the session cookie in the browser.
+    assert call(console, "POST", "/logout", {}, session)[0] == 403
+    status, headers, _ = call(console, "POST", "/logout", {"csrf": csrf}, session)
+    assert status == 303 and headers["location"] == "/console/login?flash=logged+out"
+    cleared = headers["set-cookie"]
+    assert cleared.startswith('topup_console=""') and "Max-Age=0" in cleared, cleared
+    assert "Path=/console" in cleared
+    assert call(console, "GET", "/", headers={"Cookie": cleared.split(";")[0]})[0] == 401
+    status, _, login = call(console, "GET", "/login?flash=logged+out")
+    assert status == 200 and "logged out" in login and 'name="csrf"' not in login
+
     # Guessing the token through the login form is cut short.
     tries = [call(console, "POST", "/login", {"token": f"guess-{n}"})[0] for n in range(12)]
     assert set(tries[:8]) == {401} and tries[-1] == 429
