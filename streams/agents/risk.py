@@ -50,6 +50,7 @@ from streams.domain.velocity import (
     PromoRefundFlagged,
     VelocityState,
     observe,
+    velocity_evidence,
 )
 from streams.metrics import Metrics
 from streams.runtime.context import Context, Record, Send, Table, correlation_headers
@@ -227,6 +228,7 @@ def _decide(ctx: Context, ready: Ready, rules: RuleSet, metrics: Metrics) -> Non
             "missing_dimensions": ",".join(sorted(d.value for d in ready.missing)),
             "timed_out": str(ready.timed_out).lower(),
             "bonus_withheld": str(assessment.bonus_withheld).lower(),
+            **velocity_evidence(ready.answers),
         },
         "outcome": assessment.decision.value,
         "actor": None,

@@ -83,3 +83,14 @@ def test_the_recon_page_shows_the_match_rate_per_provider():
         base="/console", csrf="c", flash="", error="", report=report, since_text="all")
     rows = re.findall(r'data-provider="([^"]+)">.*?class="num rate">([^<]+)<', html, re.S)
     assert rows == [("hmac", "100.00 %"), ("stripe", "50.00 %")]
+
+
+def test_the_queue_shows_each_cases_velocity_counts():
+    case = Case("rc_1", "o-1", "hmac", "RISK_REVIEW", {}, 0, "ON_HOLD", None)
+    velocity = {"user.1h": "attempts=4 failures=3 successes=0 amount=9000 accounts=1"}
+    html = _environment().get_template("queue.html").render(
+        base="/console", csrf="c", flash="", error="",
+        items=[QueueItem(case, 100, "USD", "a-1", 5, None, velocity),
+               QueueItem(case, 50, "USD", "a-2", 5)])
+    assert re.findall(r'data-velocity="([^"]+)"><td>[^<]+</td><td>([^<]+)<', html) == [
+        ("user.1h", velocity["user.1h"])]
