@@ -159,6 +159,11 @@ def test_console_needs_the_token_and_csrf_and_decides_like_the_cli(kafka_env, wo
     assert call(console, "POST", "/freezes", lift, BEARER)[0] == 303
     assert 'data-scope="merchant:m-con"' not in call(console, "GET", "/freezes",
                                                       headers=BEARER)[2]
+    # A freeze on a provider without webhook secrets here would hold nothing: refused
+    # before it is issued, as the control stage would refuse it.
+    stripe = {**freeze, "scope": "provider:stripe"}
+    status, headers, _ = call(console, "POST", "/freezes", stripe, BEARER)
+    assert status == 303 and "error=unknown+provider" in headers["location"]
     commands = [c for c in operator_writes(console) if "action" in c]
     assert [(c["action"], c["issued_by"]) for c in commands] == [
         ("FREEZE_CREDITS", "ann@risk"), ("UNFREEZE_CREDITS", "ann@risk")]
