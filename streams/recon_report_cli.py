@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 from streams import topics
@@ -12,6 +13,7 @@ from streams.domain.recon_report import ReconReport, build_report, render_report
 from streams.kafka_clients import read_committed
 
 MATCHED = "MATCHED"
+UNKNOWN_PROVIDER = "unknown"
 
 
 def parse_since(text: str | None) -> int | None:
@@ -36,7 +38,7 @@ def recon_report(settings: Settings, since_ms: int | None, timeout_s: float = 60
     records = read_committed(settings, [topics.RECON_BREAKS, topics.AUDIT],
                              until=time.monotonic() + timeout_s, idle_s=2.0)
     catalog = reading_catalog(settings)  # outputs may be Confluent-framed
-    breaks, matched = [], set()
+    breaks, matched = [], dict[str, str]()  # matched order -> its provider
     for record in records:
         if record.topic == topics.RECON_BREAKS:
             breaks.append(catalog.decode("ReconBreak", record.value))
@@ -44,5 +46,7 @@ def recon_report(settings: Settings, since_ms: int | None, timeout_s: float = 60
         audit = catalog.decode("AuditRecord", record.value)
         at_or_after = since_ms is None or audit["at"] >= since_ms
         if audit["action"] == MATCHED and str(audit["rule"]).startswith("recon.") and at_or_after:
-            matched.add(audit["subject"])
-    return build_report(breaks, len(matched), since_ms)
+            # Audits written before the line's provider was in their evidence say none.
+            provider = (audit.get("inputs") or {}).get("line.provider") or UNKNOWN_PROVIDER
+            matched.setdefault(audit["subject"], provider)
+    return build_report(breaks, len(matched), since_ms, Counter(matched.values()))

@@ -22,6 +22,7 @@ from streams.agents import (
 )
 from streams.codecs import SchemaCatalog
 from streams.config import Settings
+from streams.domain.configured_providers import configured_providers
 from streams.domain.event_time import EventTimeBounds
 from streams.domain.recon_thresholds import RateThresholds
 from streams.domain.risk_rules import load_rules
@@ -55,7 +56,8 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
                         EventTimeBounds.of_seconds(settings.max_event_skew_s,
                                                    settings.max_event_age_s),
                         settings.max_amount_minor,
-                        settings.order_retention_days * 24 * 60 * 60 * 1000),
+                        settings.order_retention_days * 24 * 60 * 60 * 1000,
+                        configured_providers(settings)),
         risk.velocity_stage(metrics, retire_slack_ms=settings.max_event_skew_s * 1000),
     ]
 

@@ -20,7 +20,8 @@ from streams import topics, wire
 from streams.agents.decoding import avro_decoder
 from streams.codecs import SchemaCatalog
 from streams.config import PROVIDERS, Settings
-from streams.domain.freeze import ScopeError, control_key, normalise_scope
+from streams.domain.configured_providers import configured_providers
+from streams.domain.freeze import ScopeError, control_key, is_freeze, normalise_scope
 from streams.domain.ids import derived_id
 from streams.runtime.context import Context, Headers, Send, correlation_headers
 from streams.runtime.stage import Stage
@@ -61,11 +62,16 @@ def _refuse(ctx: Context, command: dict[str, Any], why: str, headers: Headers | 
 def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
     partitions = settings.partitions
     decode = avro_decoder(catalog, "ControlCommand")
+    # A freeze on a provider without webhook secrets would hold nothing: none of its
+    # payments can arrive (and its orders and settlement records are refused). Lifting
+    # one stays possible, so a freeze outlives no change of configuration.
+    configured = configured_providers(settings)
 
     def handle(ctx: Context, command: dict[str, Any]) -> None:
         headers = correlation_headers(ctx.record.correlation_id)
         try:
-            scope = normalise_scope(command["scope"], PROVIDERS)
+            providers = configured if is_freeze(command["action"]) else PROVIDERS
+            scope = normalise_scope(command["scope"], providers)
         except ScopeError as exc:
             _refuse(ctx, command, str(exc), headers)
             return

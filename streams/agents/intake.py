@@ -22,6 +22,7 @@ from streams.domain.event_time import EventTimeBounds, EventTimeOutOfRange
 from streams.domain.ids import derived_id
 from streams.domain.int64 import AmountOutOfRange, check_amount_limit
 from streams.domain.intake_health import IntakeTally, count_delivery
+from streams.domain.payments import check_payment_amount
 from streams.metrics import Metrics
 from streams.providers import Rejection, RejectionKind, adapter_for, build_adapters
 from streams.runtime.context import Context, Send, correlation_headers
@@ -106,6 +107,7 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
         try:
             time_bounds.check("occurred_at", payment.occurred_at, received_at)
             check_amount_limit("amount_minor", payment.amount_minor, settings.max_amount_minor)
+            check_payment_amount(payment)
         except (EventTimeOutOfRange, AmountOutOfRange) as exc:
             ctx.dead_letter("SCHEMA_INVALID", str(exc))
             return

@@ -19,7 +19,7 @@ credited), as for any payment whose order never came.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -37,6 +37,7 @@ from streams.agents.reconciliation import (
 )
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
+from streams.domain.configured_providers import ProviderNotConfigured, configured_providers
 from streams.domain.event_time import EventTimeBounds, EventTimeOutOfRange
 from streams.domain.freeze import ActiveFreezes, apply_command, credits_frozen, refunds_frozen
 from streams.domain.int64 import AmountOutOfRange
@@ -48,6 +49,7 @@ from streams.domain.order_inputs import (
     RiskVerdict,
     Tick,
     check_order_amounts,
+    check_order_provider,
 )
 from streams.domain.order_outputs import LedgerEntryOut
 from streams.domain.order_state import HoldReason, OrderState, OrderStatus
@@ -115,7 +117,7 @@ class Decoded:
 
 
 def _decoder(catalog: SchemaCatalog, time_bounds: EventTimeBounds,
-             max_amount_minor: int) -> Callable[[Record], Decoded]:
+             max_amount_minor: int, providers: Collection[str]) -> Callable[[Record], Decoded]:
     def decode(record: Record) -> Decoded:
         topic, value = record.topic, record.value
         try:
@@ -128,6 +130,11 @@ def _decoder(catalog: SchemaCatalog, time_bounds: EventTimeBounds,
                     check_order_amounts(order, max_amount_minor)
                 except (EventTimeOutOfRange, AmountOutOfRange) as exc:
                     raise DecodeError("SCHEMA_INVALID", f"{topic} record refused: {exc}") from None
+                try:
+                    check_order_provider(order, providers)
+                except ProviderNotConfigured as exc:
+                    raise DecodeError("UNKNOWN_PROVIDER",
+                                      f"{topic} record refused: {exc}") from None
                 return Decoded(order, order.occurred_at)
             if topic == topics.RISK_DECISIONS:
                 verdict = RiskVerdict.from_record(catalog.decode("RiskDecision", value))
@@ -267,7 +274,7 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
                  (ORDER_STATE, BOOKS, RECON_STATE, RECON_BOOKS),
                  _decoder(catalog, EventTimeBounds.of_seconds(settings.max_event_skew_s,
                                                        settings.max_event_age_s),
-                          settings.max_amount_minor), handle,
+                          settings.max_amount_minor, configured_providers(settings)), handle,
                  keyed={topics.ORDERS: order_key(catalog)}, on_tick=on_tick,
                  outputs=ORDER_OUTPUTS)
 

@@ -11,6 +11,7 @@ signals and the decision goes to topup.risk-decisions, where the order stage rea
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +20,7 @@ from streams.agents.clock import PartitionClock, to_the_hour
 from streams.agents.orders import order_key
 from streams.agents.velocity_retention import keep_until, retire_due, sweep_unwoken
 from streams.codecs import DecodeError, SchemaCatalog
+from streams.config import PROVIDERS
 from streams.domain.event_time import EventTimeBounds
 from streams.domain.fanin import (
     FanInConfig,
@@ -32,7 +34,12 @@ from streams.domain.fanin import (
 )
 from streams.domain.ids import derived_id
 from streams.domain.int64 import MAX_AMOUNT_MINOR
-from streams.domain.order_inputs import OrderEvent, OrderEventType, check_order_amounts
+from streams.domain.order_inputs import (
+    OrderEvent,
+    OrderEventType,
+    check_order_amounts,
+    check_order_provider,
+)
 from streams.domain.payments import PaymentEvent, PaymentKind
 from streams.domain.risk_rules import RuleSet, score
 from streams.domain.signals import build_signals
@@ -45,6 +52,7 @@ from streams.domain.velocity import (
     VelocityConfig,
     VelocityState,
     observe,
+    velocity_evidence,
 )
 from streams.metrics import Metrics
 from streams.runtime.context import Context, Record, Send, Table, correlation_headers
@@ -71,7 +79,8 @@ DEFAULT_TIME_BOUNDS = EventTimeBounds()
 def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
                time_bounds: EventTimeBounds = DEFAULT_TIME_BOUNDS,
                max_amount_minor: int = MAX_AMOUNT_MINOR,
-               retention_ms: int = DEFAULT_RETENTION_MS) -> Stage:
+               retention_ms: int = DEFAULT_RETENTION_MS,
+               providers: Collection[str] = PROVIDERS) -> Stage:
     metrics.describe("topup_risk_decisions_total", "Risk decisions, by outcome")
     metrics.describe("topup_risk_rule_hits_total", "Rules that fired, by rule id")
 
@@ -86,6 +95,7 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
                 # from the far future must not move this stage's windows either.
                 time_bounds.check("occurred_at", order.occurred_at, record.timestamp_ms)
                 check_order_amounts(order, max_amount_minor)
+                check_order_provider(order, providers)
                 return order
             return PaymentEvent.from_dict(wire.loads(record.value or b""))
         except (DecodeError, ValueError, KeyError, TypeError) as exc:
@@ -220,6 +230,7 @@ def _decide(ctx: Context, ready: Ready, rules: RuleSet, metrics: Metrics) -> Non
             "missing_dimensions": ",".join(sorted(d.value for d in ready.missing)),
             "timed_out": str(ready.timed_out).lower(),
             "bonus_withheld": str(assessment.bonus_withheld).lower(),
+            **velocity_evidence(ready.answers),
         },
         "outcome": assessment.decision.value,
         "actor": None,

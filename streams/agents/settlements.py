@@ -17,9 +17,19 @@ from streams.agents.outputs import publish_outputs
 from streams.agents.reconciliation import recon_input
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
+from streams.domain.configured_providers import (
+    ProviderNotConfigured,
+    check_configured,
+    configured_providers,
+)
 from streams.domain.int64 import check_amount_limit
 from streams.domain.order_inputs import Tick
-from streams.domain.recon_inputs import BatchClosed, SettlementLine, parse_settlement
+from streams.domain.recon_inputs import (
+    BatchClosed,
+    SettlementLine,
+    check_line_amount,
+    parse_settlement,
+)
 from streams.domain.settlement_batches import BatchContext, BatchState
 from streams.domain.settlement_batches import step as batch_step
 from streams.runtime.context import Context, Record, Send, correlation_headers
@@ -36,14 +46,19 @@ def _settled_record(parsed: SettlementLine | BatchClosed) -> bytes:
 def intake_stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
     partitions = settings.partitions
     decode_avro = avro_decoder(catalog, "SettlementRecord")
+    providers = configured_providers(settings)
 
     def decode(record: Record) -> SettlementLine | BatchClosed:
         try:
             parsed = parse_settlement(decode_avro(record))
+            check_configured("settlement record", parsed.provider, providers)
             if isinstance(parsed, SettlementLine):
+                check_line_amount(parsed)
                 for name in ("amount_minor", "fee_minor"):
                     check_amount_limit(name, getattr(parsed, name), settings.max_amount_minor)
             return parsed
+        except ProviderNotConfigured as exc:
+            raise DecodeError("UNKNOWN_PROVIDER", f"settlement record refused: {exc}") from None
         except ValueError as exc:
             if isinstance(exc, DecodeError):
                 raise

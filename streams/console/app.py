@@ -22,6 +22,7 @@ from streams.config import Settings
 from streams.console import auth
 from streams.console.funnel import SERIES, last_hour
 from streams.console.queries import review_queue
+from streams.domain.configured_providers import configured_providers
 from streams.ops.freezes import WHATS, OperatorError, active_freezes
 from streams.ops.freezes import request as request_freeze
 from streams.ops.reviews import DECISIONS, decide
@@ -64,6 +65,9 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
     """The console, to mount with `app.add_subapp("/console", ...)`."""
     templates = _environment()
     csrf = auth.csrf_value(token)
+    # In the worker's process: refuse a freeze the control stage would refuse (a provider
+    # without webhook secrets), and list freezes as it folded them.
+    providers = configured_providers(settings)
     # Guessing the token through the login form: 10 tries, then one every 6 s per address.
     logins = RateLimiter(rate=1 / 6, burst=10)
 
@@ -121,6 +125,16 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
                             secure=True, samesite="Strict", path=base)
         return response
 
+    async def logout(request: web.Request) -> web.StreamResponse:
+        # A POST with CSRF (the guard checks it), so no other site can log an operator
+        # out. The cookie is stateless (an HMAC of the token): this removes it from the
+        # browser, and only a new token revokes a copy taken before.
+        response = back(request, "/login", flash="logged out")
+        base = request.app.router["queue"].url_for().path.rstrip("/") or "/"
+        response.del_cookie(auth.COOKIE, path=base, secure=True, httponly=True,
+                            samesite="Strict")
+        return response
+
     async def queue(request: web.Request) -> web.Response:
         items = await asyncio.to_thread(review_queue, settings, _now_ms())
         return page(request, "queue.html", items=items)
@@ -161,7 +175,7 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
                     balance=sorted(ledger.balance.items()))
 
     async def freezes(request: web.Request) -> web.Response:
-        active = await asyncio.to_thread(active_freezes, settings)
+        active = await asyncio.to_thread(active_freezes, settings, None, providers)
         return page(request, "freezes.html", active=active, whats=WHATS)
 
     async def change_freeze(request: web.Request) -> web.StreamResponse:
@@ -173,7 +187,7 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
             command = await asyncio.to_thread(
                 request_freeze, settings, action == "freeze", str(form.get("scope", "")),
                 str(form.get("what", "")), str(form.get("by", "")),
-                str(form.get("reason", "")), _now_ms())
+                str(form.get("reason", "")), _now_ms(), None, providers)
         except OperatorError as exc:
             return back(request, "/freezes", error=str(exc))
         return back(request, "/freezes", flash=f"{command['action']} on {command['scope']} "
@@ -199,6 +213,7 @@ def build_console_app(settings: Settings, token: str) -> web.Application:
     app.router.add_get("/", queue, name="queue")
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
     app.router.add_post("/reviews/{case_id}", review)
     app.router.add_get("/find", find)
     app.router.add_get("/orders/{order_id}", order)

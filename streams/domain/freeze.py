@@ -67,7 +67,7 @@ def normalise_scope(raw: str, providers: Collection[str] | None = None) -> str:
         value = value.lower()
         if providers is not None and value not in providers:
             raise ScopeError(
-                f"unknown provider in freeze scope {raw!r}: known are {sorted(providers)}"
+                f"unknown provider in freeze scope {raw!r}: expected one of {sorted(providers)}"
             )
     return f"{kind}:{value}"
 

@@ -17,7 +17,15 @@ MAX_AMOUNT_MINOR = 10**12
 
 
 class AmountOutOfRange(ValueError):
-    """An amount above the configured TOPUP_MAX_AMOUNT_MINOR."""
+    """An amount above the configured TOPUP_MAX_AMOUNT_MINOR, or 0 where money must move."""
+
+
+def check_moves_money(what: str, name: str, value: int) -> int:
+    """An edge check for inputs that say money moved: 0 is no movement, only a record that
+    can match nothing (no order is of 0). Raises AmountOutOfRange."""
+    if value == 0:
+        raise AmountOutOfRange(f"{name} is 0: {what} must move money")
+    return value
 
 
 def check_amount_limit(name: str, value: int, most: int) -> int:

@@ -3,12 +3,13 @@ event-time ticks (payment events come from `payments.py`), and the context of ea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from streams.config import PROVIDERS
+from streams.domain.configured_providers import check_configured
 from streams.domain.currencies import check_currency
 from streams.domain.int64 import MAX_AMOUNT_MINOR, check_amount_limit
 from streams.domain.payments import PaymentEvent
@@ -147,6 +148,13 @@ def check_order_amounts(order: OrderEvent, max_amount_minor: int) -> None:
     AmountOutOfRange."""
     check_amount_limit("amount_minor", order.amount_minor, max_amount_minor)
     check_amount_limit("promo_bonus_minor", order.promo_bonus_minor, max_amount_minor)
+
+
+def check_order_provider(order: OrderEvent, configured: Collection[str]) -> None:
+    """A CREATED order must name a configured provider, the only kind whose payment can
+    arrive; raises ProviderNotConfigured. Later events of an order carry no provider."""
+    if order.type is OrderEventType.CREATED:
+        check_configured("order", order.provider, configured)
 
 
 class RiskDecision(StrEnum):

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from streams.domain.currencies import check_currency
-from streams.domain.int64 import MAX_AMOUNT_MINOR
+from streams.domain.int64 import MAX_AMOUNT_MINOR, check_moves_money
 
 # Avro `long`: anything larger could not be written to the output topics.
 _LONG_MAX = 2**63 - 1
@@ -77,3 +77,15 @@ class PaymentEvent:
         except ValueError:
             raise ValueError("kind is not a known PaymentKind") from None
         return cls(**values)
+
+
+# A failure's amount only describes the attempt (Stripe's failed intent has received 0,
+# and the adapter falls back to what was asked); a success of 0 moved nothing.
+MOVES_MONEY = frozenset({PaymentKind.PAYMENT_SUCCEEDED, PaymentKind.REFUND_SUCCEEDED})
+
+
+def check_payment_amount(payment: PaymentEvent) -> None:
+    """The edge's check of a verified callback (not of `__post_init__`, so records already
+    on internal topics still load). Raises AmountOutOfRange."""
+    if payment.kind in MOVES_MONEY:
+        check_moves_money(f"a {payment.kind.value}", "amount_minor", payment.amount_minor)

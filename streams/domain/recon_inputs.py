@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from streams.domain.currencies import check_currency
-from streams.domain.int64 import MAX_AMOUNT_MINOR
+from streams.domain.int64 import MAX_AMOUNT_MINOR, check_moves_money
 from streams.domain.order_state import OrderState
 from streams.domain.record_fields import optional_text, required_text
 
@@ -173,6 +173,13 @@ def parse_settlement(record: Mapping[str, Any]) -> SettlementLine | BatchClosed:
         currency=_optional_currency(record),
         settled_at=settled_at,
     )
+
+
+def check_line_amount(line: SettlementLine) -> None:
+    """The edge's check of a LINE (not of `parse_settlement`, so lines already kept in
+    reconciliation state still load): every kind is money moving, a payment, a refund or a
+    chargeback, and one of 0 can prove or match nothing. Raises AmountOutOfRange."""
+    check_moves_money(f"a {line.kind.value} line", "amount_minor", line.amount_minor)
 
 
 def parse_line(record: Mapping[str, Any]) -> SettlementLine:

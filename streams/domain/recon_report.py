@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +36,23 @@ def amount_at_stake(record: Mapping[str, Any]) -> tuple[str, int] | None:
     return None
 
 
+def _rate_bp(matched: int, broken: int) -> int | None:
+    total = matched + broken
+    return None if total == 0 else matched * BASIS_POINTS // total
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderMatch:
+    """One provider's share: its matched orders and its orders with breaks."""
+
+    matched_orders: int
+    orders_with_breaks: int
+
+    @property
+    def match_rate_bp(self) -> int | None:
+        return _rate_bp(self.matched_orders, self.orders_with_breaks)
+
+
 @dataclass(frozen=True, slots=True)
 class ReconReport:
     since_ms: int | None
@@ -46,20 +63,25 @@ class ReconReport:
     by_action: Mapping[str, int]
     by_category_and_action: Mapping[tuple[str, str], int]
     at_stake: Mapping[str, int]  # currency -> minor units
+    by_provider: Mapping[str, ProviderMatch] = field(default_factory=dict)
 
     @property
     def match_rate_bp(self) -> int | None:
         """Matched orders among matched and broken ones, in basis points; None if neither."""
-        total = self.matched_orders + self.orders_with_breaks
-        return None if total == 0 else self.matched_orders * BASIS_POINTS // total
+        return _rate_bp(self.matched_orders, self.orders_with_breaks)
 
 
 def build_report(
-    breaks: Iterable[Mapping[str, Any]], matched_orders: int, since_ms: int | None = None
+    breaks: Iterable[Mapping[str, Any]],
+    matched_orders: int,
+    since_ms: int | None = None,
+    matched_by_provider: Mapping[str, int] | None = None,
 ) -> ReconReport:
     """Aggregate breaks detected at or after `since_ms` (all when None).
 
     A break read twice (the topic is at-least-once for some readers) counts once.
+    `matched_by_provider` splits `matched_orders` by provider, for the rate per provider
+    (breaks carry their own provider).
     """
     unique: dict[str, Mapping[str, Any]] = {}
     for record in breaks:
@@ -82,7 +104,24 @@ def build_report(
             sorted(Counter((str(r["category"]), str(r["action"])) for r in records).items())
         ),
         at_stake=dict(sorted(at_stake.items())),
+        by_provider=_by_provider(records, matched_by_provider or {}),
     )
+
+
+def _by_provider(
+    records: list[Mapping[str, Any]], matched: Mapping[str, int]
+) -> dict[str, ProviderMatch]:
+    broken: dict[str, set[str]] = {}
+    for record in records:
+        broken.setdefault(str(record["provider"]), set()).add(record["order_id"])
+    return {
+        provider: ProviderMatch(matched.get(provider, 0), len(broken.get(provider, ())))
+        for provider in sorted(set(matched) | set(broken))
+    }
+
+
+def format_rate(rate_bp: int | None) -> str:
+    return "n/a" if rate_bp is None else f"{rate_bp // 100}.{rate_bp % 100:02d}%"
 
 
 def _iso(ms: int) -> str:
@@ -110,10 +149,17 @@ def render_report(report: ReconReport) -> str:
         lines.extend(f"  {name!s:<{width}}  {count:>12}" for name, count in counts.items())
         if not counts:
             lines.append("  (none)")
-    rate = report.match_rate_bp
-    shown = "n/a" if rate is None else f"{rate // 100}.{rate % 100:02d}%"
+    lines.append("Match rate by provider:")
+    width = max((len(name) for name in report.by_provider), default=0)
+    lines.extend(
+        f"  {name:<{width}}  {format_rate(share.match_rate_bp):>7} "
+        f"({share.matched_orders} matched orders, {share.orders_with_breaks} with breaks)"
+        for name, share in report.by_provider.items()
+    )
+    if not report.by_provider:
+        lines.append("  (none)")
     lines.append(
-        f"Match rate: {shown} ({report.matched_orders} matched orders, "
-        f"{report.orders_with_breaks} with breaks)"
+        f"Match rate: {format_rate(report.match_rate_bp)} ({report.matched_orders} matched "
+        f"orders, {report.orders_with_breaks} with breaks)"
     )
     return "\n".join(lines) + "\n"

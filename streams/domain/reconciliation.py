@@ -174,6 +174,7 @@ def _line_evidence(line: SettlementLine, prefix: str = "line") -> dict[str, str]
     return {
         f"{prefix}.record_id": line.record_id,
         f"{prefix}.batch_id": line.batch_id,
+        f"{prefix}.provider": line.provider,
         f"{prefix}.kind": line.kind.value,
         f"{prefix}.external_txn_id": line.external_txn_id or "",
         f"{prefix}.refund_id": line.refund_id or "",

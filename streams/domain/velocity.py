@@ -277,6 +277,27 @@ class DimensionCounts:
         )
 
 
+def velocity_evidence(answers: Mapping[Dimension, DimensionCounts]) -> dict[str, str]:
+    """The counts behind a risk decision, for its audit record and a reviewer's eyes:
+    `velocity.<dimension>.<window>` -> "attempts=3 failures=1 successes=0 amount=5000
+    accounts=2" (" late" when the attempt came too late to count). The contract's
+    RiskDecision has no field for them; an audit's inputs are a free map."""
+    evidence = {}
+    for dimension in Dimension:
+        answer = answers.get(dimension)
+        if answer is None:
+            continue
+        for window in WINDOW_NAMES:
+            counts = answer.windows.get(window)
+            if counts is None:
+                continue
+            evidence[f"velocity.{dimension.value}.{window}"] = (
+                f"attempts={counts.attempts} failures={counts.failures} "
+                f"successes={counts.successes} amount={counts.amount_minor} "
+                f"accounts={counts.distinct_accounts}" + (" late" if answer.late else ""))
+    return evidence
+
+
 @dataclass(frozen=True, slots=True)
 class LateObservation:
     """An observation older than the key's watermark minus grace: not counted. The agent

@@ -8,7 +8,7 @@ lists is what the order stage holds.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,13 +46,17 @@ class ActiveFreeze:
         return asdict(self)
 
 
-def fold_commands(commands: Iterable[dict[str, Any]]) -> list[ActiveFreeze]:
+def fold_commands(
+    commands: Iterable[dict[str, Any]], providers: Collection[str] = PROVIDERS
+) -> list[ActiveFreeze]:
     """The freezes in force after the commands, in issue order; refused commands (bad
-    scope) change nothing, as in the control stage."""
+    scope) change nothing, as in the control stage. `providers`: those a freeze may name
+    (the worker's configured ones when known; an unfreeze may name any known one)."""
     active: dict[tuple[str, str], ActiveFreeze] = {}
     for command in sorted(commands, key=lambda c: c["issued_at"]):
         try:
-            scope = normalise_scope(command["scope"], PROVIDERS)
+            allowed = providers if is_freeze(command["action"]) else PROVIDERS
+            scope = normalise_scope(command["scope"], allowed)
         except ScopeError:
             continue
         what = target_of(command["action"]).value.lower()
@@ -78,13 +82,15 @@ def decode_commands(records: Iterable[ConsumedRecord], catalog: SchemaCatalog) -
 
 
 def active_freezes(
-    settings: Settings, progress: ProgressHook | None = None
+    settings: Settings, progress: ProgressHook | None = None,
+    providers: Collection[str] = PROVIDERS,
 ) -> list[ActiveFreeze]:
     records = scan(settings, [topics.CONTROL], progress=progress)
-    return fold_commands(decode_commands(records, default_catalog()))
+    return fold_commands(decode_commands(records, default_catalog()), providers)
 
 
-def checked_request(scope: str, what: str, by: str, reason: str) -> str:
+def checked_request(scope: str, what: str, by: str, reason: str,
+                    providers: Collection[str] = PROVIDERS) -> str:
     """The normalised scope of a well-formed request, or OperatorError saying what is wrong
     (checked before anything is read or written)."""
     if not by.strip() or not reason.strip():
@@ -92,17 +98,17 @@ def checked_request(scope: str, what: str, by: str, reason: str) -> str:
     if what not in WHATS:
         raise OperatorError(f"--what must be one of {list(WHATS)}, not {what!r}")
     try:
-        return normalise_scope(scope, PROVIDERS)
+        return normalise_scope(scope, providers)
     except ScopeError as exc:
         raise OperatorError(str(exc)) from None
 
 
 def command_for(
     freeze: bool, scope: str, what: str, by: str, reason: str, now_ms: int,
-    active: list[ActiveFreeze],
+    active: list[ActiveFreeze], providers: Collection[str] = PROVIDERS,
 ) -> dict[str, Any]:
     """The ControlCommand for one operator request, or OperatorError saying why not."""
-    scope = checked_request(scope, what, by, reason)
+    scope = checked_request(scope, what, by, reason, providers if freeze else PROVIDERS)
     current = next((f for f in active if (f.scope, f.what) == (scope, what)), None)
     if freeze and current is not None:
         raise OperatorError(
@@ -124,12 +130,17 @@ def command_for(
 def request(
     settings: Settings, freeze: bool, scope: str, what: str, by: str, reason: str,
     now_ms: int, progress: ProgressHook | None = None,
+    providers: Collection[str] = PROVIDERS,
 ) -> dict[str, Any]:
     """Check a freeze or unfreeze request against the freezes in force and issue it; the
-    command issued, or OperatorError. The control stage writes its audit record."""
-    checked_request(scope, what, by, reason)
+    command issued, or OperatorError. The control stage writes its audit record.
+
+    `providers`: those a freeze may name. The CLI may run without the worker's secrets,
+    so it checks the known ones and leaves the configured ones to the control stage; the
+    console, in the worker's process, passes the configured ones."""
+    checked_request(scope, what, by, reason, providers if freeze else PROVIDERS)
     command = command_for(freeze, scope, what, by, reason, now_ms,
-                          active_freezes(settings, progress))
+                          active_freezes(settings, progress, providers), providers)
     issue(settings, command)
     return command
 

@@ -92,10 +92,16 @@ def test_an_operator_approves_a_held_order_and_freezes_in_the_browser(
     assert {c.get_attribute("data-order") for c in cases} == held
     stakes = [int(c.find_element(By.CSS_SELECTOR, ".num").text.split()[0]) for c in cases]
     assert stakes == sorted(stakes, reverse=True)
+    answered = 0
     for case in cases:
         assert "expected.amount_minor=" in case.find_element(By.CSS_SELECTOR, ".evidence").text
         # ... and the risk stage's verdict, score and reasons beside it.
         assert case.find_element(By.CSS_SELECTOR, ".risk").text.startswith("risk ")
+        # ... and the velocity counts that decision saw (those that answered in time).
+        velocity = case.find_elements(By.CSS_SELECTOR, "tr[data-velocity]")
+        assert all("attempts=" in row.text for row in velocity)
+        answered += bool(velocity)
+    assert answered > 0
     shoot(browser, "queue")
     held_row = cases[0]
     order_id = held_row.get_attribute("data-order")
@@ -151,3 +157,15 @@ def test_an_operator_approves_a_held_order_and_freezes_in_the_browser(
         ("merchant:m-browser", "credits")]
     assert "ann@risk" in active[0].text and "chargeback wave" in active[0].text
     shoot(browser, "freezes")
+
+    # The match rate per provider, from the same figures as `topup-guard recon report`.
+    browser.get(f"{console.url}/recon?since=all")
+    assert browser.find_element(By.ID, "providers").text.startswith("Provider")
+    shoot(browser, "recon")
+
+    # Logging out clears the session: the console asks for the token again.
+    browser.find_element(By.ID, "logout").click()
+    eventually(browser, lambda: "logged out" in browser.find_element(By.ID, "flash").text,
+               "the logout's confirmation")
+    browser.get(f"{console.url}/")
+    assert browser.find_elements(By.ID, "token") and rows(browser, "tr.case") == []

@@ -70,6 +70,10 @@ def test_console_needs_the_token_and_csrf_and_decides_like_the_cli(kafka_env, wo
     assert rows == ["o-con-big", "o-&lt;b&gt;x&lt;/b&gt;&amp;&#34;q", "o-con-small"]
     assert "<b>x</b>" not in page
     assert "5000 USD" in page
+    # Cases show the velocity counts their risk decision saw (from the risk audit; a
+    # dimension that did not answer in time has none).
+    velocity = re.findall(r'data-velocity="([^"]+)"><td>[^<]+</td><td>([^<]+)<', page)
+    assert velocity and all(counts.startswith("attempts=") for _, counts in velocity)
     cases = dict(re.findall(r'data-order="([^"]*)".*?action="/console/reviews/([^"]+)"',
                             page, re.S))
     csrf = csrf_of(page)
@@ -155,6 +159,11 @@ def test_console_needs_the_token_and_csrf_and_decides_like_the_cli(kafka_env, wo
     assert call(console, "POST", "/freezes", lift, BEARER)[0] == 303
     assert 'data-scope="merchant:m-con"' not in call(console, "GET", "/freezes",
                                                       headers=BEARER)[2]
+    # A freeze on a provider without webhook secrets here would hold nothing: refused
+    # before it is issued, as the control stage would refuse it.
+    stripe = {**freeze, "scope": "provider:stripe"}
+    status, headers, _ = call(console, "POST", "/freezes", stripe, BEARER)
+    assert status == 303 and "error=unknown+provider" in headers["location"]
     commands = [c for c in operator_writes(console) if "action" in c]
     assert [(c["action"], c["issued_by"]) for c in commands] == [
         ("FREEZE_CREDITS", "ann@risk"), ("UNFREEZE_CREDITS", "ann@risk")]
@@ -169,6 +178,17 @@ def test_console_needs_the_token_and_csrf_and_decides_like_the_cli(kafka_env, wo
     status, _, recon = call(console, "GET", "/recon?since=all", headers=BEARER)
     assert status == 200 and 'id="summary">0 break(s)' in recon
     assert call(console, "GET", "/recon?since=yesterday-ish", headers=BEARER)[0] == 400
+
+    # Logging out is a POST with CSRF, and clears the session cookie in the browser.
+    assert call(console, "POST", "/logout", {}, session)[0] == 403
+    status, headers, _ = call(console, "POST", "/logout", {"csrf": csrf}, session)
+    assert status == 303 and headers["location"] == "/console/login?flash=logged+out"
+    cleared = headers["set-cookie"]
+    assert cleared.startswith('topup_console=""') and "Max-Age=0" in cleared, cleared
+    assert "Path=/console" in cleared
+    assert call(console, "GET", "/", headers={"Cookie": cleared.split(";")[0]})[0] == 401
+    status, _, login = call(console, "GET", "/login?flash=logged+out")
+    assert status == 200 and "logged out" in login and 'name="csrf"' not in login
 
     # Guessing the token through the login form is cut short.
     tries = [call(console, "POST", "/login", {"token": f"guess-{n}"})[0] for n in range(12)]

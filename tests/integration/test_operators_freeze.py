@@ -104,14 +104,16 @@ def test_bad_scopes_are_refused_with_an_alert_and_a_normalised_one_holds(ops_env
     assert refused_by_cli.returncode == 2 and "unknown provider" in refused_by_cli.stderr
     # Commands produced by hand, as before the CLI existed, still reach the control stage.
     flow = Flow(settings)
+    # stripe is known but not configured here (only HMAC secrets): its freeze holds nothing.
     bad = {"cmd-bad-provider": "provider:paypal", "cmd-bad-kind": "acct:a-1",
-           "cmd-bad-empty": "merchant: ", "cmd-bad-space": "account:a 1"}
+           "cmd-bad-empty": "merchant: ", "cmd-bad-space": "account:a 1",
+           "cmd-unconfigured": "provider:stripe"}
     for command_id, scope in bad.items():
         flow.control("FREEZE_CREDITS", scope, command_id, NOW_MS)
     flow.control("FREEZE_CREDITS", "provider:HMAC ", "cmd-good", NOW_MS)
     flow.flush()
     worker = workers.start(**ops_env)
-    read_until(settings, [topics.AUDIT], lambda rs: len(decode_all(rs, topics.AUDIT)) >= 5,
+    read_until(settings, [topics.AUDIT], lambda rs: len(decode_all(rs, topics.AUDIT)) >= 6,
                workers=[worker])
     pay(flow, "o-hmac-held", NOW_MS + MINUTE)
     flow.flush()
@@ -127,6 +129,7 @@ def test_bad_scopes_are_refused_with_an_alert_and_a_normalised_one_holds(ops_env
               if a["rule"] == "operator-command"}
     for command_id in bad:
         assert audits[command_id]["outcome"].startswith("refused: ")
+    assert "expected one of ['hmac']" in audits["cmd-unconfigured"]["outcome"]
     good = audits["cmd-good"]
     assert (good["subject"], good["inputs"]["scope_as_issued"]) == ("provider:hmac",
                                                                      "provider:HMAC ")

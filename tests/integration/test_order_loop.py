@@ -8,6 +8,7 @@ from streams import topics
 from streams.codecs import default_catalog
 from streams.kafka_clients import producer
 from streams.workload import order_created
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 GARBAGE = b"\xc3\x01not-a-fingerprint-or-body"
@@ -36,7 +37,8 @@ def test_created_orders_get_one_status_and_bad_bytes_reach_the_dlq(kafka_env, wo
     out.produce(topics.ORDERS, key="bad-record", value=GARBAGE, on_delivery=remember)
     out.flush(30)
 
-    worker = workers.start()
+    # The orders name hmac: a provider must be configured for its orders to be taken.
+    worker = workers.start(TOPUP_HMAC_SECRETS=",".join(HMAC_SECRETS))
     records = read_until(
         settings,
         [topics.ORDER_STATUS, topics.DLQ],

@@ -123,6 +123,10 @@ def test_a_settlement_file_with_every_fault_gives_one_break_each(kafka_env, work
     matched_orders = {a["subject"] for a in decode_all(records, topics.AUDIT)
                       if a["action"] == "MATCHED"}
     assert f"({len(matched_orders)} matched orders, 4 with breaks)" in summary
+    # Every order here is HMAC's: its row of the rate per provider is the whole.
+    by_provider = summary.splitlines()[summary.splitlines().index("Match rate by provider:") + 1]
+    assert by_provider.split()[0] == "hmac", summary
+    assert by_provider.endswith(f"({len(matched_orders)} matched orders, 4 with breaks)")
 
     # The lost callback turns up after all: it credits nothing more.
     flow.callback(payment_event("o-rc-down", at=NOW_MS + 500), received_at=NOW_MS + 4 * HOUR)

@@ -27,6 +27,7 @@ from streams.domain.ids import entry_id
 from streams.domain.order_inputs import OrderEvent, OrderEventType, RiskVerdict
 from streams.domain.payments import PaymentEvent, PaymentKind
 from streams.kafka_clients import producer
+from tests.integration.intake_fixtures import provider_secrets
 from tests.kafka_harness import decode_all, read_until, settings_from
 from tests.unit.test_recon_population import (
     EXPECTED,
@@ -115,9 +116,10 @@ def _phases(orders: list[Order]) -> list[list[tuple[int, Any]]]:
     return [phases[name] for name in ("order", "payment", "refund-request", "refund", "late")]
 
 
-def test_a_day_of_traffic_gives_one_break_per_injected_fault(kafka_env, workers):
+def test_a_day_of_traffic_gives_one_break_per_injected_fault(kafka_env, workers, tmp_path):
     settings = settings_from(kafka_env)
-    worker = workers.start("day", **kafka_env)
+    # The day's orders and files name all three providers: each must be configured.
+    worker = workers.start("day", **kafka_env, **provider_secrets(tmp_path).env)
     orders = [o for o in generate(random.Random(SEED)) if o.label != NEEDS_RISK]
     lines = provider_lines(orders)
     busy = Counter((line.order.provider, line.order.merchant_id, line.batch_hour)

@@ -25,6 +25,16 @@ def test_compose_has_the_broker_two_workers_prometheus_and_grafana() -> None:
     assert {"prometheus", "grafana"} <= set(services)
 
 
+def test_the_operator_port_is_published_on_the_loopback_only() -> None:
+    services = _compose()["services"]
+    for name in (s for s in services if s.startswith("worker-")):
+        operator = [p for p in services[name]["ports"] if p.endswith(":6066")]
+        webhook = [p for p in services[name]["ports"] if p.endswith(":6065")]
+        # The operator listener carries balances, /metrics and the console.
+        assert len(operator) == 1 and operator[0].startswith("127.0.0.1:"), name
+        assert len(webhook) == 1 and not webhook[0].startswith("127.0.0.1:"), name
+
+
 def test_every_mounted_file_exists() -> None:
     for name, service in _compose()["services"].items():
         for volume in service.get("volumes", []):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from streams.console import auth
 from streams.console.app import _age, _environment
 from streams.console.funnel import count_funnel
 from streams.console.queries import QueueItem
+from streams.domain.recon_report import build_report
 from streams.kafka_clients import ConsumedRecord
 from streams.ops.reviews import Case
 
@@ -68,3 +70,27 @@ def test_ids_from_the_wire_are_shown_as_text_never_as_markup():
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
     assert "/console/orders/%22%3E%3Cscript%3E" in html  # path segments are quoted
+
+
+def test_the_recon_page_shows_the_match_rate_per_provider():
+    breaks = [{"break_id": "b1", "category": "MISSING_CREDIT", "order_id": "o-1",
+               "provider": "stripe", "expected_amount_minor": None, "actual_amount_minor": 5,
+               "expected_currency": None, "actual_currency": "USD", "action": "MANUAL_REVIEW",
+               "evidence": {}, "detected_at": 1}]
+    report = build_report(breaks, matched_orders=4, matched_by_provider={"hmac": 3,
+                                                                           "stripe": 1})
+    html = _environment().get_template("recon.html").render(
+        base="/console", csrf="c", flash="", error="", report=report, since_text="all")
+    rows = re.findall(r'data-provider="([^"]+)">.*?class="num rate">([^<]+)<', html, re.S)
+    assert rows == [("hmac", "100.00 %"), ("stripe", "50.00 %")]
+
+
+def test_the_queue_shows_each_cases_velocity_counts():
+    case = Case("rc_1", "o-1", "hmac", "RISK_REVIEW", {}, 0, "ON_HOLD", None)
+    velocity = {"user.1h": "attempts=4 failures=3 successes=0 amount=9000 accounts=1"}
+    html = _environment().get_template("queue.html").render(
+        base="/console", csrf="c", flash="", error="",
+        items=[QueueItem(case, 100, "USD", "a-1", 5, None, velocity),
+               QueueItem(case, 50, "USD", "a-2", 5)])
+    assert re.findall(r'data-velocity="([^"]+)"><td>[^<]+</td><td>([^<]+)<', html) == [
+        ("user.1h", velocity["user.1h"])]

@@ -6,9 +6,16 @@ from __future__ import annotations
 import pytest
 
 from streams.agents.balances import apply_entry
-from streams.domain.int64 import INT64_MAX, MAX_AMOUNT_MINOR, Int64Overflow, checked_add
+from streams.domain.int64 import (
+    INT64_MAX,
+    MAX_AMOUNT_MINOR,
+    AmountOutOfRange,
+    Int64Overflow,
+    checked_add,
+)
 from streams.domain.order_inputs import OrderEvent
-from streams.domain.recon_inputs import parse_settlement
+from streams.domain.payments import PaymentEvent, PaymentKind, check_payment_amount
+from streams.domain.recon_inputs import check_line_amount, parse_line, parse_settlement
 from streams.domain.settlement_batches import BatchContext, step
 from tests.unit.test_settlement_batches import T0, line
 
@@ -71,3 +78,27 @@ def test_orders_name_a_known_provider() -> None:
     for provider in ("paypal", "HMAC", "hmac "):
         with pytest.raises(ValueError, match="provider"):
             OrderEvent.from_record({**base, "provider": provider})
+
+
+def test_zero_is_refused_only_where_money_must_move() -> None:
+    def payment(kind: PaymentKind, amount: int) -> PaymentEvent:
+        return PaymentEvent(provider="hmac", event_id="e", external_txn_id="t",
+                            order_id="o", kind=kind, amount_minor=amount, currency="USD",
+                            merchant_id="m", app_id=None, occurred_at=T0)
+
+    for kind in (PaymentKind.PAYMENT_SUCCEEDED, PaymentKind.REFUND_SUCCEEDED):
+        check_payment_amount(payment(kind, 1))
+        with pytest.raises(AmountOutOfRange, match=f"0: a {kind.value} must move money"):
+            check_payment_amount(payment(kind, 0))
+    # A failure's amount only describes the attempt.
+    for kind in (PaymentKind.PAYMENT_FAILED, PaymentKind.REFUND_FAILED):
+        check_payment_amount(payment(kind, 0))
+    line = {"record_id": "r", "type": "LINE", "batch_id": "b", "provider": "hmac",
+            "merchant_id": "m", "order_id": "o", "amount_minor": 0, "fee_minor": 0,
+            "currency": "USD", "settled_at": T0}
+    for kind in ("PAYMENT", "REFUND", "CHARGEBACK"):
+        # The parser still loads it (lines kept in state); the edge refuses it.
+        zero = parse_line({**line, "kind": kind})
+        with pytest.raises(AmountOutOfRange, match=f"0: a {kind} line must move money"):
+            check_line_amount(zero)
+        check_line_amount(parse_line({**line, "kind": kind, "amount_minor": 1}))

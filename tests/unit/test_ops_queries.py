@@ -43,6 +43,26 @@ def test_a_request_is_refused_saying_why():
         "UNFREEZE_CREDITS", "global", "bob")
 
 
+def test_with_the_configured_providers_a_freeze_must_name_one_and_an_unfreeze_any_known():
+    configured = {"hmac"}
+    commands = [
+        command("FREEZE_CREDITS", "provider:stripe", 1),  # refused by the control stage
+        command("FREEZE_CREDITS", "provider:hmac", 2),
+        command("FREEZE_REFUNDS", "provider:stripe", 3),  # frozen while stripe was configured
+    ]
+    active = fold_commands([*commands[:2], command("UNFREEZE_REFUNDS", "provider:stripe", 4)],
+                           configured)
+    assert [(f.scope, f.what) for f in active] == [("provider:hmac", "credits")]
+    # The CLI, which may not know the worker's secrets, folds with the known providers.
+    assert len(fold_commands(commands)) == 3
+    with pytest.raises(OperatorError, match=r"expected one of \['hmac'\]"):
+        command_for(True, "provider:stripe", "credits", "bob", "x", 10, active, configured)
+    stale = fold_commands(commands)  # a refunds freeze on stripe from before
+    lifted = command_for(False, "provider:stripe", "refunds", "bob", "retired", 10, stale,
+                         configured)
+    assert (lifted["action"], lifted["scope"]) == ("UNFREEZE_REFUNDS", "provider:stripe")
+
+
 def test_differences_name_every_account_that_disagrees_and_ignore_zero_balances():
     rebuilt = {"a": {"USD": 100}, "b": {"USD": 0}, "c": {"USD": 5}}
     live = {"a": {"USD": 100}, "c": {"USD": 4}, "d": {"EUR": 1}}

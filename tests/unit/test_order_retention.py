@@ -25,7 +25,8 @@ class OrderPartition:
     """The order stage over real local stores, each record committed on its own."""
 
     def __init__(self, tmp_path: Path, days: int = 30) -> None:
-        settings = Settings(order_retention_days=days, require_risk_verdict=False)
+        settings = Settings(order_retention_days=days, require_risk_verdict=False,
+                            hmac_secrets=("s",))
         self.stage = orders.stage(settings, default_catalog())
         self.stores = {spec.name: PartitionStore(tmp_path / spec.name, None, spec.name)
                        for spec in self.stage.stores}

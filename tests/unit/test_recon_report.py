@@ -98,3 +98,19 @@ def test_the_text_rendering() -> None:
     assert any(line.split() == ["MISSING_CREDIT", "/", "AUTO_CORRECTED", "1"] for line in lines)
     assert any(line.split() == ["USD", "4070"] for line in lines)
     assert lines[-1] == "Match rate: 95.00% (95 matched orders, 5 with breaks)"
+
+
+def test_the_match_rate_per_provider() -> None:
+    breaks = [*BREAKS, {**wire_break("7", "MISSING_CREDIT", actual=(5, "CNY")),
+                        "provider": "wechatpay"}]
+    report = build_report(breaks, matched_orders=98,
+                          matched_by_provider={"hmac": 95, "wechatpay": 1, "unknown": 2})
+    assert {name: (share.matched_orders, share.orders_with_breaks, share.match_rate_bp)
+            for name, share in report.by_provider.items()} == {
+        "hmac": (95, 5, 9500), "unknown": (2, 0, 10_000), "wechatpay": (1, 1, 5000)}
+    assert report.match_rate_bp == 98 * 10_000 // 104
+    lines = render_report(report).splitlines()
+    start = lines.index("Match rate by provider:")
+    assert [line.split()[:2] for line in lines[start + 1:start + 4]] == [
+        ["hmac", "95.00%"], ["unknown", "100.00%"], ["wechatpay", "50.00%"]]
+    assert "  (none)" in render_report(build_report([], matched_orders=0)).splitlines()

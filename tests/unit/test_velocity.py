@@ -297,3 +297,29 @@ def test_counts_equal_a_brute_force_recount(moves: list[tuple]) -> None:
             assert answer.late is late
             if not late:
                 assert dict(answer.windows) == brute_force(counted, at, currency)
+
+
+def test_the_velocity_evidence_names_each_answered_dimension_and_window() -> None:
+    from streams.domain.velocity import (
+        WINDOW_NAMES,
+        Dimension,
+        DimensionCounts,
+        WindowCounts,
+        velocity_evidence,
+    )
+
+    counts = WindowCounts(4, 3, 1, 9000, 2, True)
+    answers = {
+        Dimension.DEVICE: DimensionCounts("o", Dimension.DEVICE, "d", dict.fromkeys(
+            WINDOW_NAMES, counts), late=True),
+        Dimension.USER: DimensionCounts("o", Dimension.USER, "u", dict.fromkeys(
+            WINDOW_NAMES, counts)),
+    }
+    evidence = velocity_evidence(answers)
+    # Dimensions in their fixed order, unanswered ones absent.
+    assert list(evidence) == [f"velocity.{d}.{w}" for d in ("user", "device")
+                              for w in WINDOW_NAMES]
+    assert evidence["velocity.user.1h"] == (
+        "attempts=4 failures=3 successes=1 amount=9000 accounts=2")
+    assert evidence["velocity.device.24h"].endswith(" late")
+    assert velocity_evidence({}) == {}
