@@ -1,33 +1,48 @@
-"""Issue 16 chaos: three workers that keep their local state are SIGKILLed again and
-again (while processing, while restoring, while the group rebalances) as traffic with
-duplicated callbacks flows. Checkpointed stores must never cost a credit or add one."""
+"""The chaos suite in one run (issues 14 and 16): three workers that keep their local
+state are SIGKILLed again and again (while processing, while restoring, while the group
+rebalances) as traffic with duplicated callbacks flows; halfway through, one worker is
+SIGSTOPped past its session timeout and resumed, a zombie the group must fence.
+Checkpointed stores and fencing together must never cost a credit or add one. Once per
+seed (SEEDS); TOPUP_CHAOS_SEEDS and TOPUP_CHAOS_KILLS make it a longer soak.
+
+The broker outage has a test of its own (test_broker_outage.py) and is not part of this
+run: a single broker restarted during a commit can leave a transaction hanging for good
+(topology.md, "A hanging transaction"), which three busy workers hit about once in three
+runs; that is the broker's to fix, and it would hide what this run checks."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 import time
 
+import pytest
+
 from streams import topics
 from streams.kafka_clients import read_committed
+from tests.chaos.harness import SEEDS, chaos_env
 from tests.chaos.state_harness import Slots, member_partitions, unprocessed
 from tests.integration.flow import Flow
-from tests.integration.intake_fixtures import HMAC_SECRETS
-from tests.integration.test_crash import NEVER_FIRES, assert_exactly_once, crash_workload
+from tests.integration.test_crash import assert_exactly_once, crash_workload
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 SLOTS = ["storm-0", "storm-1", "storm-2"]
-KILLS = 12
+KILLS = int(os.environ.get("TOPUP_CHAOS_KILLS", "12"))
+SESSION_TIMEOUT_S = 6
 # The inputs other teams write: the group must have committed on them.
 PLAIN_INPUTS = (topics.ORDERS, topics.WEBHOOKS)
 
 
-def test_a_kill_storm_on_three_workers_keeps_every_credit_exactly_once(kafka_env, workers):
-    env = {**kafka_env, "TOPUP_HMAC_SECRETS": ",".join(HMAC_SECRETS),
-           "TOPUP_SESSION_TIMEOUT_S": "6", "TOPUP_RISK_RULES": str(NEVER_FIRES)}
+@pytest.mark.parametrize("seed", SEEDS)
+def test_kills_and_a_zombie_on_three_workers_keep_every_credit_exactly_once(
+    kafka_env, workers, seed
+):
+    env = chaos_env(kafka_env, SESSION_TIMEOUT_S)
     settings = settings_from(env)
-    orders, callbacks, expected = crash_workload(seed=16)
-    rng = random.Random(1616)
+    orders, callbacks, expected = crash_workload(seed=seed)
+    rng = random.Random(seed)
 
     def produce() -> None:
         flow = Flow(settings)
@@ -46,7 +61,14 @@ def test_a_kill_storm_on_three_workers_keeps_every_credit_exactly_once(kafka_env
     producer_thread = threading.Thread(target=produce)
     producer_thread.start()
     kills = while_assigned = during_start = 0
-    while kills < KILLS:
+    zombie_done = False
+    # Until KILLS kills, at least half of them hitting a worker that owned partitions
+    # (the seed decides how many land in starts); workers that stop getting partitions
+    # make the storm end at 3 * KILLS and fail the check below.
+    while (kills < KILLS or while_assigned < KILLS // 2) and kills < 3 * KILLS:
+        if not zombie_done and kills >= KILLS // 2:
+            zombie_done = True
+            _zombie(slots, rng.choice(SLOTS), rng)
         name = rng.choice(SLOTS)
         moment = rng.random()
         if moment < 0.3:
@@ -64,7 +86,7 @@ def test_a_kill_storm_on_three_workers_keeps_every_credit_exactly_once(kafka_env
         kills += 1 + (moment < 0.3)
         slots.start(name)
     producer_thread.join()
-    assert while_assigned >= 5, "too few kills hit a worker that owned partitions"
+    assert while_assigned >= KILLS // 2, "too few kills hit a worker that owned partitions"
 
     alive = list(slots.running.values())
     records = read_until(
@@ -108,6 +130,17 @@ def test_a_kill_storm_on_three_workers_keeps_every_credit_exactly_once(kafka_env
         assert worker.process.poll() is None, worker.log()
     for owned in owners:
         assert len({frozenset(numbers) for numbers in owned.values()}) == 1, owned
+
+
+def _zombie(slots: Slots, name: str, rng: random.Random) -> None:
+    """The slot's worker frozen past its session timeout, then let go: the group has
+    moved its partitions on, and what it still had in flight must be fenced."""
+    slots.wait_assigned(name, timeout_s=120)
+    worker = slots.running[name]
+    worker.process.send_signal(signal.SIGSTOP)
+    time.sleep(SESSION_TIMEOUT_S + rng.uniform(1.0, 4.0))  # the pause is the fault
+    worker.process.send_signal(signal.SIGCONT)
+    assert worker.process.poll() is None, worker.log()
 
 
 def _caught_up(lag: dict[tuple[str, int], int]) -> bool:
