@@ -31,6 +31,7 @@ from streams import topics
 from streams.agents.balances import BALANCES
 from streams.codecs import SchemaCatalog
 from streams.config import PROVIDERS, Settings
+from streams.domain.configured_providers import configured_providers
 from streams.http_guard import BodyTooLarge, ConnectionGuard, joined_headers, read_whole_body
 from streams.kafka_clients import aiokafka_config
 from streams.metrics import Metrics
@@ -78,6 +79,7 @@ class WebhookReceiver:
         self.settings, self.catalog, self.metrics = settings, catalog, metrics
         self.max_body = settings.webhook_max_body_bytes
         self.limiter = RateLimiter(settings.webhook_rate_per_ip, settings.webhook_rate_burst)
+        self.providers = configured_providers(settings)
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -106,6 +108,11 @@ class WebhookReceiver:
         metrics = self.metrics
         if provider not in PROVIDERS:
             return Reply(404, {"error": f"unknown provider {provider[:40]!r}"})
+        if provider not in self.providers:
+            # Not 202: intake could only dead-letter it, and an acknowledged callback is
+            # never sent again; a 404 makes the provider retry until its secrets are set.
+            return Reply(404, {"error": f"provider {provider!r} is not configured here "
+                                        f"(no webhook secrets)"})
         if not self.limiter.allow(source_ip or "unknown", now):
             metrics.inc("topup_webhook_http_total", provider=provider, outcome="rate_limited")
             return Reply(429, {"error": "too many requests from this address"})

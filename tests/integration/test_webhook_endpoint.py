@@ -63,6 +63,10 @@ def test_accepts_only_what_is_readable_and_limits_size_and_rate(kafka_env, worke
     paypal = f"http://127.0.0.1:{worker.webhook_port}/webhooks/paypal"
     status, _ = http("POST", paypal, body, headers)
     assert status == 404
+    # Known, but without secrets here: refused, so that the provider sends it again.
+    stripe = f"http://127.0.0.1:{worker.webhook_port}/webhooks/stripe"
+    status, reply = http("POST", stripe, body, headers)
+    assert status == 404 and b"not configured" in reply
 
     statuses = [http("POST", url, body, headers)[0] for _ in range(10)]
     assert 429 in statuses
