@@ -1,11 +1,9 @@
 """A small in-memory schema registry speaking the Confluent REST API subset that
-confluent-kafka's SchemaRegistryClient and TopUp Guard use, for tests and the demo.
+confluent-kafka's SchemaRegistryClient and TopUp Guard use.
 
-Why not a real registry: Confluent's is not on Maven Central, Karapace is not on PyPI,
-and Apicurio Registry's app jar on Maven Central cannot be built into a runnable Quarkus
-app from Central alone (its config-index extension's deployment module is missing), see
-deploy/registry/README.md. Swap this for a real registry by pointing
-TOPUP_SCHEMA_REGISTRY_URL at it; nothing in streams/ depends on this file.
+Tests use a real registry (Apicurio Registry, deploy/apicurio); this stand-in stays for
+the one test of the worker's basic-auth credentials, which Apicurio cannot check (it
+authenticates with OIDC). Nothing in streams/ depends on this file.
 
 Served: POST /subjects/{s}/versions, GET /schemas/ids/{id}, GET /subjects,
 GET /subjects/{s}/versions[/latest|/{n}], PUT/GET /config[/{s}]. Compatibility: BACKWARD

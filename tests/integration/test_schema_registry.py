@@ -2,7 +2,8 @@
 
 The order service and settlement importer here are written as other teams write them:
 a plain confluent-kafka Producer with confluent-kafka's AvroSerializer, registering
-their schemas in the registry (deploy/registry), in the Confluent wire format.
+their schemas in a real registry (Apicurio Registry, deploy/apicurio, through its
+Confluent-compatible API), in the Confluent wire format.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -33,11 +33,14 @@ from tests.integration.flow import (
 from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
 from tests.kafka_harness import decode_all, free_port, http, read_until, settings_from
 from tests.registry_harness import (
+    CCOMPAT_PATH,
     PASSWORD,
     USER,
+    TcpForwarder,
     registry_catalog,
     sr_config,
     start_registry,
+    start_standin_registry,
 )
 
 HOUR = 3_600_000
@@ -50,15 +53,11 @@ def registry_url() -> str:
 
 
 @pytest.fixture
-def registry_env(kafka_env: dict[str, str], registry_url: str, tmp_path: Path) -> dict[str, str]:
-    password_file = tmp_path / "registry-password"
-    password_file.write_text(PASSWORD)
+def registry_env(kafka_env: dict[str, str], registry_url: str) -> dict[str, str]:
     return {
         **kafka_env,
         "TOPUP_HMAC_SECRETS": ",".join(HMAC_SECRETS),
         "TOPUP_SCHEMA_REGISTRY_URL": registry_url,
-        "TOPUP_SCHEMA_REGISTRY_USER": USER,
-        "TOPUP_SCHEMA_REGISTRY_PASSWORD_FILE": str(password_file),
     }
 
 
@@ -156,8 +155,6 @@ def test_registry_producers_are_credited_once_and_reconciled(registry_env, regis
         assert (credit["op"], credit["amount_minor"]) == ("CREDIT", 1000)
     latest = service.registry.get_latest_version(f"{topics.CREDITS}-value")
     assert {_schema_id(r.value) for r in credit_records} == {latest.schema_id}
-    # The credentials came from a file and were used; they are never logged.
-    assert PASSWORD not in worker.log()
 
 
 def test_a_v2_writer_is_read_and_an_incompatible_writer_is_dead_lettered(
@@ -201,11 +198,11 @@ def test_a_v2_writer_is_read_and_an_incompatible_writer_is_dead_lettered(
 
 def test_an_unreachable_registry_is_waited_out_not_dead_lettered(registry_env, workers, tmp_path):
     port = free_port()
-    env = {**registry_env, "TOPUP_SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{port}"}
+    env = {**registry_env, "TOPUP_SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{port}{CCOMPAT_PATH}"}
     settings = settings_from(env)
     worker = workers.start("registry-down", **env)
-    # Confluent-framed bytes naming schema id 1, which the registry started below assigns
-    # to OrderEvent: until it is up, the worker cannot know what they hold.
+    # Confluent-framed bytes naming schema id 1, which the fresh registry below assigns
+    # to OrderEvent: until it is reachable, the worker cannot know what they hold.
     catalog = default_catalog()
     framed = b"\x00" + (1).to_bytes(4, "big") + catalog.encode("OrderEvent",
                                                               order_event("o-wait"))[10:]
@@ -222,19 +219,25 @@ def test_an_unreachable_registry_is_waited_out_not_dead_lettered(registry_env, w
     assert _gauge(metrics_url, "topup_schema_registry_up") == 0
     assert "schema registry unavailable" in worker.log()
 
-    # The registry comes up holding the order service's schema as id 1.
-    preload = tmp_path / "preload.json"
-    preload.write_text(json.dumps({f"{topics.ORDERS}-value": [catalog.schema("OrderEvent")]}))
-    registry = start_registry(port, tmp_path / "late-registry", preload)
+    # The registry becomes reachable holding the order service's schema as id 1: it is
+    # started on another port, given the schema, then forwarded to from the worker's port
+    # (the worker must not see it empty, which would be a real "no such id").
+    registry_port = free_port()
+    registry = start_registry(registry_port, tmp_path / "late-registry")
+    forwarder = None
     try:
         client = SchemaRegistryClient(sr_config(registry.url))
-        assert client.get_latest_version(f"{topics.ORDERS}-value").schema_id == 1
+        schema = Schema(json.dumps(catalog.schema("OrderEvent")), "AVRO")
+        assert client.register_schema(f"{topics.ORDERS}-value", schema) == 1
+        forwarder = TcpForwarder(port, registry_port)
         records = read_until(
             settings, [topics.ORDER_STATUS, topics.DLQ],
             lambda rs: any(s["order_id"] == "o-wait" for s in decode_all(rs, topics.ORDER_STATUS)),
             workers=[worker],
         )
     finally:
+        if forwarder is not None:
+            forwarder.close()
         registry.stop()
     assert [r for r in records if r.topic == topics.DLQ] == []
     assert _gauge(metrics_url, "topup_schema_registry_up") == 1
@@ -243,6 +246,7 @@ def test_an_unreachable_registry_is_waited_out_not_dead_lettered(registry_env, w
 def test_a_registry_that_rejects_the_project_schemas_stops_the_start(
     registry_env, workers, tmp_path
 ):
+    # Its own registry: the subject below must not exist in the session one.
     registry = start_registry(free_port(), tmp_path / "strict-registry")
     try:
         client = SchemaRegistryClient(sr_config(registry.url))
@@ -267,6 +271,34 @@ def test_a_registry_that_rejects_the_project_schemas_stops_the_start(
     assert code == 2
     assert "schema registration refused" in worker.log()
     assert f"{topics.CREDITS}-value" in worker.log()
+
+
+def test_registry_credentials_from_a_file_are_sent_and_never_logged(
+    kafka_env, workers, tmp_path
+):
+    # On the stand-in registry (deploy/registry): Apicurio authenticates with OIDC, not
+    # HTTP basic auth, so only the stand-in can check that the worker's credentials are sent.
+    registry = start_standin_registry(free_port(), tmp_path / "auth-registry")
+    try:
+        password_file = tmp_path / "registry-password"
+        password_file.write_text(PASSWORD)
+        # With confluent output the worker registers its schemas at start: without the
+        # credentials the registry answers 401 and the worker stops.
+        worker = workers.start("registry-auth", **kafka_env,
+                               TOPUP_SCHEMA_REGISTRY_URL=registry.url,
+                               TOPUP_SCHEMA_REGISTRY_USER=USER,
+                               TOPUP_SCHEMA_REGISTRY_PASSWORD_FILE=str(password_file),
+                               TOPUP_OUTPUT_FORMAT="confluent")
+        client = SchemaRegistryClient(sr_config(registry.url, auth=True))
+        deadline = time.monotonic() + 60
+        while f"{topics.CREDITS}-value" not in client.get_subjects():
+            assert time.monotonic() < deadline, worker.log()
+            assert worker.process.poll() is None, worker.log()
+            time.sleep(0.5)
+        assert worker.process.poll() is None, worker.log()
+        assert PASSWORD not in worker.log()
+    finally:
+        registry.stop()
 
 
 def _ledger_entry() -> dict[str, Any]:
