@@ -59,13 +59,14 @@ def read_inputs(bootstrap: str, expected: int, timeout_s: float = 300) -> list[R
         consumer.close()
 
 
-def in_process_topology(bootstrap: str, state_dir: Path) -> TopologyTestDriver:
+def in_process_topology(bootstrap: str, state_dir: Path,
+                        metrics: Metrics | None = None) -> TopologyTestDriver:
     """The worker's stages and stores, fed batches by hand instead of by Kafka."""
     settings = load_settings({
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPUP_STATE_DIR": str(state_dir),
         "TOPUP_HMAC_SECRETS": SECRET, "TOPUP_RISK_RULES": str(RULES),
     })
-    catalog, metrics = default_catalog(), Metrics()
+    catalog, metrics = default_catalog(), metrics or Metrics()
     # Kafka's CreateTime: the wall clock when a record is sent.
     return TopologyTestDriver(settings, all_stages(settings, catalog, metrics), catalog,
                               metrics, create_time=lambda _: int(time.time() * 1000),
@@ -75,8 +76,13 @@ def in_process_topology(bootstrap: str, state_dir: Path) -> TopologyTestDriver:
 def run_domain_only(bootstrap: str, orders: int) -> float:
     """Seconds to handle every input of `orders` orders and all they lead to, in process."""
     inputs = read_inputs(bootstrap, 2 * orders)
-    topology = in_process_topology(bootstrap, Path(tempfile.mkdtemp(prefix="bench-domain-")))
     gc.set_threshold(*GC_THRESHOLD)
+    return seconds_to_pipe(in_process_topology(
+        bootstrap, Path(tempfile.mkdtemp(prefix="bench-domain-"))), inputs, orders)
+
+
+def seconds_to_pipe(topology: TopologyTestDriver, inputs: list[Record], orders: int) -> float:
+    """Seconds the topology takes over `inputs`, checked: every order credited."""
     try:
         started = time.monotonic()
         topology.pipe_records(inputs)

@@ -17,19 +17,14 @@ import gc
 import json
 import statistics
 import tempfile
-import time
+from pathlib import Path
 
-from bench.domain_only import read_inputs
-from bench.worker_process import RULES
-from bench.workload import SECRET, produce_workload
-from streams import topics
-from streams.codecs import default_catalog
+from bench.domain_only import in_process_topology, read_inputs, seconds_to_pipe
+from bench.workload import produce_workload
 from streams.config import load_settings
 from streams.metrics import Metrics
 from streams.runtime.context import Record
-from streams.runtime.testing import TopologyTestDriver
 from streams.runtime.worker import GC_THRESHOLD
-from streams.topology import all_stages
 
 
 class Unrecorded(Metrics):
@@ -46,26 +41,9 @@ class Unrecorded(Metrics):
 
 
 def seconds_with(metrics: Metrics, bootstrap: str, inputs: list[Record], orders: int) -> float:
-    settings = load_settings({
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "TOPUP_STATE_DIR": tempfile.mkdtemp(prefix="bench-metrics-"),
-        "TOPUP_HMAC_SECRETS": SECRET, "TOPUP_RISK_RULES": str(RULES),
-    })
-    catalog = default_catalog()
-    topology = TopologyTestDriver(settings, all_stages(settings, catalog, metrics), catalog,
-                                  metrics, create_time=lambda _: int(time.time() * 1000),
-                                  retain_outputs=False)
     gc.collect()
-    try:
-        started = time.monotonic()
-        topology.pipe_records(inputs)
-        seconds = time.monotonic() - started
-    finally:
-        topology.close()
-    if topology.sent.get(topics.CREDITS, 0) != orders:
-        raise RuntimeError(f"metrics-cost: {topology.sent.get(topics.CREDITS, 0)} credits "
-                           f"for {orders} orders")
-    return seconds
+    return seconds_to_pipe(in_process_topology(
+        bootstrap, Path(tempfile.mkdtemp(prefix="bench-metrics-")), metrics), inputs, orders)
 
 
 def measure(bootstrap: str, orders: int, pairs: int) -> dict[str, float]:
