@@ -7,8 +7,8 @@ seed (SEEDS); TOPUP_CHAOS_SEEDS and TOPUP_CHAOS_KILLS make it a longer soak.
 
 The broker outage has a test of its own (test_broker_outage.py) and is not part of this
 run: a single broker restarted during a commit can leave a transaction hanging for good
-(topology.md, "A hanging transaction"), which three busy workers hit about once in three
-runs; that is the broker's to fix, and it would hide what this run checks."""
+(topology.md, "A hanging transaction"), which this run with an outage added hit in one
+of three tries; that is the broker's to fix, and it would hide what this run checks."""
 
 from __future__ import annotations
 
