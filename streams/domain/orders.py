@@ -609,22 +609,8 @@ def _reverse(state: OrderState, event: OrderEvent, fx: _Effects) -> OrderState:
             f"{state.refunded_minor} of the credit was already refunded: reverse it by hand"
         )
     bonus, _ = _bonus(state)
-    reversal = LedgerEntryOut(
-        entry_id=entry_id(state.order_id, LedgerOp.REVERSAL, payment.external_txn_id, None),
-        op=LedgerOp.REVERSAL,
-        account_id=_facts(state).account_id,
-        order_id=state.order_id,
-        amount_minor=payment.amount_minor,
-        bonus_minor=bonus,
-        currency=payment.currency,
-        provider=payment.provider,
-        external_txn_id=payment.external_txn_id,
-        refund_id=None,
-        reason=LedgerReason.OPERATOR_REVERSAL,
-        caused_by=event.event_id,
-        created_at=fx.now,
-        correlation_id=fx.correlation_id,
-    )
+    reversal = _payment_entry(state, LedgerOp.REVERSAL, LedgerReason.OPERATOR_REVERSAL,
+                              bonus, event.event_id, fx)
     inputs |= {"bonus_minor": str(bonus), "currency": payment.currency}
     return _book(state, reversal, fx, Rule.REVERSAL, inputs, event.actor)
 
@@ -841,16 +827,14 @@ def _bonus(state: OrderState) -> tuple[int, bool]:
     return (facts.promo_bonus_minor if paid_as_ordered and not withheld else 0), withheld
 
 
-def _credit(state: OrderState, fx: _Effects) -> OrderState:
-    facts, payment = _facts(state), _payment(state)
-    bonus, withheld = _bonus(state)
-    reason = LedgerReason.PAYMENT_CONFIRMED
-    if state.review_approved:
-        reason = LedgerReason.REVIEW_APPROVED
-    credit = LedgerEntryOut(
-        entry_id=entry_id(state.order_id, LedgerOp.CREDIT, payment.external_txn_id, None),
-        op=LedgerOp.CREDIT,
-        account_id=facts.account_id,
+def _payment_entry(state: OrderState, op: LedgerOp, reason: LedgerReason, bonus: int,
+                   caused_by: str, fx: _Effects) -> LedgerEntryOut:
+    """The whole payment (and bonus) as one entry: the credit, or its reversal."""
+    payment = _payment(state)
+    return LedgerEntryOut(
+        entry_id=entry_id(state.order_id, op, payment.external_txn_id, None),
+        op=op,
+        account_id=_facts(state).account_id,
         order_id=state.order_id,
         amount_minor=payment.amount_minor,
         bonus_minor=bonus,
@@ -859,10 +843,19 @@ def _credit(state: OrderState, fx: _Effects) -> OrderState:
         external_txn_id=payment.external_txn_id,
         refund_id=None,
         reason=reason,
-        caused_by=payment.event_id,
+        caused_by=caused_by,
         created_at=fx.now,
         correlation_id=fx.correlation_id,
     )
+
+
+def _credit(state: OrderState, fx: _Effects) -> OrderState:
+    payment = _payment(state)
+    bonus, withheld = _bonus(state)
+    reason = LedgerReason.PAYMENT_CONFIRMED
+    if state.review_approved:
+        reason = LedgerReason.REVIEW_APPROVED
+    credit = _payment_entry(state, LedgerOp.CREDIT, reason, bonus, payment.event_id, fx)
     inputs = {
         "external_txn_id": payment.external_txn_id,
         "bonus_minor": str(bonus),
