@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 
 from streams import topics, wire
 from streams.agents.balances import BALANCES, apply_entry
-from streams.codecs import DecodeError, default_catalog
 from streams.config import Settings
 from streams.kafka_clients import ConsumedRecord
+from streams.ops.ledger import ledger_entries
 from streams.ops.scan import ProgressHook, scan
 
 Balances = dict[str, dict[str, int]]  # account_id -> currency -> minor units
@@ -32,17 +32,8 @@ class Difference:
 
 
 def balances_from_ledger(records: Iterable[ConsumedRecord]) -> Balances:
-    catalog, seen, balances = default_catalog(), set(), {}
-    for record in records:
-        if record.topic != topics.CREDITS or record.value is None:
-            continue
-        try:
-            entry = catalog.decode("LedgerEntry", record.value)
-        except DecodeError:
-            continue  # never written by the order stage; the balances stage skips it too
-        if entry["entry_id"] in seen:
-            continue
-        seen.add(entry["entry_id"])
+    balances: Balances = {}
+    for entry in ledger_entries(records):
         balances[entry["account_id"]] = apply_entry(balances.get(entry["account_id"]), entry)
     return balances
 

@@ -15,11 +15,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from streams import topics
-from streams.codecs import DecodeError, default_catalog
+from streams.codecs import default_catalog
 from streams.config import Settings
 from streams.domain.ids import derived_id, entry_id
 from streams.kafka_clients import ConsumedRecord, producer
 from streams.ops.freezes import OperatorError
+from streams.ops.ledger import ledger_entries
 from streams.ops.scan import ProgressHook, scan
 
 REQUEST = "REVERSAL_REQUESTED"
@@ -47,16 +48,7 @@ def reversal_entry_id(credit: dict[str, Any]) -> str:
 
 
 def lookup(records: Iterable[ConsumedRecord], wanted: str) -> LedgerLookup:
-    catalog = default_catalog()
-    entries: dict[str, dict[str, Any]] = {}
-    for record in records:
-        if record.topic != topics.CREDITS or record.value is None:
-            continue
-        try:
-            entry = catalog.decode("LedgerEntry", record.value)
-        except DecodeError:
-            continue
-        entries.setdefault(entry["entry_id"], entry)
+    entries = {entry["entry_id"]: entry for entry in ledger_entries(records)}
     found = entries.get(wanted)
     if found is None or found["op"] != "CREDIT":
         return LedgerLookup(found, None)

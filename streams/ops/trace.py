@@ -26,6 +26,7 @@ from streams.agents.balances import apply_entry
 from streams.codecs import DecodeError, default_catalog
 from streams.config import Settings
 from streams.kafka_clients import ConsumedRecord
+from streams.ops.ledger import ledger_entries
 from streams.ops.scan import ProgressHook, scan
 
 # Read in this order; at one instant, evidence sorts in this (causal) order too.
@@ -92,16 +93,11 @@ def trace_account(
 def account_ledger(records: Iterable[ConsumedRecord], account_id: str) -> AccountTrace:
     """The account's ledger in log order; the balance as the balances stage derives it
     (each entry_id once)."""
-    catalog, seen = default_catalog(), set()
     balance: dict[str, int] = {}
     entries = []
-    for record in records:
-        if record.topic != topics.CREDITS or record.key != account_id.encode():
+    for entry in ledger_entries(records, key=account_id.encode()):
+        if entry["account_id"] != account_id:
             continue
-        entry = catalog.decode("LedgerEntry", record.value)
-        if entry["account_id"] != account_id or entry["entry_id"] in seen:
-            continue
-        seen.add(entry["entry_id"])
         balance = apply_entry(balance, entry)
         entries.append({**entry, "balance_after": balance.get(entry["currency"], 0)})
     return AccountTrace(account_id, entries, balance)
