@@ -16,9 +16,9 @@ from dataclasses import replace
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.clock import PartitionClock, to_the_hour
 from streams.agents.orders import order_key
-from streams.agents.velocity_retention import keep_until, retire_due, sweep_unwoken
+from streams.agents.velocity_retention import RETIRE as RETIRE_ROW
+from streams.agents.velocity_retention import RETIRES_PER_RECORD, keep_until, sweep_unwoken
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import PROVIDERS
 from streams.domain.event_time import EventTimeBounds
@@ -58,6 +58,7 @@ from streams.metrics import Metrics
 from streams.runtime.context import Context, Record, Send, Table, correlation_headers
 from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
+from streams.runtime.timers import Timers, TimerSpec, to_the_hour, with_timers
 
 FAN_IN = StoreSpec("risk-fanin")
 FAN_IN_CONFIG = FanInConfig()
@@ -70,7 +71,7 @@ OUTCOME_KINDS = {
 }
 
 
-# The clock's key for a decided fan-in's removal; domain keys never start with '~'.
+# The timer's key for a decided fan-in's removal; domain keys never start with '~'.
 RETIRE = "~retire|"
 DEFAULT_RETENTION_MS = 180 * 24 * 60 * 60 * 1000
 DEFAULT_TIME_BOUNDS = EventTimeBounds()
@@ -107,7 +108,7 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
         if item is None:
             return
         table = ctx.table(FAN_IN.name)
-        clock = PartitionClock(table, ctx.record.partition)
+        timers = ctx.timers
         headers = correlation_headers(ctx.record.correlation_id)
         ready: Ready | None = None
         if isinstance(item, OrderEvent):
@@ -122,11 +123,11 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
             if not state.completed and state.deadline is not None:
                 # The answers get their time from when the order arrives here: an order
                 # that comes in behind the partition's event time is not timed out at once.
-                arrived_deadline = clock.watermark + FAN_IN_CONFIG.deadline_ms
+                arrived_deadline = timers.now + FAN_IN_CONFIG.deadline_ms
                 state = replace(state, deadline=max(state.deadline, arrived_deadline))
             table[order.order_id] = state
-            clock.wake(order.order_id, None if state.completed else state.deadline)
-            retire_when_decided(clock, state)
+            timers.schedule(order.order_id, None if state.completed else state.deadline)
+            retire_when_decided(timers, state)
         elif isinstance(item, DimensionCounts):
             state, ready = add_answer(_fan_in(table, item.order_id), item)
             table[item.order_id] = state
@@ -134,36 +135,35 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
                 # The clock runs on answers: a fan-in times out once answers for orders
                 # after its deadline are back and its own are not. Run on orders, a backlog
                 # would time out every fan-in before its answers could return.
-                clock.advance(state.order.occurred_at)
+                timers.advance(state.order.occurred_at)
             if state.completed:
-                clock.wake(item.order_id, None)
-            retire_when_decided(clock, state)
+                timers.cancel(item.order_id)
+            retire_when_decided(timers, state)
         else:
             _payment_outcome(ctx, table, item, headers)
         if ready is not None:
             _decide(ctx, ready, rules, metrics)
-        time_out_due(ctx, table, clock)
 
-    def retire_when_decided(clock: PartitionClock, state: FanInState) -> None:
+    def retire_when_decided(timers: Timers, state: FanInState) -> None:
         """A decided fan-in is kept for the orders' retention (a repeated CREATED within it
         is ignored, as one after it is refused by the order stage), then removed."""
         if state.completed and state.order is not None:
-            clock.wake(RETIRE + state.order_id,
-                       to_the_hour(max(clock.watermark, state.order.occurred_at)
-                                   + retention_ms))
+            timers.schedule(RETIRE + state.order_id,
+                            to_the_hour(max(timers.now, state.order.occurred_at)
+                                        + retention_ms))
 
-    def time_out_due(ctx: Context, table: Table, clock: PartitionClock) -> None:
-        for order_id in clock.due():
-            if order_id.startswith(RETIRE):
-                retire(table, order_id.removeprefix(RETIRE))
-                continue
-            waiting = _fan_in(table, order_id) or FanInState(order_id)
-            state, ready = on_time(waiting, clock.watermark)
-            table[order_id] = state
-            retire_when_decided(clock, state)
-            if ready is not None:
-                _decide(ctx, ready, rules, metrics)
-        clock.save()
+    def on_due(ctx: Context, order_id: str) -> None:
+        """A fan-in whose answers did not all come back in time is decided without them."""
+        table = ctx.table(FAN_IN.name)
+        if order_id.startswith(RETIRE):
+            retire(table, order_id.removeprefix(RETIRE))
+            return
+        waiting = _fan_in(table, order_id) or FanInState(order_id)
+        state, ready = on_time(waiting, ctx.timers.now)
+        table[order_id] = state
+        retire_when_decided(ctx.timers, state)
+        if ready is not None:
+            _decide(ctx, ready, rules, metrics)
 
     def retire(table: Table, order_id: str) -> None:
         del table[order_id]
@@ -172,17 +172,12 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
         for key, _ in table.scan_prefix(f"{order_id}|"):
             del table[key]
 
-    def on_tick(ctx: Context, advance_ms: int) -> None:
-        """The runtime's tick for a quiet partition: a fan-in whose answers never come
-        back times out without more input."""
-        table = ctx.table(FAN_IN.name)
-        clock = PartitionClock(table, ctx.record.partition)
-        clock.advance(clock.watermark + advance_ms)
-        time_out_due(ctx, table, clock)
-
-    return Stage("risk", (topics.ORDERS, topics.PAYMENTS, topics.RISK_ANSWERS), (FAN_IN,),
-                 decode, handle, keyed={topics.ORDERS: order_key(catalog)}, on_tick=on_tick,
-                 outputs=(topics.RISK_OBSERVATIONS, topics.RISK_DECISIONS, topics.AUDIT))
+    stage = Stage("risk", (topics.ORDERS, topics.PAYMENTS, topics.RISK_ANSWERS), (FAN_IN,),
+                  decode, handle, keyed={topics.ORDERS: order_key(catalog)},
+                  outputs=(topics.RISK_OBSERVATIONS, topics.RISK_DECISIONS, topics.AUDIT))
+    # No `event_time`: the fan-in clock runs on the answers, which `handle` reads from
+    # state; a quiet partition's ticks time out a fan-in whose answers never come back.
+    return with_timers(stage, TimerSpec(FAN_IN.name, on_due))
 
 
 def _fan_in(table: Table, order_id: str) -> FanInState | None:
@@ -268,21 +263,18 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
     def handle(ctx: Context, observation: Observation) -> None:
         table = ctx.table(VELOCITY.name)
         partition = ctx.record.partition
-        clock = PartitionClock(table, partition)
-        if observation.occurred_at < clock.watermark - retire_slack_ms:
+        timers = ctx.timers
+        # Event time is already the observation's or later: behind it means behind the
+        # partition's event time before this observation (never behind itself).
+        if observation.occurred_at < timers.now - retire_slack_ms:
             metrics.inc("topup_risk_velocity_behind_retention_total",
                         dimension=observation.dimension.value)
-        clock.advance(observation.occurred_at)
         key = observation.routing_key
         state = table.load(key, VelocityState) or VelocityState()
         state, outputs = observe(state, observation, config)
         table[key] = state
-        keep_until(clock, key, state, config, retire_slack_ms)
-        sweep_unwoken(table, clock, partition, config, retire_slack_ms)
-        retired = retire_due(table, clock)
-        if retired:
-            metrics.inc("topup_risk_velocity_rows_retired_total", retired)
-        clock.save()
+        keep_until(timers, key, state, config, retire_slack_ms)
+        sweep_unwoken(table, timers, partition, config, retire_slack_ms)
         headers = correlation_headers(ctx.record.correlation_id)
         for output in outputs:
             if isinstance(output, DimensionCounts):
@@ -298,8 +290,21 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
                     "refunded_redemptions": str(output.refunded_redemptions),
                 })
 
-    return Stage("velocity", (topics.RISK_OBSERVATIONS,), (VELOCITY,), decode, handle,
-                 outputs=(topics.RISK_ANSWERS, topics.AUDIT))
+    def on_due(ctx: Context, wake: str) -> None:
+        # Every wake of this stage is a row's removal.
+        del ctx.table(VELOCITY.name)[wake.removeprefix(RETIRE_ROW)]
+        metrics.inc("topup_risk_velocity_rows_retired_total")
+
+    stage = Stage("velocity", (topics.RISK_OBSERVATIONS,), (VELOCITY,), decode, handle,
+                  outputs=(topics.RISK_ANSWERS, topics.AUDIT))
+    # No idle ticks: removal is space, not money, and an honestly dated observation
+    # within the slack must find its row as it was (see velocity_retention).
+    return with_timers(stage, TimerSpec(VELOCITY.name, on_due, event_time=_observed_at,
+                                        due_limit=RETIRES_PER_RECORD, idle_ticks=False))
+
+
+def _observed_at(observation: Observation) -> int:
+    return observation.occurred_at
 
 
 def _audit_velocity(
