@@ -91,10 +91,7 @@ class PartitionBook:
         self.freezes: ActiveFreezes = table.get(self._freezes_key) or {}
 
     def track(self, state: OrderState, orphan_hold_ms: int) -> None:
-        waiting = [h.arrived_at for h in state.held_payments if not h.orphan_alerted]
-        # The orphan check is due once event time is past the deadline.
-        self.timers.schedule(state.order_id,
-                             min(waiting) + orphan_hold_ms + 1 if waiting else None)
+        self.timers.schedule(state.order_id, state.wake_at(orphan_hold_ms))
         held, table = f"~held|{state.order_id}", self._table
         if FREEZE_HOLDS & state.hold_reasons:
             if table.get(held) is None:
