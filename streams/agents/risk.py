@@ -12,7 +12,6 @@ signals and the decision goes to topup.risk-decisions, where the order stage rea
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import replace
 from typing import Any
 
 from streams import topics, wire
@@ -30,6 +29,7 @@ from streams.domain.fanin import (
     add_answer,
     fan_out,
     on_time,
+    payment_outcome,
     start,
 )
 from streams.domain.ids import derived_id
@@ -40,7 +40,8 @@ from streams.domain.order_inputs import (
     check_order_amounts,
     check_order_provider,
 )
-from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.order_outputs import AuditOut
+from streams.domain.payments import PaymentEvent
 from streams.domain.risk_rules import RuleSet, score
 from streams.domain.signals import build_signals
 from streams.domain.velocity import (
@@ -63,13 +64,6 @@ from streams.runtime.timers import Timers, TimerSpec, to_the_hour, with_timers
 FAN_IN = StoreSpec("risk-fanin")
 FAN_IN_CONFIG = FanInConfig()
 VELOCITY = StoreSpec("risk-velocity")
-
-OUTCOME_KINDS = {
-    PaymentKind.PAYMENT_SUCCEEDED: ObservationKind.SUCCESS,
-    PaymentKind.PAYMENT_FAILED: ObservationKind.FAILURE,
-    PaymentKind.REFUND_SUCCEEDED: ObservationKind.REFUND,
-}
-
 
 # The timer's key for a decided fan-in's removal; domain keys never start with '~'.
 RETIRE = "~retire|"
@@ -119,12 +113,7 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
             if state is None or state.order is None:
                 _send_observations(ctx, fan_out(order, ObservationKind.ATTEMPT,
                                                 order.occurred_at), headers)
-            state, ready = start(state, order, FAN_IN_CONFIG)
-            if not state.completed and state.deadline is not None:
-                # The answers get their time from when the order arrives here: an order
-                # that comes in behind the partition's event time is not timed out at once.
-                arrived_deadline = timers.now + FAN_IN_CONFIG.deadline_ms
-                state = replace(state, deadline=max(state.deadline, arrived_deadline))
+            state, ready = start(state, order, FAN_IN_CONFIG, arrived_at=timers.now)
             table[order.order_id] = state
             timers.schedule(order.order_id, None if state.completed else state.deadline)
             retire_when_decided(timers, state)
@@ -193,17 +182,11 @@ def _send_observations(
 
 
 def _payment_outcome(ctx: Context, table: Table, event: PaymentEvent, headers: Any) -> None:
-    kind = OUTCOME_KINDS.get(event.kind)
-    state = _fan_in(table, event.order_id)
-    if kind is None or state is None or state.order is None:
+    outcome = payment_outcome(_fan_in(table, event.order_id), event)
+    if outcome is None or table.get(outcome.key) is not None:
         return
-    # The velocity counts are not idempotent: each outcome fans out once, whatever path
-    # (callback, re-sent callback, settlement proof) reports it.
-    seen_key = f"{event.order_id}|{kind.value}|{event.external_txn_id}|{event.refund_id}"
-    if table.get(seen_key) is not None:
-        return
-    table[seen_key] = event.occurred_at
-    _send_observations(ctx, fan_out(state.order, kind, event.occurred_at), headers)
+    table[outcome.key] = event.occurred_at
+    _send_observations(ctx, outcome.observations, headers)
 
 
 def _decide(ctx: Context, ready: Ready, rules: RuleSet, metrics: Metrics) -> None:
@@ -214,12 +197,12 @@ def _decide(ctx: Context, ready: Ready, rules: RuleSet, metrics: Metrics) -> Non
     metrics.inc("topup_risk_decisions_total", decision=assessment.decision.value)
     for reason in assessment.reasons:
         metrics.inc("topup_risk_rule_hits_total", rule=reason)
-    ctx.publish(topics.AUDIT, order.order_id, {
-        "audit_id": derived_id("audit", "risk", order.order_id),
-        "subject": order.order_id,
-        "action": f"RISK_{assessment.decision.value}",
-        "rule": ",".join(assessment.reasons) or "no-rule-fired",
-        "inputs": {
+    audit = AuditOut(
+        audit_id=derived_id("audit", "risk", order.order_id),
+        subject=order.order_id,
+        action=f"RISK_{assessment.decision.value}",
+        rule=",".join(assessment.reasons) or "no-rule-fired",
+        inputs={
             "score": str(assessment.score),
             "rules_version": assessment.rules_version,
             "missing_dimensions": ",".join(sorted(d.value for d in ready.missing)),
@@ -227,10 +210,11 @@ def _decide(ctx: Context, ready: Ready, rules: RuleSet, metrics: Metrics) -> Non
             "bonus_withheld": str(assessment.bonus_withheld).lower(),
             **velocity_evidence(ready.answers),
         },
-        "outcome": assessment.decision.value,
-        "actor": None,
-        "at": ready.decided_at,
-    })
+        outcome=assessment.decision.value,
+        actor=None,
+        at=ready.decided_at,
+    )
+    ctx.publish(topics.AUDIT, audit.key, audit.to_record())
 
 
 # How far event time may be ahead of the broker timestamp by default (TOPUP_MAX_EVENT_SKEW_S).
@@ -310,14 +294,15 @@ def _observed_at(observation: Observation) -> int:
 def _audit_velocity(
     ctx: Context, action: str, observation: Observation, inputs: dict[str, str]
 ) -> None:
-    ctx.publish(topics.AUDIT, observation.order_id, {
-        "audit_id": derived_id("audit", action, observation.routing_key, observation.order_id,
-                               observation.kind.value),
-        "subject": observation.order_id,
-        "action": action,
-        "rule": f"velocity.{observation.dimension.value}",
-        "inputs": inputs,
-        "outcome": "NOT_COUNTED" if action == "LATE_OBSERVATION" else "FLAGGED",
-        "actor": None,
-        "at": observation.occurred_at,
-    })
+    audit = AuditOut(
+        audit_id=derived_id("audit", action, observation.routing_key, observation.order_id,
+                            observation.kind.value),
+        subject=observation.order_id,
+        action=action,
+        rule=f"velocity.{observation.dimension.value}",
+        inputs=inputs,
+        outcome="NOT_COUNTED" if action == "LATE_OBSERVATION" else "FLAGGED",
+        actor=None,
+        at=observation.occurred_at,
+    )
+    ctx.publish(topics.AUDIT, audit.key, audit.to_record())
