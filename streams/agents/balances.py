@@ -19,13 +19,12 @@ from streams import topics
 from streams.agents.decoding import avro_decoder
 from streams.codecs import SchemaCatalog
 from streams.config import Settings
-from streams.domain.int64 import checked_add
+from streams.domain.ledger import apply_entry
 from streams.metrics import Metrics
 from streams.runtime.context import Context, Table
 from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
 
-SIGN = {"CREDIT": 1, "DEBIT": -1, "REVERSAL": -1}
 BALANCES = StoreSpec("balances")
 APPLIED = StoreSpec("balance-entries")
 DAY_MS = 24 * 60 * 60 * 1000
@@ -52,15 +51,6 @@ def forget_due(applied: Table, clock_ms: int) -> int:
     return len(due)
 
 
-def apply_entry(balance: dict[str, int] | None, entry: dict[str, Any]) -> dict[str, int]:
-    """Balance per currency in minor units: credits add amount and bonus, debits remove."""
-    updated = dict(balance or {})
-    delta = SIGN[entry["op"]] * checked_add(entry["amount_minor"], entry["bonus_minor"])
-    # An overflow raises: the entry is dead-lettered and the balance stays as it was.
-    updated[entry["currency"]] = checked_add(updated.get(entry["currency"], 0), delta)
-    return updated
-
-
 def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage:
     window_ms = settings.ledger_dedup_days * DAY_MS
     metrics.describe("topup_ledger_entries_forgotten_total",
@@ -79,6 +69,8 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
             return
         applied[entry["entry_id"]] = entry["created_at"]
         applied[forget_key(clock + window_ms, entry["entry_id"])] = 1
+        # An overflow raises (streams.domain.ledger): the entry is dead-lettered and the
+        # balance stays as it was.
         balances[entry["account_id"]] = apply_entry(balances.get(entry["account_id"]), entry)
 
     return Stage("balances", (topics.CREDITS,), (BALANCES, APPLIED),

@@ -23,39 +23,41 @@ from streams.config import PROVIDERS, Settings
 from streams.domain.configured_providers import configured_providers
 from streams.domain.freeze import ScopeError, control_key, is_freeze, normalise_scope
 from streams.domain.ids import derived_id
+from streams.domain.order_outputs import AlertOut, AuditOut, Severity
 from streams.runtime.context import Context, Headers, Send, correlation_headers
 from streams.runtime.stage import Stage
 
 REFUSED_KIND = "CONTROL_COMMAND_REFUSED"
 
 
-def _audit(command: dict[str, Any], subject: str, outcome: str, **inputs: str) -> dict:
-    return {
-        "audit_id": derived_id("audit", "control", command["command_id"]),
-        "subject": subject,
-        "action": command["action"],
-        "rule": "operator-command",
-        "inputs": {"command_id": command["command_id"], "reason": command["reason"], **inputs},
-        "outcome": outcome,
-        "actor": command["issued_by"],
-        "at": command["issued_at"],
-    }
+def _audit(command: dict[str, Any], subject: str, outcome: str, **inputs: str) -> AuditOut:
+    return AuditOut(
+        audit_id=derived_id("audit", "control", command["command_id"]),
+        subject=subject,
+        action=command["action"],
+        rule="operator-command",
+        inputs={"command_id": command["command_id"], "reason": command["reason"], **inputs},
+        outcome=outcome,
+        actor=command["issued_by"],
+        at=command["issued_at"],
+    )
 
 
 def _refuse(ctx: Context, command: dict[str, Any], why: str, headers: Headers | None) -> None:
     raw = command["scope"]
-    alert = {
-        "alert_id": derived_id("alert", "control-refused", command["command_id"]),
-        "kind": REFUSED_KIND,
-        "severity": "WARN",
-        "order_id": None,
-        "provider": None,
-        "details": {"command_id": command["command_id"], "action": command["action"],
-                    "scope": raw, "issued_by": command["issued_by"], "why": why},
-        "raised_at": command["issued_at"],
-    }
-    ctx.publish(topics.ALERTS, REFUSED_KIND, alert, headers)
-    ctx.publish(topics.AUDIT, raw, _audit(command, raw, f"refused: {why}", scope=raw), headers)
+    alert = AlertOut(
+        alert_id=derived_id("alert", "control-refused", command["command_id"]),
+        kind=REFUSED_KIND,
+        severity=Severity.WARN,
+        order_id=None,
+        provider=None,
+        details={"command_id": command["command_id"], "action": command["action"],
+                 "scope": raw, "issued_by": command["issued_by"], "why": why},
+        raised_at=command["issued_at"],
+    )
+    ctx.publish(topics.ALERTS, alert.key, alert.to_record(), headers)
+    audit = _audit(command, raw, f"refused: {why}", scope=raw)
+    ctx.publish(topics.AUDIT, audit.key, audit.to_record(), headers)
     ctx.metrics.inc("topup_alerts_total", kind=REFUSED_KIND)
 
 
@@ -83,7 +85,8 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
             ctx.send(Send(topics.ORDER_COMMANDS, key, value, headers, partition=partition))
         inputs = {"scope_as_issued": raw_scope} if raw_scope != scope else {}
         outcome = f"broadcast to {partitions} order partitions"
-        ctx.publish(topics.AUDIT, scope, _audit(command, scope, outcome, **inputs), headers)
+        audit = _audit(command, scope, outcome, **inputs)
+        ctx.publish(topics.AUDIT, audit.key, audit.to_record(), headers)
 
     return Stage("control", (topics.CONTROL,), (), decode, handle,
                  outputs=(topics.ORDER_COMMANDS, topics.AUDIT, topics.ALERTS))

@@ -18,10 +18,12 @@ from streams.agents.decoding import avro_decoder
 from streams.agents.reconciliation import rate_input
 from streams.codecs import SchemaCatalog
 from streams.config import Settings
+from streams.domain.dedup import DedupWindow
 from streams.domain.event_time import EventTimeBounds, EventTimeOutOfRange
 from streams.domain.ids import derived_id
 from streams.domain.int64 import AmountOutOfRange, check_amount_limit
 from streams.domain.intake_health import IntakeTally, count_delivery
+from streams.domain.order_outputs import AlertOut, Severity
 from streams.domain.payments import check_payment_amount
 from streams.metrics import Metrics
 from streams.providers import Rejection, RejectionKind, adapter_for, build_adapters
@@ -57,7 +59,7 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
         )
     # The URL names the provider, so callers choose it: only configured ones get a series.
     metrics.bound("provider", adapters)
-    retention_ms = settings.dedup_retention_days * DAY_S * 1000
+    window = DedupWindow.of_days(settings.dedup_retention_days)
     # The decision uses event time (below); RocksDB's TTL and the changelog's retention
     # only reclaim space, a day after an entry can no longer change a decision.
     physical_retention_s = (settings.dedup_retention_days + 1) * DAY_S
@@ -114,7 +116,7 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
         table = ctx.table(seen.name)
         key = dedup_key(payment.provider, payment.event_id)
         first_seen = table.get(key)
-        if first_seen is not None and received_at - first_seen <= retention_ms:
+        if window.is_repeat(first_seen, received_at):
             metrics.inc("topup_webhooks_duplicate_total", provider=provider)
             return
         table[key] = received_at
@@ -152,18 +154,18 @@ def _count_health(
 
 def _alert(ctx: Context, delivery: dict[str, Any], rejection: Rejection) -> None:
     kind = rejection.kind.value
-    record = {
-        "alert_id": derived_id("alert", kind, delivery["delivery_id"]),
-        "kind": kind,
-        "severity": "WARN",
+    alert = AlertOut(
+        alert_id=derived_id("alert", kind, delivery["delivery_id"]),
+        kind=kind,
+        severity=Severity.WARN,
         # Nothing in an unverified body is trusted, so no order id.
-        "order_id": None,
-        "provider": delivery["provider"],
-        "details": {
+        order_id=None,
+        provider=delivery["provider"],
+        details={
             "delivery_id": delivery["delivery_id"],
             "source_ip": delivery.get("source_ip") or "",
             "reason": rejection.message,
         },
-        "raised_at": delivery["received_at"],
-    }
-    ctx.publish(topics.ALERTS, kind, record)
+        raised_at=delivery["received_at"],
+    )
+    ctx.publish(topics.ALERTS, alert.key, alert.to_record())

@@ -3,9 +3,9 @@
 All three inputs are keyed by order_id (control commands are broadcast to every
 partition), so one partition holds everything an order's decision needs. The agent loads
 the order's state, calls the pure state machine, stores the new state and publishes what
-it returned. Per partition it also keeps a book: the event-time clock (which wakes
-orders holding a payment that may become an orphan), the active freezes, and the orders
-waiting for a freeze to lift.
+it returned. Per partition it also keeps a book: the active freezes and the orders
+waiting for a freeze to lift; the runtime keeps the partition's event-time timers there
+too (which wake orders holding a payment that may become an orphan).
 
 Orders are bounded: an order that has ended (FAILED, CANCELED, REFUNDED, REVERSED, or
 CREDITED with nothing held or in flight) and sees no input for `TOPUP_ORDER_RETENTION_DAYS` of the
@@ -25,7 +25,6 @@ from functools import partial
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.clock import PartitionClock, to_the_hour
 from streams.agents.outputs import publish_outputs
 from streams.agents.reconciliation import (
     RECON_BOOKS,
@@ -60,13 +59,14 @@ from streams.runtime.context import Context, Record, Table
 from streams.runtime.repartition import key_or_field
 from streams.runtime.stage import KeyOf, Stage
 from streams.runtime.store import StoreSpec
+from streams.runtime.timers import Timers, TimerSpec, to_the_hour, with_timers
 
 ORDER_STATE = StoreSpec("order-state")
 BOOKS = StoreSpec("order-partitions")
 FREEZE_HOLDS = {HoldReason.CREDIT_FREEZE, HoldReason.REFUND_FREEZE}
 ENDED = {OrderStatus.FAILED, OrderStatus.CANCELED, OrderStatus.REFUNDED, OrderStatus.REVERSED}
 DAY_MS = 24 * 60 * 60 * 1000
-# The clock's key for an order's removal; domain keys never start with '~'.
+# The timer's key for an order's removal; domain keys never start with '~'.
 RETIRE = "~retire|"
 
 log = logging.getLogger(__name__)
@@ -81,19 +81,17 @@ def retirable(state: OrderState) -> bool:
 
 
 class PartitionBook:
-    """One partition's clock (orphan deadlines wake their orders), its active freezes, and
-    the orders a freeze holds, as index keys (`~held|<order_id>`) read when a freeze
-    changes."""
+    """One partition's active freezes, and the orders a freeze holds, as index keys
+    (`~held|<order_id>`) read when a freeze changes; orphan deadlines wake their orders
+    through the stage's timers."""
 
-    def __init__(self, table: Table, partition: int) -> None:
+    def __init__(self, table: Table, partition: int, timers: Timers) -> None:
         self._table, self._freezes_key = table, f"~freezes-p{partition}"
-        self.clock = PartitionClock(table, partition)
+        self.timers = timers
         self.freezes: ActiveFreezes = table.get(self._freezes_key) or {}
 
     def track(self, state: OrderState, orphan_hold_ms: int) -> None:
-        waiting = [h.arrived_at for h in state.held_payments if not h.orphan_alerted]
-        # The orphan check is due once event time is past the deadline.
-        self.clock.wake(state.order_id, min(waiting) + orphan_hold_ms + 1 if waiting else None)
+        self.timers.schedule(state.order_id, state.wake_at(orphan_hold_ms))
         held, table = f"~held|{state.order_id}", self._table
         if FREEZE_HOLDS & state.hold_reasons:
             if table.get(held) is None:
@@ -105,7 +103,6 @@ class PartitionBook:
         return [key.removeprefix("~held|") for key, _ in self._table.scan_prefix("~held|")]
 
     def save(self, freezes_changed: bool) -> None:
-        self.clock.save()
         if freezes_changed:
             self._table[self._freezes_key] = self.freezes
 
@@ -213,25 +210,24 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
         new_state, outputs = step(state, item, step_ctx)
         orders[order_id] = new_state
         book.track(new_state, orphan_hold_ms)
-        # Counted from the partition's clock: any input touching the order moves it on.
-        book.clock.wake(RETIRE + order_id, to_the_hour(book.clock.watermark + retention_ms)
-                        if retirable(new_state) else None)
+        # Counted from the partition's event time: any input touching the order moves it on.
+        book.timers.schedule(RETIRE + order_id, to_the_hour(book.timers.now + retention_ms)
+                             if retirable(new_state) else None)
         publish_outputs(ctx, outputs)
         _to_reconciliation(ctx, state, new_state, outputs, now, reconciling)
 
     def handle(ctx: Context, decoded: Decoded) -> None:
+        # The runtime has moved event time to this input's (`_event_time`) already.
         orders = ctx.table(ORDER_STATE.name)
-        book = PartitionBook(ctx.table(BOOKS.name), ctx.record.partition)
-        clock = book.clock
-        clock.advance(decoded.event_time)
+        book = PartitionBook(ctx.table(BOOKS.name), ctx.record.partition, ctx.timers)
+        watermark = ctx.timers.now
         correlation = ctx.record.correlation_id
         item = decoded.input
-        if not isinstance(item, dict) and decoded.event_time <= clock.watermark - retention_ms:
+        if not isinstance(item, dict) and decoded.event_time <= watermark - retention_ms:
             ctx.dead_letter("BAD_PAYLOAD", (
                 f"event time {decoded.event_time} is before the order retention horizon "
-                f"{clock.watermark - retention_ms} (TOPUP_ORDER_RETENTION_DAYS): the order "
+                f"{watermark - retention_ms} (TOPUP_ORDER_RETENTION_DAYS): the order "
                 f"may have been removed, so nothing is decided for it"))
-            book.save(freezes_changed=False)
             return
         # An input is judged at its own event time; what only the passing of time decides
         # (orphans, broadcasts) at the partition's watermark, which never goes back.
@@ -240,19 +236,19 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
             book.freezes = apply_command(book.freezes, item)
             change = FreezeChanged(item["command_id"])
             for order_id in book.freeze_held():
-                advance(ctx, orders, book, order_id, change, clock.watermark, correlation)
+                advance(ctx, orders, book, order_id, change, watermark, correlation)
         else:
             advance(ctx, orders, book, item.order_id, item, decoded.event_time, correlation)
-        run_due(ctx, orders, book)
         book.save(freezes_changed=command)
 
-    def run_due(ctx: Context, orders: Table, book: PartitionBook) -> None:
-        clock = book.clock
-        for key in clock.due():
-            if key.startswith(RETIRE):
-                retire(orders, key.removeprefix(RETIRE))
-            else:
-                advance(ctx, orders, book, key, Tick(clock.watermark), clock.watermark, None)
+    def on_due(ctx: Context, key: str) -> None:
+        orders = ctx.table(ORDER_STATE.name)
+        if key.startswith(RETIRE):
+            retire(orders, key.removeprefix(RETIRE))
+            return
+        book = PartitionBook(ctx.table(BOOKS.name), ctx.record.partition, ctx.timers)
+        now = ctx.timers.now
+        advance(ctx, orders, book, key, Tick(now), now, None)
 
     def retire(orders: Table, order_id: str) -> None:
         state = orders.load(order_id, OrderState)
@@ -262,21 +258,19 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
                      order_id, state.status, settings.order_retention_days)
             del orders[order_id]
 
-    def on_tick(ctx: Context, advance_ms: int) -> None:
-        """The runtime's tick for a quiet partition: orphan deadlines pass without input."""
-        book = PartitionBook(ctx.table(BOOKS.name), ctx.record.partition)
-        book.clock.advance(book.clock.watermark + advance_ms)
-        run_due(ctx, ctx.table(ORDER_STATE.name), book)
-        book.save(freezes_changed=False)
+    stage = Stage("orders", (topics.ORDERS, topics.PAYMENTS, topics.ORDER_COMMANDS,
+                             topics.RISK_DECISIONS),
+                  (ORDER_STATE, BOOKS, RECON_STATE, RECON_BOOKS),
+                  _decoder(catalog, EventTimeBounds.of_seconds(settings.max_event_skew_s,
+                                                        settings.max_event_age_s),
+                           settings.max_amount_minor, configured_providers(settings)), handle,
+                  keyed={topics.ORDERS: order_key(catalog)}, outputs=ORDER_OUTPUTS)
+    # Orphan deadlines and removals; a quiet partition's ticks let orphans pass too.
+    return with_timers(stage, TimerSpec(BOOKS.name, on_due, event_time=_event_time))
 
-    return Stage("orders", (topics.ORDERS, topics.PAYMENTS, topics.ORDER_COMMANDS,
-                            topics.RISK_DECISIONS),
-                 (ORDER_STATE, BOOKS, RECON_STATE, RECON_BOOKS),
-                 _decoder(catalog, EventTimeBounds.of_seconds(settings.max_event_skew_s,
-                                                       settings.max_event_age_s),
-                          settings.max_amount_minor, configured_providers(settings)), handle,
-                 keyed={topics.ORDERS: order_key(catalog)}, on_tick=on_tick,
-                 outputs=ORDER_OUTPUTS)
+
+def _event_time(decoded: Decoded) -> int:
+    return decoded.event_time
 
 
 def order_key(catalog: SchemaCatalog) -> KeyOf:

@@ -7,24 +7,19 @@ through topup.internal.recon-inputs) and calls the pure
 `streams.domain.reconciliation.step`. It routes what comes back: breaks, alerts, audits,
 freeze commands to `topup.control`, settlement proofs to the order stage's payment input
 (so a missing credit is made by the one path every credit takes), and every decision to
-the rate stage. Grace periods run in event time on a per-partition clock; orders waiting
-for a provider's watermark are indexed per (provider, merchant) in the partition's book.
+the rate stage. Grace periods run in event time on the runtime's timers
+(streams.runtime.timers) in recon-partitions; orders waiting for a provider's watermark
+are indexed per (provider, merchant) in the partition's book.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.clock import (
-    PartitionClock,
-    Step,
-    step_in_event_time,
-    tick_in_event_time,
-    to_the_hour,
-)
 from streams.agents.outputs import publish_outputs
 from streams.codecs import DecodeError
 from streams.domain.intake_health import IntakeHealth
@@ -45,6 +40,7 @@ from streams.domain.reconciliation import step as recon_step
 from streams.runtime.context import Context, Record, Send, Table, correlation_headers
 from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
+from streams.runtime.timers import TimerSpec, run_in_event_time, to_the_hour, with_timers
 
 RECON_STATE = StoreSpec("recon-state")
 RECON_BOOKS = StoreSpec("recon-partitions")
@@ -73,14 +69,13 @@ class Timed:
 
 
 class ReconBook:
-    """One partition's clock, the watermarks it has seen, and who waits for them. The
-    waiting orders are index keys (`~wait|<provider>|<merchant>|<order_id>`), read only
-    when that watermark moves."""
+    """One partition's watermarks it has seen, and who waits for them. The waiting orders
+    are index keys (`~wait|<provider>|<merchant>|<order_id>`), read only when that
+    watermark moves."""
 
     def __init__(self, table: Table, partition: int, config: ReconConfig) -> None:
         self._table, self._covers_key = table, f"~covers-p{partition}"
         self.config = config
-        self.clock = PartitionClock(table, partition)
         self.covers: dict[str, int] = table.get(self._covers_key) or {}
 
     def waiting_for(self, watermark_key: str) -> list[str]:
@@ -104,7 +99,6 @@ class ReconBook:
         return True
 
     def save(self, covers_changed: bool) -> None:
-        self.clock.save()
         if covers_changed:
             self._table[self._covers_key] = self.covers
 
@@ -126,7 +120,7 @@ def recon_config(missing_credit_grace_s: int, retention_days: int = 180) -> Reco
                        retention_ms=retention_days * 24 * 60 * 60 * 1000)
 
 
-# The clock's key for a matched state's removal; domain keys never start with '~'.
+# The timer's key for a matched state's removal; domain keys never start with '~'.
 RETIRE = "~retire|"
 ENDED = {"CREDITED", "FAILED", "CANCELED", "REFUNDED", "REVERSED"}
 
@@ -144,27 +138,34 @@ RECON_OUTPUTS = (topics.RECON_BREAKS, topics.ALERTS, topics.AUDIT, topics.CONTRO
                  topics.PAYMENTS, topics.RECON_OUTCOMES)
 
 
+def recon_timers(config: ReconConfig) -> TimerSpec:
+    """Reconciliation's timers, in recon-partitions: grace periods and removals. The order
+    stage moves them too, for what it hands over in-process; only this stage's ticks do."""
+    return TimerSpec(RECON_BOOKS.name, partial(_on_due, config=config),
+                     event_time=_event_time)
+
+
+def _event_time(timed: Timed) -> int:
+    return timed.at
+
+
 def recon_stage(config: ReconConfig | None = None) -> Stage:
     chosen = config or ReconConfig()
-
-    def handle(ctx: Context, timed: Timed) -> None:
-        reconcile(ctx, timed, chosen)
-
-    def on_tick(ctx: Context, advance_ms: int) -> None:
-        reconcile_tick(ctx, advance_ms, chosen)
-
-    # The order stage shares these stores and this clock: only this stage ticks it.
-    return Stage("reconciliation", (topics.RECON_INPUTS,), (RECON_STATE, RECON_BOOKS),
-                 _decode, handle, on_tick=on_tick, outputs=RECON_OUTPUTS)
+    stage = Stage("reconciliation", (topics.RECON_INPUTS,), (RECON_STATE, RECON_BOOKS),
+                  _decode, partial(_reconcile, config=chosen), outputs=RECON_OUTPUTS)
+    return with_timers(stage, recon_timers(chosen))
 
 
 def reconcile(ctx: Context, timed: Timed, config: ReconConfig) -> None:
-    """One input on the partition of its order. The order stage calls this in-process for
-    what the ledger did (it shares the key, so the partition); settlement lines and
-    watermarks arrive through topup.internal.recon-inputs."""
+    """One input on the partition of its order, in event time. The order stage calls this
+    in-process for what the ledger did (it shares the key, so the partition); settlement
+    lines and watermarks arrive through topup.internal.recon-inputs."""
+    run_in_event_time(ctx, recon_timers(config), partial(_reconcile, config=config), timed)
+
+
+def _reconcile(ctx: Context, timed: Timed, config: ReconConfig) -> None:
     states = ctx.table(RECON_STATE.name)
     book = ReconBook(ctx.table(RECON_BOOKS.name), ctx.record.partition, config)
-    book.clock.advance(timed.at)
     correlation = ctx.record.correlation_id
     event = timed.input
     watermark = isinstance(event, WatermarkAdvanced)
@@ -172,33 +173,24 @@ def reconcile(ctx: Context, timed: Timed, config: ReconConfig) -> None:
         key = _watermark_key(event.provider, event.merchant_id)
         book.covers[key] = max(book.covers.get(key, 0), event.covers_until)
         for order_id in book.waiting_for(key):
-            _run(ctx, states, book, order_id, event, book.clock.watermark, correlation)
+            _run(ctx, states, book, order_id, event, ctx.timers.now, correlation)
     else:
         _run(ctx, states, book, event.order_id, event, timed.at, correlation)
-    _run_due(ctx, states, book)
     book.save(covers_changed=watermark)
 
 
-def _run_due(ctx: Context, states: Table, book: ReconBook) -> None:
-    for key in book.clock.due():
-        if key.startswith(RETIRE):
-            order_id = key.removeprefix(RETIRE)
-            state = states.load(order_id, ReconState)
-            # Any input since the wake was set moved or cleared it: this is a last check.
-            if state is not None and matched(state):
-                del states[order_id]
-            continue
-        now = book.clock.watermark
-        _run(ctx, states, book, key, Tick(now), now, None)
-
-
-def reconcile_tick(ctx: Context, advance_ms: int, config: ReconConfig) -> None:
-    """The runtime's tick for a quiet partition: grace periods end without more input."""
+def _on_due(ctx: Context, key: str, config: ReconConfig) -> None:
     states = ctx.table(RECON_STATE.name)
+    if key.startswith(RETIRE):
+        order_id = key.removeprefix(RETIRE)
+        state = states.load(order_id, ReconState)
+        # Any input since the wake was set moved or cleared it: this is a last check.
+        if state is not None and matched(state):
+            del states[order_id]
+        return
     book = ReconBook(ctx.table(RECON_BOOKS.name), ctx.record.partition, config)
-    book.clock.advance(book.clock.watermark + advance_ms)
-    _run_due(ctx, states, book)
-    book.save(covers_changed=False)
+    now = ctx.timers.now
+    _run(ctx, states, book, key, Tick(now), now, None)
 
 
 def _run(
@@ -218,9 +210,9 @@ def _run(
     states[order_id] = state
     _route(ctx, outputs, now)
     wake = state.wake()
-    book.clock.wake(order_id, wake.tick_at)
-    book.clock.wake(RETIRE + order_id,
-                    to_the_hour(book.clock.watermark + book.config.retention_ms)
+    timers = ctx.timers
+    timers.schedule(order_id, wake.tick_at)
+    timers.schedule(RETIRE + order_id, to_the_hour(timers.now + book.config.retention_ms)
                     if matched(state) else None)
     wanted = None if wake.watermark_key is None else _watermark_key(*wake.watermark_key)
     # A newly waiting order is handed the watermark as it stands.
@@ -258,26 +250,25 @@ def rates_stage(thresholds: RateThresholds | None = None) -> Stage:
         except (ValueError, KeyError, TypeError) as exc:
             raise DecodeError("BAD_PAYLOAD", f"mismatch-rate input refused: {exc}") from None
 
-    def runner(ctx: Context) -> Step:
+    def run(ctx: Context, provider: str, event: RateInput | Tick, now: int) -> None:
         table = ctx.table(RATES.name)
-
-        def run(provider: str, event: RateInput | Tick, now: int) -> int | None:
-            state = table.load(provider, RateState)
-            state, alerts = rate_step(state, event, RateContext(now_ms=now, thresholds=limits))
-            table[provider] = state
-            publish_outputs(ctx, alerts)
-            return state.wake_at(limits)
-
-        return run
+        state = table.load(provider, RateState)
+        state, alerts = rate_step(state, event, RateContext(now_ms=now, thresholds=limits))
+        table[provider] = state
+        publish_outputs(ctx, alerts)
+        ctx.timers.schedule(provider, state.wake_at(limits))
 
     def handle(ctx: Context, event: RateInput) -> None:
-        at = event.decided_at if isinstance(event, ReconOutcome) else event.observed_at
-        step_in_event_time(ctx.table(RATES.name), ctx.record.partition, event.provider, event,
-                           at, runner(ctx))
+        run(ctx, event.provider, event, _rate_time(event))
 
-    def on_tick(ctx: Context, advance_ms: int) -> None:
-        tick_in_event_time(ctx.table(RATES.name), ctx.record.partition, advance_ms,
-                           runner(ctx))
+    def on_due(ctx: Context, provider: str) -> None:
+        now = ctx.timers.now
+        run(ctx, provider, Tick(now), now)
 
-    return Stage("recon-rates", (topics.RECON_OUTCOMES,), (RATES,), decode, handle,
-                 on_tick=on_tick, outputs=(topics.ALERTS,))
+    stage = Stage("recon-rates", (topics.RECON_OUTCOMES,), (RATES,), decode, handle,
+                  outputs=(topics.ALERTS,))
+    return with_timers(stage, TimerSpec(RATES.name, on_due, event_time=_rate_time))
+
+
+def _rate_time(event: RateInput) -> int:
+    return event.decided_at if isinstance(event, ReconOutcome) else event.observed_at

@@ -12,13 +12,12 @@ signals and the decision goes to topup.risk-decisions, where the order stage rea
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import replace
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.clock import PartitionClock, to_the_hour
 from streams.agents.orders import order_key
-from streams.agents.velocity_retention import keep_until, retire_due, sweep_unwoken
+from streams.agents.velocity_retention import RETIRE as RETIRE_ROW
+from streams.agents.velocity_retention import RETIRES_PER_RECORD, keep_until, sweep_unwoken
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import PROVIDERS
 from streams.domain.event_time import EventTimeBounds
@@ -30,6 +29,7 @@ from streams.domain.fanin import (
     add_answer,
     fan_out,
     on_time,
+    payment_outcome,
     start,
 )
 from streams.domain.ids import derived_id
@@ -40,7 +40,8 @@ from streams.domain.order_inputs import (
     check_order_amounts,
     check_order_provider,
 )
-from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.order_outputs import AuditOut
+from streams.domain.payments import PaymentEvent
 from streams.domain.risk_rules import RuleSet, score
 from streams.domain.signals import build_signals
 from streams.domain.velocity import (
@@ -58,19 +59,13 @@ from streams.metrics import Metrics
 from streams.runtime.context import Context, Record, Send, Table, correlation_headers
 from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
+from streams.runtime.timers import Timers, TimerSpec, to_the_hour, with_timers
 
 FAN_IN = StoreSpec("risk-fanin")
 FAN_IN_CONFIG = FanInConfig()
 VELOCITY = StoreSpec("risk-velocity")
 
-OUTCOME_KINDS = {
-    PaymentKind.PAYMENT_SUCCEEDED: ObservationKind.SUCCESS,
-    PaymentKind.PAYMENT_FAILED: ObservationKind.FAILURE,
-    PaymentKind.REFUND_SUCCEEDED: ObservationKind.REFUND,
-}
-
-
-# The clock's key for a decided fan-in's removal; domain keys never start with '~'.
+# The timer's key for a decided fan-in's removal; domain keys never start with '~'.
 RETIRE = "~retire|"
 DEFAULT_RETENTION_MS = 180 * 24 * 60 * 60 * 1000
 DEFAULT_TIME_BOUNDS = EventTimeBounds()
@@ -107,7 +102,7 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
         if item is None:
             return
         table = ctx.table(FAN_IN.name)
-        clock = PartitionClock(table, ctx.record.partition)
+        timers = ctx.timers
         headers = correlation_headers(ctx.record.correlation_id)
         ready: Ready | None = None
         if isinstance(item, OrderEvent):
@@ -118,15 +113,10 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
             if state is None or state.order is None:
                 _send_observations(ctx, fan_out(order, ObservationKind.ATTEMPT,
                                                 order.occurred_at), headers)
-            state, ready = start(state, order, FAN_IN_CONFIG)
-            if not state.completed and state.deadline is not None:
-                # The answers get their time from when the order arrives here: an order
-                # that comes in behind the partition's event time is not timed out at once.
-                arrived_deadline = clock.watermark + FAN_IN_CONFIG.deadline_ms
-                state = replace(state, deadline=max(state.deadline, arrived_deadline))
+            state, ready = start(state, order, FAN_IN_CONFIG, arrived_at=timers.now)
             table[order.order_id] = state
-            clock.wake(order.order_id, None if state.completed else state.deadline)
-            retire_when_decided(clock, state)
+            timers.schedule(order.order_id, None if state.completed else state.deadline)
+            retire_when_decided(timers, state)
         elif isinstance(item, DimensionCounts):
             state, ready = add_answer(_fan_in(table, item.order_id), item)
             table[item.order_id] = state
@@ -134,36 +124,35 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
                 # The clock runs on answers: a fan-in times out once answers for orders
                 # after its deadline are back and its own are not. Run on orders, a backlog
                 # would time out every fan-in before its answers could return.
-                clock.advance(state.order.occurred_at)
+                timers.advance(state.order.occurred_at)
             if state.completed:
-                clock.wake(item.order_id, None)
-            retire_when_decided(clock, state)
+                timers.cancel(item.order_id)
+            retire_when_decided(timers, state)
         else:
             _payment_outcome(ctx, table, item, headers)
         if ready is not None:
             _decide(ctx, ready, rules, metrics)
-        time_out_due(ctx, table, clock)
 
-    def retire_when_decided(clock: PartitionClock, state: FanInState) -> None:
+    def retire_when_decided(timers: Timers, state: FanInState) -> None:
         """A decided fan-in is kept for the orders' retention (a repeated CREATED within it
         is ignored, as one after it is refused by the order stage), then removed."""
         if state.completed and state.order is not None:
-            clock.wake(RETIRE + state.order_id,
-                       to_the_hour(max(clock.watermark, state.order.occurred_at)
-                                   + retention_ms))
+            timers.schedule(RETIRE + state.order_id,
+                            to_the_hour(max(timers.now, state.order.occurred_at)
+                                        + retention_ms))
 
-    def time_out_due(ctx: Context, table: Table, clock: PartitionClock) -> None:
-        for order_id in clock.due():
-            if order_id.startswith(RETIRE):
-                retire(table, order_id.removeprefix(RETIRE))
-                continue
-            waiting = _fan_in(table, order_id) or FanInState(order_id)
-            state, ready = on_time(waiting, clock.watermark)
-            table[order_id] = state
-            retire_when_decided(clock, state)
-            if ready is not None:
-                _decide(ctx, ready, rules, metrics)
-        clock.save()
+    def on_due(ctx: Context, order_id: str) -> None:
+        """A fan-in whose answers did not all come back in time is decided without them."""
+        table = ctx.table(FAN_IN.name)
+        if order_id.startswith(RETIRE):
+            retire(table, order_id.removeprefix(RETIRE))
+            return
+        waiting = _fan_in(table, order_id) or FanInState(order_id)
+        state, ready = on_time(waiting, ctx.timers.now)
+        table[order_id] = state
+        retire_when_decided(ctx.timers, state)
+        if ready is not None:
+            _decide(ctx, ready, rules, metrics)
 
     def retire(table: Table, order_id: str) -> None:
         del table[order_id]
@@ -172,17 +161,12 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
         for key, _ in table.scan_prefix(f"{order_id}|"):
             del table[key]
 
-    def on_tick(ctx: Context, advance_ms: int) -> None:
-        """The runtime's tick for a quiet partition: a fan-in whose answers never come
-        back times out without more input."""
-        table = ctx.table(FAN_IN.name)
-        clock = PartitionClock(table, ctx.record.partition)
-        clock.advance(clock.watermark + advance_ms)
-        time_out_due(ctx, table, clock)
-
-    return Stage("risk", (topics.ORDERS, topics.PAYMENTS, topics.RISK_ANSWERS), (FAN_IN,),
-                 decode, handle, keyed={topics.ORDERS: order_key(catalog)}, on_tick=on_tick,
-                 outputs=(topics.RISK_OBSERVATIONS, topics.RISK_DECISIONS, topics.AUDIT))
+    stage = Stage("risk", (topics.ORDERS, topics.PAYMENTS, topics.RISK_ANSWERS), (FAN_IN,),
+                  decode, handle, keyed={topics.ORDERS: order_key(catalog)},
+                  outputs=(topics.RISK_OBSERVATIONS, topics.RISK_DECISIONS, topics.AUDIT))
+    # No `event_time`: the fan-in clock runs on the answers, which `handle` reads from
+    # state; a quiet partition's ticks time out a fan-in whose answers never come back.
+    return with_timers(stage, TimerSpec(FAN_IN.name, on_due))
 
 
 def _fan_in(table: Table, order_id: str) -> FanInState | None:
@@ -198,17 +182,11 @@ def _send_observations(
 
 
 def _payment_outcome(ctx: Context, table: Table, event: PaymentEvent, headers: Any) -> None:
-    kind = OUTCOME_KINDS.get(event.kind)
-    state = _fan_in(table, event.order_id)
-    if kind is None or state is None or state.order is None:
+    outcome = payment_outcome(_fan_in(table, event.order_id), event)
+    if outcome is None or table.get(outcome.key) is not None:
         return
-    # The velocity counts are not idempotent: each outcome fans out once, whatever path
-    # (callback, re-sent callback, settlement proof) reports it.
-    seen_key = f"{event.order_id}|{kind.value}|{event.external_txn_id}|{event.refund_id}"
-    if table.get(seen_key) is not None:
-        return
-    table[seen_key] = event.occurred_at
-    _send_observations(ctx, fan_out(state.order, kind, event.occurred_at), headers)
+    table[outcome.key] = event.occurred_at
+    _send_observations(ctx, outcome.observations, headers)
 
 
 def _decide(ctx: Context, ready: Ready, rules: RuleSet, metrics: Metrics) -> None:
@@ -219,12 +197,12 @@ def _decide(ctx: Context, ready: Ready, rules: RuleSet, metrics: Metrics) -> Non
     metrics.inc("topup_risk_decisions_total", decision=assessment.decision.value)
     for reason in assessment.reasons:
         metrics.inc("topup_risk_rule_hits_total", rule=reason)
-    ctx.publish(topics.AUDIT, order.order_id, {
-        "audit_id": derived_id("audit", "risk", order.order_id),
-        "subject": order.order_id,
-        "action": f"RISK_{assessment.decision.value}",
-        "rule": ",".join(assessment.reasons) or "no-rule-fired",
-        "inputs": {
+    audit = AuditOut(
+        audit_id=derived_id("audit", "risk", order.order_id),
+        subject=order.order_id,
+        action=f"RISK_{assessment.decision.value}",
+        rule=",".join(assessment.reasons) or "no-rule-fired",
+        inputs={
             "score": str(assessment.score),
             "rules_version": assessment.rules_version,
             "missing_dimensions": ",".join(sorted(d.value for d in ready.missing)),
@@ -232,10 +210,11 @@ def _decide(ctx: Context, ready: Ready, rules: RuleSet, metrics: Metrics) -> Non
             "bonus_withheld": str(assessment.bonus_withheld).lower(),
             **velocity_evidence(ready.answers),
         },
-        "outcome": assessment.decision.value,
-        "actor": None,
-        "at": ready.decided_at,
-    })
+        outcome=assessment.decision.value,
+        actor=None,
+        at=ready.decided_at,
+    )
+    ctx.publish(topics.AUDIT, audit.key, audit.to_record())
 
 
 # How far event time may be ahead of the broker timestamp by default (TOPUP_MAX_EVENT_SKEW_S).
@@ -268,21 +247,18 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
     def handle(ctx: Context, observation: Observation) -> None:
         table = ctx.table(VELOCITY.name)
         partition = ctx.record.partition
-        clock = PartitionClock(table, partition)
-        if observation.occurred_at < clock.watermark - retire_slack_ms:
+        timers = ctx.timers
+        # Event time is already the observation's or later: behind it means behind the
+        # partition's event time before this observation (never behind itself).
+        if observation.occurred_at < timers.now - retire_slack_ms:
             metrics.inc("topup_risk_velocity_behind_retention_total",
                         dimension=observation.dimension.value)
-        clock.advance(observation.occurred_at)
         key = observation.routing_key
         state = table.load(key, VelocityState) or VelocityState()
         state, outputs = observe(state, observation, config)
         table[key] = state
-        keep_until(clock, key, state, config, retire_slack_ms)
-        sweep_unwoken(table, clock, partition, config, retire_slack_ms)
-        retired = retire_due(table, clock)
-        if retired:
-            metrics.inc("topup_risk_velocity_rows_retired_total", retired)
-        clock.save()
+        keep_until(timers, key, state, config, retire_slack_ms)
+        sweep_unwoken(table, timers, partition, config, retire_slack_ms)
         headers = correlation_headers(ctx.record.correlation_id)
         for output in outputs:
             if isinstance(output, DimensionCounts):
@@ -298,21 +274,35 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
                     "refunded_redemptions": str(output.refunded_redemptions),
                 })
 
-    return Stage("velocity", (topics.RISK_OBSERVATIONS,), (VELOCITY,), decode, handle,
-                 outputs=(topics.RISK_ANSWERS, topics.AUDIT))
+    def on_due(ctx: Context, wake: str) -> None:
+        # Every wake of this stage is a row's removal.
+        del ctx.table(VELOCITY.name)[wake.removeprefix(RETIRE_ROW)]
+        metrics.inc("topup_risk_velocity_rows_retired_total")
+
+    stage = Stage("velocity", (topics.RISK_OBSERVATIONS,), (VELOCITY,), decode, handle,
+                  outputs=(topics.RISK_ANSWERS, topics.AUDIT))
+    # No idle ticks: removal is space, not money, and an honestly dated observation
+    # within the slack must find its row as it was (see velocity_retention).
+    return with_timers(stage, TimerSpec(VELOCITY.name, on_due, event_time=_observed_at,
+                                        due_limit=RETIRES_PER_RECORD, idle_ticks=False))
+
+
+def _observed_at(observation: Observation) -> int:
+    return observation.occurred_at
 
 
 def _audit_velocity(
     ctx: Context, action: str, observation: Observation, inputs: dict[str, str]
 ) -> None:
-    ctx.publish(topics.AUDIT, observation.order_id, {
-        "audit_id": derived_id("audit", action, observation.routing_key, observation.order_id,
-                               observation.kind.value),
-        "subject": observation.order_id,
-        "action": action,
-        "rule": f"velocity.{observation.dimension.value}",
-        "inputs": inputs,
-        "outcome": "NOT_COUNTED" if action == "LATE_OBSERVATION" else "FLAGGED",
-        "actor": None,
-        "at": observation.occurred_at,
-    })
+    audit = AuditOut(
+        audit_id=derived_id("audit", action, observation.routing_key, observation.order_id,
+                            observation.kind.value),
+        subject=observation.order_id,
+        action=action,
+        rule=f"velocity.{observation.dimension.value}",
+        inputs=inputs,
+        outcome="NOT_COUNTED" if action == "LATE_OBSERVATION" else "FLAGGED",
+        actor=None,
+        at=observation.occurred_at,
+    )
+    ctx.publish(topics.AUDIT, audit.key, audit.to_record())

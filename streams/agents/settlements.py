@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.clock import Step, step_in_event_time, tick_in_event_time, to_the_hour
 from streams.agents.decoding import avro_decoder
 from streams.agents.outputs import publish_outputs
 from streams.agents.reconciliation import recon_input
@@ -35,6 +34,7 @@ from streams.domain.settlement_batches import step as batch_step
 from streams.runtime.context import Context, Record, Send, correlation_headers
 from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
+from streams.runtime.timers import TimerSpec, to_the_hour, with_timers
 
 BATCHES = StoreSpec("settlement-batches")
 
@@ -94,35 +94,35 @@ def batches_stage(retention_ms: int = DEFAULT_BATCH_RETENTION_MS) -> Stage:
         except (ValueError, KeyError, TypeError) as exc:
             raise DecodeError("BAD_PAYLOAD", f"batch record refused: {exc}") from None
 
-    def runner(ctx: Context) -> Step:
+    def run(ctx: Context, batch_id: str, event: SettlementLine | BatchClosed | Tick,
+            now: int) -> None:
         table = ctx.table(BATCHES.name)
-        correlation = ctx.record.correlation_id
-
-        def run(batch_id: str, event: SettlementLine | BatchClosed | Tick, now: int) -> int | None:
-            state = table.load(batch_id, BatchState)
-            if isinstance(event, Tick) and state is not None and state.decided:
-                # Judged, and untouched for the retention: nothing is left to decide.
-                del table[batch_id]
-                return None
-            state, alerts = batch_step(
-                state, event, BatchContext(now_ms=now, correlation_id=correlation)
-            )
-            table[batch_id] = state
-            publish_outputs(ctx, alerts)
-            if state.decided:
-                return to_the_hour(now + retention_ms)
-            return state.wake_at()
-
-        return run
+        state = table.load(batch_id, BatchState)
+        if isinstance(event, Tick) and state is not None and state.decided:
+            # Judged, and untouched for the retention: nothing is left to decide.
+            del table[batch_id]
+            return
+        state, alerts = batch_step(
+            state, event, BatchContext(now_ms=now, correlation_id=ctx.record.correlation_id)
+        )
+        table[batch_id] = state
+        publish_outputs(ctx, alerts)
+        ctx.timers.schedule(batch_id, to_the_hour(now + retention_ms) if state.decided
+                            else state.wake_at())
 
     def handle(ctx: Context, item: dict[str, Any]) -> None:
         parsed = item["parsed"]
-        step_in_event_time(ctx.table(BATCHES.name), ctx.record.partition, parsed.batch_id,
-                           parsed, item["at"], runner(ctx))
+        run(ctx, parsed.batch_id, parsed, item["at"])
 
-    def on_tick(ctx: Context, advance_ms: int) -> None:
-        tick_in_event_time(ctx.table(BATCHES.name), ctx.record.partition, advance_ms,
-                           runner(ctx))
+    def on_due(ctx: Context, batch_id: str) -> None:
+        now = ctx.timers.now
+        run(ctx, batch_id, Tick(now), now)
 
-    return Stage("batches", (topics.SETTLEMENT_BATCHES,), (BATCHES,), decode, handle,
-                 on_tick=on_tick, outputs=(topics.ALERTS,))
+    stage = Stage("batches", (topics.SETTLEMENT_BATCHES,), (BATCHES,), decode, handle,
+                  outputs=(topics.ALERTS,))
+    return with_timers(stage, TimerSpec(BATCHES.name, on_due, event_time=_batch_time))
+
+
+def _batch_time(item: dict[str, Any]) -> int:
+    at: int = item["at"]
+    return at

@@ -1,19 +1,21 @@
-"""When a velocity row goes: a wake on its partition's event-time clock at the row's
+"""When a velocity row goes: a timer on its partition's event time at the row's
 `retire_at` plus a slack, removed (a tombstone on the changelog) once event time gets
-there. See topology.md, "State bounds", for the bound and why the slack.
+there (the velocity stage's `on_due`). See topology.md, "State bounds", for the bound
+and why the slack.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from streams.agents.clock import PartitionClock, to_the_hour
 from streams.domain.velocity import VelocityConfig, VelocityState, retire_at
+from streams.runtime.timers import to_the_hour
 
 if TYPE_CHECKING:
     from streams.runtime.context import Table
+    from streams.runtime.timers import Timers
 
-# The clock's key for a row's removal; domain keys never start with '~'.
+# The timer's key for a row's removal; domain keys never start with '~'.
 RETIRE = "~retire|"
 # Rows looked at per record by the sweep of rows stored before rows had a wake.
 SWEEP_ROWS = 4
@@ -24,23 +26,13 @@ SWEEP_ROWS = 4
 RETIRES_PER_RECORD = 16
 
 
-def keep_until(clock: PartitionClock, key: str, state: VelocityState, config: VelocityConfig,
+def keep_until(timers: Timers, key: str, state: VelocityState, config: VelocityConfig,
                slack_ms: int) -> None:
     # Rounded to the hour: the observations of a busy key within the hour write no wake.
-    clock.wake(RETIRE + key, to_the_hour(retire_at(state, config) + slack_ms))
+    timers.schedule(RETIRE + key, to_the_hour(retire_at(state, config) + slack_ms))
 
 
-def retire_due(table: Table, clock: PartitionClock) -> int:
-    """Removes (up to RETIRES_PER_RECORD of) the rows event time has passed; returns how
-    many."""
-    due = clock.due(limit=RETIRES_PER_RECORD)
-    for wake in due:
-        # Every wake on this clock is a removal.
-        del table[wake.removeprefix(RETIRE)]
-    return len(due)
-
-
-def sweep_unwoken(table: Table, clock: PartitionClock, partition: int,
+def sweep_unwoken(table: Table, timers: Timers, partition: int,
                   config: VelocityConfig, slack_ms: int) -> None:
     """Rows stored before rows were removed carry no wake, and a value never seen again
     would stay for good: give a few rows their wake with each record, in key order, until
@@ -56,6 +48,6 @@ def sweep_unwoken(table: Table, clock: PartitionClock, partition: int,
     for key in keys:
         state = table.load(key, VelocityState)
         if state is not None:
-            keep_until(clock, key, state, config, slack_ms)
+            keep_until(timers, key, state, config, slack_ms)
     done = len(keys) < SWEEP_ROWS
     table[mark] = {"after": None if done else keys[-1], "done": done}

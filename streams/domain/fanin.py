@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from streams.domain.order_inputs import OrderEvent, OrderEventType
+from streams.domain.payments import PaymentEvent, PaymentKind
 from streams.domain.velocity import Dimension, DimensionCounts, Observation, ObservationKind
 
 
@@ -179,10 +180,27 @@ def _complete(
 
 
 def start(
-    state: FanInState | None, order: RiskOrder, config: FanInConfig | None = None
+    state: FanInState | None,
+    order: RiskOrder,
+    config: FanInConfig | None = None,
+    arrived_at: int | None = None,
 ) -> tuple[FanInState, Ready | None]:
-    """The order arrived (CREATED, after its fan-out was sent). A repeat is ignored."""
+    """The order arrived (CREATED, after its fan-out was sent). A repeat is ignored.
+
+    `arrived_at`: the partition's event time (its arrival watermark) when the order
+    arrives. The answers get their time from then too, so an order that comes in behind
+    the partition's event time is not timed out at once: an undecided fan-in's deadline
+    is at least `arrived_at` plus the deadline."""
     config = config or FanInConfig()
+    state, ready = _start(state, order, config)
+    if arrived_at is not None and not state.completed and state.deadline is not None:
+        state = replace(state, deadline=max(state.deadline, arrived_at + config.deadline_ms))
+    return state, ready
+
+
+def _start(
+    state: FanInState | None, order: RiskOrder, config: FanInConfig
+) -> tuple[FanInState, Ready | None]:
     state = state or FanInState(order_id=order.order_id)
     if state.order_id != order.order_id:
         raise ValueError(f"fan-in of {state.order_id} got order {order.order_id}")
@@ -222,3 +240,38 @@ def on_time(state: FanInState, now: int) -> tuple[FanInState, Ready | None]:
     if state.completed or order is None or deadline is None or now < deadline:
         return state, None
     return _complete(state, order, deadline, timed_out=True)
+
+
+# The payment outcomes velocity counts, as what they are counted as.
+OUTCOME_KINDS: Mapping[PaymentKind, ObservationKind] = {
+    PaymentKind.PAYMENT_SUCCEEDED: ObservationKind.SUCCESS,
+    PaymentKind.PAYMENT_FAILED: ObservationKind.FAILURE,
+    PaymentKind.REFUND_SUCCEEDED: ObservationKind.REFUND,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A payment outcome to count once: `key` names it whatever path (callback, re-sent
+    callback, settlement proof) reports it, since velocity counts are not idempotent.
+    The caller keeps which keys it has counted (as `key`, beside the fan-in) and fans out
+    `observations` only for a key not yet counted."""
+
+    key: str
+    observations: tuple[Observation, ...]
+
+
+def payment_outcome(state: FanInState | None, event: PaymentEvent) -> Outcome | None:
+    """The outcome `event` reports for the order of this fan-in, or None: not a kind
+    velocity counts, or no order seen here (an outcome of an unknown order is not
+    counted, as after the fan-in's removal)."""
+    kind = OUTCOME_KINDS.get(event.kind)
+    if kind is None or state is None or state.order is None:
+        return None
+    return Outcome(outcome_key(event, kind), fan_out(state.order, kind, event.occurred_at))
+
+
+def outcome_key(event: PaymentEvent, kind: ObservationKind) -> str:
+    """What names one outcome, whatever path reports it. Prefixed by the order id, so the
+    fan-in's removal finds its outcomes by prefix."""
+    return f"{event.order_id}|{kind.value}|{event.external_txn_id}|{event.refund_id}"

@@ -214,6 +214,13 @@ class OrderState:
             return self.extra_txn_ids
         return self.extra_txn_ids | {self.payment.external_txn_id}
 
+    def wake_at(self, orphan_hold_ms: int) -> int | None:
+        """When event time next decides something for this order with no input: the
+        earliest held payment not yet alerted becomes an orphan once event time is past
+        its arrival plus the hold (`orders._raise_orphan_alerts`). None: never."""
+        waiting = [h.arrived_at for h in self.held_payments if not h.orphan_alerted]
+        return min(waiting) + orphan_hold_ms + 1 if waiting else None
+
     @property
     def refund_in_flight(self) -> Refund | None:
         return next((r for r in self.refunds if r.state is RefundState.IN_PROGRESS), None)

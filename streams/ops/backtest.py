@@ -19,10 +19,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.risk import FAN_IN_CONFIG, OUTCOME_KINDS
+from streams.agents.risk import FAN_IN_CONFIG
 from streams.codecs import DecodeError, default_catalog
 from streams.config import Settings
-from streams.domain.fanin import FanInState, RiskOrder, add_answer, fan_out, start
+from streams.domain.fanin import (
+    OUTCOME_KINDS,
+    FanInState,
+    RiskOrder,
+    add_answer,
+    fan_out,
+    outcome_key,
+    start,
+)
 from streams.domain.order_inputs import OrderEvent, OrderEventType
 from streams.domain.payments import PaymentEvent
 from streams.domain.risk_rules import RiskAssessment, RuleSet, score
@@ -110,8 +118,7 @@ def outcome_of(payment: PaymentEvent) -> Outcome | None:
     if kind is None:
         return None
     # The same key the risk stage counts an outcome once by.
-    key = f"{payment.order_id}|{kind.value}|{payment.external_txn_id}|{payment.refund_id}"
-    return Outcome(payment.order_id, kind, payment.occurred_at, key)
+    return Outcome(payment.order_id, kind, payment.occurred_at, outcome_key(payment, kind))
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.balances import apply_entry
 from streams.codecs import DecodeError, default_catalog
 from streams.config import Settings
+from streams.domain.ledger import apply_entry
 from streams.kafka_clients import ConsumedRecord
 from streams.ops.ledger import ledger_entries
 from streams.ops.scan import ProgressHook, scan

@@ -19,6 +19,7 @@ from streams.metrics import Metrics
 
 if TYPE_CHECKING:
     from streams.runtime.store import PartitionStore, S
+    from streams.runtime.timers import Timers
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,19 @@ class Context:
     limits: SizeLimits = field(default_factory=SizeLimits)
     # The topics a send may go to (the stage's declared outputs); None: any.
     outputs: frozenset[str] | None = None
+    # Set by the runtime for a stage with timers (streams.runtime.timers); a child context
+    # opens its own, so its wakes stay isolated with its other writes.
+    _timers: Timers | None = None
+
+    @property
+    def timers(self) -> Timers:
+        """The partition's event time and this stage's wakes."""
+        if self._timers is None:
+            raise RuntimeError("this stage has no timers (streams.runtime.timers.with_timers)")
+        return self._timers
+
+    def use_timers(self, timers: Timers) -> None:
+        self._timers = timers
 
     def table(self, name: str) -> Table:
         return Table(self.stores[name], self._overlays(name))

@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.agents.clock import PartitionClock
 from streams.runtime.context import Table
 from streams.runtime.store import PartitionStore, encode_value
+from streams.runtime.timers import PartitionClock
 
 
 class Committed:

@@ -17,9 +17,11 @@ from streams.domain.fanin import (
     add_answer,
     fan_out,
     on_time,
+    payment_outcome,
     start,
 )
 from streams.domain.order_inputs import OrderEvent, OrderEventType
+from streams.domain.payments import PaymentKind
 from streams.domain.velocity import (
     WINDOW_NAMES,
     Dimension,
@@ -27,6 +29,7 @@ from streams.domain.velocity import (
     ObservationKind,
     WindowCounts,
 )
+from tests.integration.flow import payment_event
 
 T0 = 1_741_003_200_000
 ALL_DIMENSIONS = frozenset(Dimension)
@@ -206,3 +209,34 @@ def test_ready_comes_exactly_once_whatever_the_order_of_arrivals(
     (ready,) = readies
     assert set(ready.answers) | ready.missing == expected
     assert ready.timed_out == bool(ready.missing)
+
+
+def test_an_order_arriving_behind_the_partition_gets_its_deadline_from_its_arrival() -> None:
+    config = FanInConfig(deadline_ms=500)
+    state, _ = start(None, risk_order(), config, arrived_at=T0 + 60_000)
+    assert state.deadline == T0 + 60_500
+    assert on_time(state, T0 + 60_499) == (state, None)
+    # Ahead of the partition, its own time rules.
+    state, _ = start(None, risk_order(), config, arrived_at=T0 - 60_000)
+    assert state.deadline == T0 + 500
+    # Complete at once: no deadline is moved.
+    answered = FanInState("o1", answers={dim: answer(dim) for dim in ALL_DIMENSIONS})
+    state, ready = start(answered, risk_order(), config, arrived_at=T0 + 60_000)
+    assert ready is not None and state.completed and state.deadline == T0 + 500
+
+
+def test_a_payment_outcome_is_named_the_same_whatever_path_reports_it() -> None:
+    state, _ = start(None, risk_order())
+    paid = payment_event("o1", external_txn_id="txn-1")
+    outcome = payment_outcome(state, paid)
+    assert outcome is not None
+    assert outcome.key == "o1|SUCCESS|txn-1|None"
+    assert [o.kind for o in outcome.observations] == [ObservationKind.SUCCESS] * len(
+        risk_order().dimension_keys)
+    proof = replace(paid, event_id="settlement-proof-1")
+    assert payment_outcome(state, proof).key == outcome.key  # type: ignore[union-attr]
+    # Not counted: an order not seen here, and kinds velocity does not count.
+    assert payment_outcome(None, paid) is None
+    assert payment_outcome(FanInState("o1"), paid) is None
+    asked = payment_event("o1", PaymentKind.REFUND_FAILED)
+    assert payment_outcome(state, asked) is None

@@ -1137,3 +1137,19 @@ def test_a_verdict_that_withholds_the_bonus_credits_the_payment_without_it() -> 
     assert (credit.amount_minor, credit.bonus_minor) == (AMOUNT, 0)
     kept = run_of(created(), verdict("ALLOW"), paid(), require_risk_verdict=True)
     assert [c.bonus_minor for c in ledger(kept.log)] == [BONUS]
+
+
+def test_the_state_asks_to_be_woken_exactly_when_its_earliest_orphan_is_due() -> None:
+    run = Run()
+    assert OrderState("o-1").wake_at(HOLD_MS) is None
+    first, second = T0 + 1000, T0 + 5000
+    run(paid(), at=first)
+    run(paid("pay-2", txn="txn-2"), at=second)
+    wake = run.state.wake_at(HOLD_MS)
+    assert wake == first + HOLD_MS + 1
+    assert run.tick(wake - 1) == []  # the machine agrees: not a moment earlier
+    assert len(alerts(run.tick(wake))) == 1
+    # The first is alerted; the state now waits for the second only.
+    assert run.state.wake_at(HOLD_MS) == second + HOLD_MS + 1
+    assert len(alerts(run.tick(second + HOLD_MS + 1))) == 1
+    assert run.state.wake_at(HOLD_MS) is None
