@@ -92,18 +92,25 @@ class Metrics:
         if amount < 0:
             # prometheus-client would refuse it only at the flush, far from the caller.
             raise ValueError(f"counter {name} incremented by {amount}: counters only grow")
-        child = self._child(Counter, name, labels)
+        # The cache looked up here rather than in _child: a call fewer per record.
+        child = self._children.get((name, tuple(labels.items())))
+        if child is None:
+            child = self._child(Counter, name, labels)
         with self._lock:
             counted = self._counted
             counted[child] = counted.get(child, 0.0) + amount
 
     def set(self, name: str, value: float, **labels: str) -> None:
-        child = self._child(Gauge, name, labels)
+        child = self._children.get((name, tuple(labels.items())))
+        if child is None:
+            child = self._child(Gauge, name, labels)
         with self._lock:
             self._gauged[child] = value
 
     def observe(self, name: str, value: float, **labels: str) -> None:
-        child = self._child(Histogram, name, labels)
+        child = self._children.get((name, tuple(labels.items())))
+        if child is None:
+            child = self._child(Histogram, name, labels)
         with self._lock:
             observed = self._observed.get(child)
             if observed is None:
@@ -142,8 +149,9 @@ class Metrics:
     # -- internals ---------------------------------------------------------------------
 
     def _child(self, kind: type[_Family], name: str, labels: dict[str, str]) -> object:
-        # In the caller's label order, unsorted: sorting per call costs more than the
-        # extra cache entry a call site naming the same labels in another order makes.
+        # In the caller's label order, unsorted (inc, set and observe look it up too):
+        # sorting per call costs more than the extra cache entry a call site naming the
+        # same labels in another order makes.
         key = (name, tuple(labels.items()))
         child = self._children.get(key)
         if child is not None:
