@@ -13,8 +13,9 @@ Each round runs the three one after the other in one process, the order rotated 
 round, so a busy machine slows them alike and neither warming nor cooling favours one.
 Each run is timed in CPU seconds of this process as well as in wall seconds: on a
 machine shared with other work the wall time swings by tens of percent between runs
-while the CPU time measures this process's own work. The figures are medians over rounds
-of the per-round ratios to `none`.
+while the CPU time measures this process's own work (it still swings: caches and cores
+are shared). The figures are the median (and range) over rounds of the per-round ratios
+to `none`, and the ratio of each arm's fastest run to the fastest `none` run.
 
 `python -m bench.metrics_cost --orders 1000 --rounds 15` starts the bench broker (as
 `python -m bench` does) and prints one JSON line.
@@ -85,7 +86,10 @@ def seconds_with(metrics: Metrics, bootstrap: str, inputs: list[Record], orders:
 
 def _ratios(runs: dict[str, list[float]], arm: str) -> dict[str, float]:
     ratios = [mine / base for mine, base in zip(runs[arm], runs["none"], strict=True)]
-    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+    # fastest/fastest: interference from other work only ever adds time, so each arm's
+    # fastest run is the one least disturbed.
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
+            "fastest": min(runs[arm]) / min(runs["none"])}
 
 
 def measure(bootstrap: str, orders: int, rounds: int) -> dict[str, object]:
