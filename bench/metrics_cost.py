@@ -17,6 +17,11 @@ while the CPU time measures this process's own work (it still swings: caches and
 are shared). The figures are the median (and range) over rounds of the per-round ratios
 to `none`, and the ratio of each arm's fastest run to the fastest `none` run.
 
+Apart from the topology, the metric calls one run made are replayed against each arm:
+the same calls in the same order, timed alone, many times. The arm's extra time over
+`none`'s, as a share of the topology's CPU time, is the metrics' cost without the
+topology's run-to-run noise.
+
 `python -m bench.metrics_cost --orders 1000 --rounds 15` starts the bench broker (as
 `python -m bench` does) and prints one JSON line.
 """
@@ -68,6 +73,61 @@ class PerCall(Metrics):
         self._child(Histogram, name, labels).observe(value)  # type: ignore[attr-defined]
 
 
+class Recording(Unrecorded):
+    """Records nothing, but keeps every call the topology makes, to replay them."""
+
+    def __init__(self) -> None:
+        super().__init__(process_metrics=False)
+        self.calls: list[tuple[str, str, float, dict[str, str]]] = []
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
+        self.calls.append(("inc", name, amount, labels))
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        self.calls.append(("set", name, value, labels))
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        self.calls.append(("observe", name, value, labels))
+
+    def flush(self) -> None:
+        self.calls.append(("flush", "", 0.0, {}))
+
+
+def replay_seconds(metrics: Metrics, calls: list[tuple[str, str, float, dict[str, str]]],
+                   ) -> float:
+    """CPU seconds `metrics` takes over the topology's own calls, in their order."""
+    bound = {op: getattr(metrics, op) for op in ("inc", "set", "observe")}
+    flush = metrics.flush
+    started = time.process_time()
+    for op, name, value, labels in calls:
+        if op == "flush":
+            flush()
+        else:
+            bound[op](name, value, **labels)
+    flush()
+    return time.process_time() - started
+
+
+def replayed(calls: list[tuple[str, str, float, dict[str, str]]], topology_cpu_s: float,
+             rounds: int) -> dict[str, object]:
+    """The metrics' own cost, free of the topology's noise: the calls one run made,
+    replayed against each arm (rotated per round), the arm's extra time over `none`'s
+    as a share of the topology's CPU time without metrics."""
+    seconds: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    names = list(ARMS)
+    for n in range(rounds):
+        for arm in names[n % len(names):] + names[:n % len(names)]:
+            seconds[arm].append(replay_seconds(ARMS[arm](), calls))
+    none = statistics.median(seconds["none"])
+    return {
+        "calls": len(calls), "topology_cpu_s": topology_cpu_s,
+        "share_of_topology": {arm: (statistics.median(seconds[arm]) - none) / topology_cpu_s
+                              for arm in ("per_call", "buffered")},
+        "us_per_call": {arm: 1e6 * statistics.median(seconds[arm]) / len(calls)
+                        for arm in ARMS},
+    }
+
+
 ARMS: dict[str, Callable[[], Metrics]] = {
     "none": Unrecorded, "per_call": PerCall, "buffered": Metrics,
 }
@@ -112,8 +172,11 @@ def measure(bootstrap: str, orders: int, rounds: int) -> dict[str, object]:
             cpu_s, wall_s = seconds_with(ARMS[arm](), bootstrap, inputs, orders)
             cpu[arm].append(cpu_s)
             wall[arm].append(wall_s)
+    recording = Recording()
+    seconds_with(recording, bootstrap, inputs, orders)
     return {
         "orders": orders, "rounds": rounds,
+        "replayed": replayed(recording.calls, statistics.median(cpu["none"]), 4 * rounds),
         "events_per_cpu_s": {arm: 2 * orders / statistics.median(cpu[arm]) for arm in ARMS},
         "cpu_ratio": {arm: _ratios(cpu, arm) for arm in ("per_call", "buffered")},
         "wall_ratio": {arm: _ratios(wall, arm) for arm in ("per_call", "buffered")},
