@@ -21,6 +21,7 @@ import json
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import Consumer
@@ -81,12 +82,13 @@ def run_domain_only(bootstrap: str, orders: int) -> float:
         bootstrap, Path(tempfile.mkdtemp(prefix="bench-domain-"))), inputs, orders)
 
 
-def seconds_to_pipe(topology: TopologyTestDriver, inputs: list[Record], orders: int) -> float:
-    """Seconds the topology takes over `inputs`, checked: every order credited."""
+def seconds_to_pipe(topology: TopologyTestDriver, inputs: list[Record], orders: int,
+                    clock: Callable[[], float] = time.monotonic) -> float:
+    """Seconds (of `clock`) the topology takes over `inputs`, checked: every order credited."""
     try:
-        started = time.monotonic()
+        started = clock()
         topology.pipe_records(inputs)
-        seconds = time.monotonic() - started
+        seconds = clock() - started
     finally:
         topology.close()
     credits = topology.sent.get(topics.CREDITS, 0)

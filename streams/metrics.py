@@ -8,10 +8,20 @@ in the URL, so a label value that is not in its known set (`bound`) counts as `o
 and every label keeps at most `MAX_VALUES_PER_LABEL` distinct values per family whatever
 the code passes. Identifier labels (order, account, ...) are refused outright: one series
 per order would grow without end.
+
+Recording is buffered: the hot path calls `inc`/`observe` once or twice per record and
+stage, and prometheus-client takes a lock and walks the buckets in Python on every call
+(~5% of the topology's time, bench/HISTORY.md). So a call only adds to a plain counter
+for its series, and `flush` hands the sums to prometheus-client once per batch (the
+worker's `handle_batch`) and before every exposition (`render`), so a scrape never sees
+less than was recorded. Histograms keep one observation per call: only the bucket
+arithmetic is batched, the distribution is the same.
 """
 
 from __future__ import annotations
 
+import threading
+from bisect import bisect_left
 from collections.abc import Iterable
 
 from prometheus_client import (
@@ -37,6 +47,17 @@ _Family = Counter | Gauge | Histogram
 _Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
+class _Observed:
+    """A histogram series' observations since the last flush: per-bucket counts, sum."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: list[float]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.total = 0.0
+
+
 class Metrics:
     def __init__(self, process_metrics: bool = True) -> None:
         self.registry = CollectorRegistry()
@@ -47,6 +68,14 @@ class Metrics:
         self._help: dict[str, str] = {}
         self._known: dict[str, frozenset[str]] = {}
         self._seen: dict[tuple[str, str], set[str]] = {}
+        # Recorded, not yet handed to prometheus-client (see the module's docstring).
+        # Keyed by the prometheus-client series, so bounded like the series themselves.
+        # The lock is uncontended on the hot path; it keeps a scrape's flush (the web
+        # thread) from racing the worker's recording.
+        self._lock = threading.Lock()
+        self._counted: dict[object, float] = {}
+        self._gauged: dict[object, float] = {}
+        self._observed: dict[object, _Observed] = {}
 
     # -- declaring ---------------------------------------------------------------------
 
@@ -60,21 +89,70 @@ class Metrics:
     # -- recording ---------------------------------------------------------------------
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
-        self._child(Counter, name, labels).inc(amount)  # type: ignore[attr-defined]
+        if amount < 0:
+            # prometheus-client would refuse it only at the flush, far from the caller.
+            raise ValueError(f"counter {name} incremented by {amount}: counters only grow")
+        # The cache looked up here rather than in _child: a call fewer per record.
+        child = self._children.get((name, tuple(labels.items())))
+        if child is None:
+            child = self._child(Counter, name, labels)
+        with self._lock:
+            counted = self._counted
+            counted[child] = counted.get(child, 0.0) + amount
 
     def set(self, name: str, value: float, **labels: str) -> None:
-        self._child(Gauge, name, labels).set(value)  # type: ignore[attr-defined]
+        child = self._children.get((name, tuple(labels.items())))
+        if child is None:
+            child = self._child(Gauge, name, labels)
+        with self._lock:
+            self._gauged[child] = value
 
     def observe(self, name: str, value: float, **labels: str) -> None:
-        self._child(Histogram, name, labels).observe(value)  # type: ignore[attr-defined]
+        child = self._children.get((name, tuple(labels.items())))
+        if child is None:
+            child = self._child(Histogram, name, labels)
+        with self._lock:
+            observed = self._observed.get(child)
+            if observed is None:
+                observed = self._observed[child] = _Observed(
+                    child._upper_bounds)  # type: ignore[attr-defined]
+            # As prometheus-client's observe: the first bucket whose bound is >= value;
+            # NaN falls in none (but counts in the sum).
+            if value == value:
+                observed.counts[bisect_left(observed.bounds, value)] += 1
+            observed.total += value
+
+    def flush(self) -> None:
+        """Hands what was recorded since the last flush to prometheus-client."""
+        with self._lock:
+            counted, self._counted = self._counted, {}
+            gauged, self._gauged = self._gauged, {}
+            observed, self._observed = self._observed, {}
+            # Inside the lock: a flush racing another must not reorder a gauge's values.
+            for child, amount in counted.items():
+                child.inc(amount)  # type: ignore[attr-defined]
+            for child, value in gauged.items():
+                child.set(value)  # type: ignore[attr-defined]
+            for child, pending in observed.items():
+                # prometheus-client has no bulk observe; these are the values its
+                # observe() adds to (tests/unit/test_metrics.py checks they agree).
+                buckets = child._buckets  # type: ignore[attr-defined]
+                for i, n in enumerate(pending.counts):
+                    if n:
+                        buckets[i].inc(n)
+                child._sum.inc(pending.total)  # type: ignore[attr-defined]
 
     def render(self) -> str:
+        self.flush()
         return generate_latest(self.registry).decode()
 
     # -- internals ---------------------------------------------------------------------
 
     def _child(self, kind: type[_Family], name: str, labels: dict[str, str]) -> object:
-        key = (name, tuple(sorted(labels.items())))
+        # In the caller's label order, unsorted (inc, set and observe look it up too):
+        # sorting per call costs more than the extra cache entry a call site naming the
+        # same labels in another order makes.
+        key = (name, tuple(labels.items()))
         child = self._children.get(key)
         if child is not None:
             return child

@@ -674,6 +674,8 @@ class Worker:
             for stage in self.stages_of[record.topic]:
                 for send in self._handle(stage, record, pending):
                     emit(send)
+        # The batch's per-record counts and timings reach prometheus-client in one go.
+        self.metrics.flush()
         return pending
 
     def _handle(
