@@ -59,6 +59,10 @@ class StoreSpec:
     def changelog(self, app_id: str) -> str:
         return f"{app_id}-{self.name}-changelog"
 
+    def path(self, state_dir: Path, partition: int) -> Path:
+        """Where its partition lives on disk, for the owner and a standby alike."""
+        return state_dir / self.name / str(partition)
+
 
 def encode_value(value: Any) -> bytes | None:
     if value is None:
