@@ -16,6 +16,7 @@ the standby has closed it, so one RocksDB never has two writers.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -61,7 +62,7 @@ class Standby:
                          "watermarks (open transactions and commit markers count)")
         metrics.describe("topup_standby_records_total", "Changelog records applied by standbys")
         metrics.set("topup_standby_partitions", 0)
-        metrics.set("topup_standby_lag_records", 0)
+        metrics.set("topup_standby_lag_records", math.nan)
         metrics.inc("topup_standby_records_total", 0)
 
     # -- the worker's side -------------------------------------------------------------
@@ -179,14 +180,19 @@ class Standby:
                 store.write((), position.offset)
 
     def _measure_lag(self, consumer: Consumer) -> None:
-        lag = 0
+        """Under read_committed the cached high watermark is the last stable offset. Not
+        a number until every copy's has been fetched once: 0 would claim a copy warm
+        before the standby even knows where its changelog ends."""
+        lag = 0.0
         for key in self._assigned:
             store = self._stores.get(key)
             if store is None:
                 continue
             _, high = consumer.get_watermark_offsets(self._partition(key), cached=True)
-            if high >= 0:
-                lag += max(0, high - (store.checkpoint or 0))
+            if high < 0:
+                lag = math.nan
+                break
+            lag += max(0, high - (store.checkpoint or 0))
         self.metrics.set("topup_standby_lag_records", lag)
 
     def _rebuild(self, key: Key, why: str) -> None:
@@ -210,9 +216,15 @@ class Standby:
 
     def _close(self, key: Key) -> None:
         store = self._stores.pop(key, None)
-        if store is not None:
+        if store is None:
+            return
+        if store.checkpoint is None:
+            # Nothing applied yet (an empty changelog): left on disk without a checkpoint
+            # it would only earn the owner a needless "full restore" of it.
+            store.remove()
+        else:
             store.close()
-            self.closed.unhold(store.path, time.monotonic())
+        self.closed.unhold(store.path, time.monotonic())
 
     def _partition(self, key: Key, offset: int | None = None) -> TopicPartition:
         topic = self.specs[key[0]].changelog(self.settings.app_id)
