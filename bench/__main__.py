@@ -10,7 +10,9 @@ within one repetition (the same minute), since these machines are noisy. Section
 - kafka: the broker's own ceiling, Kafka's producer and consumer perf tools;
 - peer: dedup + per-user velocity, ours against Quix Streams over the same records;
 - latency: callback write to credit readable, at fixed callback rates;
-- recovery: a worker holding a million orders' state, killed and restarted empty.
+- recovery: a worker holding a million orders' state, killed and restarted empty;
+- restart: restarts on intact local state at two sizes, and a failover with and without
+  standby replicas.
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ from bench.latency import run_latency
 from bench.peer import run_shared_step
 from bench.profile import profile_topology
 from bench.recovery import run_recovery
+from bench.restart import run_restarts
 from bench.topology import run_topology
 from bench.workload import produce_workload
 from streams.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("throughput", "kafka", "peer", "latency", "recovery")
+SECTIONS = ("throughput", "kafka", "peer", "latency", "recovery", "restart")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class Sizes:
     latency_seconds: float = 20.0
     recovery_orders: int = 1_000_000
     recovery_dedup_ids: int = 5_000_000
+    restart_orders: tuple[int, ...] = (200_000, 1_000_000)
+    failover_orders: int = 1_000_000
 
 
 def _broker(port: int) -> str:
@@ -111,6 +116,8 @@ RUNNERS: dict[str, Callable[[str, Sizes], dict[str, float]]] = {
     "latency": _latency,
     "recovery": lambda bootstrap, sizes: run_recovery(
         bootstrap, sizes.recovery_orders, sizes.recovery_dedup_ids),
+    "restart": lambda bootstrap, sizes: run_restarts(
+        bootstrap, sizes.restart_orders, sizes.failover_orders),
 }
 
 
@@ -145,7 +152,8 @@ def run(sizes: Sizes, reps: int, out_dir: Path, bootstrap: str,
                      ("confluent-kafka", "rocksdict", "aiokafka", "fastavro", "orjson")},
         "sections": {**kept, **{
             section: {**stamp, "repetitions": reps,
-                      "sizes": {**asdict(sizes), "latency_rates": list(sizes.latency_rates)},
+                      "sizes": {**asdict(sizes), "latency_rates": list(sizes.latency_rates),
+                                "restart_orders": list(sizes.restart_orders)},
                       "figures": {name: _spread(values) for name, values in figures.items()}}
             for section, figures in measured.items()}},
     }
@@ -186,6 +194,15 @@ TITLES = {
                 "{recovery_dedup_ids} dedup ids; a worker restores them, is killed, its state "
                 "dir deleted, and a new worker started: seconds until it is ready and until it "
                 "credits a probe order, and its memory while holding that state.",
+    "restart": "Restart and failover on intact local state (bench/restart.py): changelogs "
+               "seeded with N credited orders and N dedup ids for N in {restart_orders}; "
+               "seconds from the worker's launch (SIGTERM, then SIGKILL, each after a full "
+               "restore) until a probe on every partition is credited, and the changelog "
+               "records its restore applied. Failover at {failover_orders}: two workers, the "
+               "second SIGKILLed, seconds from the kill until the survivor credits a probe "
+               "on every partition, with standby replicas and without (the survivor's old "
+               "copy removed after the cleanup delay); the session timeout (6 s) is in it, "
+               "`detect_s` is when the group was seen down to one member.",
 }
 
 
@@ -240,6 +257,8 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=defaults.latency_seconds)
     parser.add_argument("--recovery-orders", type=int, default=defaults.recovery_orders)
     parser.add_argument("--recovery-dedup-ids", type=int, default=defaults.recovery_dedup_ids)
+    parser.add_argument("--restart-orders", default=",".join(map(str, defaults.restart_orders)))
+    parser.add_argument("--failover-orders", type=int, default=defaults.failover_orders)
     parser.add_argument("--out", type=Path, default=REPO / "bench")
     parser.add_argument("--kafka-port", type=int, default=19192)
     parser.add_argument("--profile", action="store_true",
@@ -251,7 +270,8 @@ def main() -> None:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     sizes = Sizes(args.orders, args.perf_records, args.peer_records,
                   tuple(int(r) for r in args.latency_rates.split(",")), args.latency_seconds,
-                  args.recovery_orders, args.recovery_dedup_ids)
+                  args.recovery_orders, args.recovery_dedup_ids,
+                  tuple(int(n) for n in args.restart_orders.split(",")), args.failover_orders)
     results = run(sizes, args.reps, args.out, _broker(args.kafka_port), sections, args.profile)
     print(markdown(results))
 
