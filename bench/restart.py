@@ -216,7 +216,7 @@ def run_restarts(bootstrap: str, sizes: tuple[int, ...], failover_orders: int
     for orders in sizes:
         figures |= {f"{orders} {name}": value
                     for name, value in run_restart(bootstrap, orders).items()}
-    small, large = min(sizes), max(sizes)
+    small, large = min(sizes, default=0), max(sizes, default=0)
     if small != large:
         for how in ("sigterm", "sigkill"):
             figures[f"{how}_credit {large} over {small}"] = (
@@ -237,5 +237,6 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", default="200000,1000000")
     parser.add_argument("--failover-orders", type=int, default=1_000_000)
     args = parser.parse_args()
-    sizes = tuple(int(size) for size in args.sizes.split(","))
+    # --sizes "": the failovers alone.
+    sizes = tuple(int(size) for size in args.sizes.split(",") if size)
     print(json.dumps(run_restarts(args.bootstrap, sizes, args.failover_orders), indent=2))

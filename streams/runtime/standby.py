@@ -172,6 +172,8 @@ class Standby:
         # Positions move past commit markers and aborted records, which hold no data: a
         # checkpoint there lets the owner's restore start at the very end.
         live = [key for key in self._assigned if key in self._stores]
+        if not live:
+            return
         for position in consumer.position([self._partition(key) for key in live]):
             key = (self._by_changelog[position.topic], position.partition)
             store = self._stores[key]

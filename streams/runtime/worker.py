@@ -410,6 +410,9 @@ class Worker:
         self.metrics.set("topup_restore_seconds", seconds)
         self.metrics.observe("topup_restore_duration_seconds", seconds)
         if self.standby is not None:
+            # Here, not at a revocation: an eager rebalance revokes everything and hands
+            # most of it back, and a standby opening all of it in between would delay this
+            # very assignment (release waits for it).
             self.standby.follow_all_but(self.stores)
         self.ready.set()
 
@@ -501,8 +504,6 @@ class Worker:
         self.ready.clear()
         self.ticker.revoked(tp.partition for tp in partitions)
         self._close_stores([(spec.name, p) for spec, p in self._owned(partitions)])
-        if self.standby is not None:
-            self.standby.follow_all_but(self.stores)
 
     def _close_stores(self, keys: list[tuple[str, int]]) -> None:
         """Closes store partitions, kept on disk until `closed` removes them."""
