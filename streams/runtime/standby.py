@@ -28,6 +28,7 @@ from streams.config import Settings
 from streams.kafka_clients import client_config
 from streams.metrics import Metrics
 from streams.runtime.closed_stores import ClosedStores
+from streams.runtime.restore import FLUSH_AFTER_RECORDS
 from streams.runtime.store import PartitionStore, StoreSpec
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class Standby:
         self._stores: dict[Key, PartitionStore] = {}
         # What the standby consumer is assigned (only its own thread changes it).
         self._assigned: set[Key] = set()
+        # Records applied to each copy since its memtables were last flushed.
+        self._unflushed: dict[Key, int] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         metrics.describe("topup_standby_partitions", "Store partitions kept warm as standbys")
@@ -167,6 +170,12 @@ class Standby:
         for key, items in batches.items():
             self._stores[key].write(items, ends[key])
             applied += len(items)
+            # As after a restore: a kill -9 must not leave a long write-ahead log to
+            # replay when the copy is next opened, by the owner.
+            self._unflushed[key] = self._unflushed.get(key, 0) + len(items)
+            if self._unflushed[key] >= FLUSH_AFTER_RECORDS:
+                self._stores[key].flush()
+                self._unflushed[key] = 0
         if applied:
             self.metrics.inc("topup_standby_records_total", applied)
         # Positions move past commit markers and aborted records, which hold no data: a

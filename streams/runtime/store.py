@@ -185,6 +185,12 @@ class PartitionStore:
         if applied_up_to is not None:
             self.checkpoint = applied_up_to
 
+    def flush(self) -> None:
+        """Writes the memtables out to table files. A store opened after a kill -9
+        replays its write-ahead log since the last flush (about 0.4 s per 250k orders
+        here), so a large restore flushes once it is done; a clean close flushes anyway."""
+        self._db.flush()
+
     def close(self) -> None:
         """Closes the store and keeps it on disk, for a later restart or reassignment."""
         self._db.close()
