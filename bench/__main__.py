@@ -11,6 +11,8 @@ within one repetition (the same minute), since these machines are noisy. Section
 - peer: dedup + per-user velocity, ours against Quix Streams over the same records;
 - latency: callback write to credit readable, at fixed callback rates;
 - recovery: a worker holding a million orders' state, killed and restarted empty;
+- restart: restarts on intact local state at two sizes, and a failover with and without
+  standby replicas;
 - state: the bytes each store keeps per order, before and after every retention.
 """
 
@@ -37,13 +39,14 @@ from bench.latency import run_latency
 from bench.peer import run_shared_step
 from bench.profile import profile_topology
 from bench.recovery import run_recovery
+from bench.restart import run_restarts
 from bench.state_size import run_state_size
 from bench.topology import run_topology
 from bench.workload import produce_workload
 from streams.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("throughput", "kafka", "peer", "latency", "recovery", "state")
+SECTIONS = ("throughput", "kafka", "peer", "latency", "recovery", "restart", "state")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Sizes:
     recovery_orders: int = 1_000_000
     recovery_dedup_ids: int = 5_000_000
     state_orders: int = 20_000
+    restart_orders: tuple[int, ...] = (200_000, 1_000_000)
+    failover_orders: int = 1_000_000
 
 
 def _broker(port: int) -> str:
@@ -115,6 +120,8 @@ RUNNERS: dict[str, Callable[[str, Sizes], dict[str, float]]] = {
     "recovery": lambda bootstrap, sizes: run_recovery(
         bootstrap, sizes.recovery_orders, sizes.recovery_dedup_ids),
     "state": lambda _, sizes: run_state_size(sizes.state_orders),
+    "restart": lambda bootstrap, sizes: run_restarts(
+        bootstrap, sizes.restart_orders, sizes.failover_orders),
 }
 
 
@@ -149,7 +156,8 @@ def run(sizes: Sizes, reps: int, out_dir: Path, bootstrap: str,
                      ("confluent-kafka", "rocksdict", "aiokafka", "fastavro", "orjson")},
         "sections": {**kept, **{
             section: {**stamp, "repetitions": reps,
-                      "sizes": {**asdict(sizes), "latency_rates": list(sizes.latency_rates)},
+                      "sizes": {**asdict(sizes), "latency_rates": list(sizes.latency_rates),
+                                "restart_orders": list(sizes.restart_orders)},
                       "figures": {name: _spread(values) for name, values in figures.items()}}
             for section, figures in measured.items()}},
     }
@@ -195,6 +203,15 @@ TITLES = {
              "(bench/state_size.py): keys and bytes (keys + values as written, before "
              "RocksDB's compression) each store keeps per order, before and after; the "
              "process's RSS growth while it holds them.",
+    "restart": "Restart and failover on intact local state (bench/restart.py): changelogs "
+               "seeded with N credited orders and N dedup ids for N in {restart_orders}; "
+               "seconds from the worker's launch (SIGTERM, then SIGKILL, each after a full "
+               "restore) until a probe on every partition is credited, and the changelog "
+               "records its restore applied. Failover at {failover_orders}: two workers, the "
+               "second SIGKILLed, seconds from the kill until the survivor credits a probe "
+               "on every partition, with standby replicas and without (the survivor's old "
+               "copy removed after the cleanup delay); the session timeout (6 s) is in it, "
+               "`detect_s` is when the group was seen down to one member.",
 }
 
 
@@ -250,6 +267,8 @@ def main() -> None:
     parser.add_argument("--recovery-orders", type=int, default=defaults.recovery_orders)
     parser.add_argument("--recovery-dedup-ids", type=int, default=defaults.recovery_dedup_ids)
     parser.add_argument("--state-orders", type=int, default=defaults.state_orders)
+    parser.add_argument("--restart-orders", default=",".join(map(str, defaults.restart_orders)))
+    parser.add_argument("--failover-orders", type=int, default=defaults.failover_orders)
     parser.add_argument("--out", type=Path, default=REPO / "bench")
     parser.add_argument("--kafka-port", type=int, default=19192)
     parser.add_argument("--profile", action="store_true",
@@ -261,7 +280,8 @@ def main() -> None:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     sizes = Sizes(args.orders, args.perf_records, args.peer_records,
                   tuple(int(r) for r in args.latency_rates.split(",")), args.latency_seconds,
-                  args.recovery_orders, args.recovery_dedup_ids, args.state_orders)
+                  args.recovery_orders, args.recovery_dedup_ids, args.state_orders,
+                  tuple(int(n) for n in args.restart_orders.split(",")), args.failover_orders)
     results = run(sizes, args.reps, args.out, _broker(args.kafka_port), sections, args.profile)
     print(markdown(results))
 

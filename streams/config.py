@@ -51,6 +51,9 @@ class Settings:
     # A revoked store partition stays on disk this long, so a restart or a rebalance that
     # hands it back restores only the changelog's tail; then it is removed.
     state_cleanup_delay_s: int = 600
+    # 1: the worker keeps a warm copy of every store partition it does not own, tailing
+    # its changelog, so taking one over (a failover) restores only the tail.
+    standby_replicas: int = 0
     # One transaction per batch: larger batches amortize its commit and fold more writes
     # of a hot key into one changelog record; a quiet pipeline never waits for one to fill.
     batch_max_records: int = 2000
@@ -132,6 +135,22 @@ def _positive_int(name: str, raw: str) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value < 1:
         raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+STANDBY_REPLICAS = (0, 1)
+
+
+def _standby_replicas(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be 0 or 1, got {raw!r}") from None
+    if value not in STANDBY_REPLICAS:
+        # A worker keeps a copy of every partition it does not own (topology.md): there is
+        # no choosing 2 of them, so a larger number would promise what is not done.
+        raise ConfigError(f"{name} must be 0 or 1 (1: each worker keeps a warm copy of "
+                          f"every store partition it does not own), got {value}")
     return value
 
 
@@ -260,6 +279,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_ORPHAN_HOLD_S": ("orphan_hold_s", _positive_int),
     "TOPUP_SESSION_TIMEOUT_S": ("session_timeout_s", _positive_int),
     "TOPUP_STATE_CLEANUP_DELAY_S": ("state_cleanup_delay_s", _positive_int),
+    "TOPUP_STANDBY_REPLICAS": ("standby_replicas", _standby_replicas),
     "TOPUP_BATCH_MAX_RECORDS": ("batch_max_records", _positive_int),
     "TOPUP_MAX_EVENT_SKEW_S": ("max_event_skew_s", _positive_int),
     "TOPUP_MAX_AMOUNT_MINOR": ("max_amount_minor", _amount_limit),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -19,12 +20,28 @@ class ClosedStores:
         self.state_dir, self.delay_s = state_dir, delay_s
         self._since: dict[Path, float] = {}
         self._adopted = False
+        # Store partitions a standby (another thread) holds open: never removed under it.
+        self._held: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def hold(self, path: Path) -> None:
+        """Before a standby opens `path`: a removal cannot happen from now on."""
+        with self._lock:
+            self._held.add(path)
+
+    def unhold(self, path: Path, now: float) -> None:
+        """After a standby closed `path`: its delay starts afresh."""
+        with self._lock:
+            self._held.discard(path)
+            self._since[path] = now
 
     def closed(self, path: Path, now: float) -> None:
-        self._since[path] = now
+        with self._lock:
+            self._since[path] = now
 
     def reopened(self, path: Path) -> None:
-        self._since.pop(path, None)
+        with self._lock:
+            self._since.pop(path, None)
 
     def adopt_leftovers(self, open_paths: list[Path], now: float) -> None:
         """Once, at the first assignment: directories an earlier run left that are not
@@ -33,12 +50,19 @@ class ClosedStores:
             return
         self._adopted = True
         open_now = set(open_paths)
-        for path in self.state_dir.glob("*/*"):
-            if path.is_dir() and path not in open_now:
-                self._since.setdefault(path, now)
+        with self._lock:
+            for path in self.state_dir.glob("*/*"):
+                if path.is_dir() and path not in open_now:
+                    self._since.setdefault(path, now)
 
     def remove_expired(self, now: float) -> None:
+        with self._lock:
+            self._remove_expired(now)
+
+    def _remove_expired(self, now: float) -> None:
         for path, since in list(self._since.items()):
+            if path in self._held:
+                continue
             if now - since >= self.delay_s:
                 del self._since[path]
                 log.info("removing store partition %s: not reassigned within %ss",

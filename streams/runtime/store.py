@@ -59,6 +59,10 @@ class StoreSpec:
     def changelog(self, app_id: str) -> str:
         return f"{app_id}-{self.name}-changelog"
 
+    def path(self, state_dir: Path, partition: int) -> Path:
+        """Where its partition lives on disk, for the owner and a standby alike."""
+        return state_dir / self.name / str(partition)
+
 
 def encode_value(value: Any) -> bytes | None:
     if value is None:
@@ -180,6 +184,12 @@ class PartitionStore:
         self._db.write(batch)
         if applied_up_to is not None:
             self.checkpoint = applied_up_to
+
+    def flush(self) -> None:
+        """Writes the memtables out to table files. A store opened after a kill -9
+        replays its write-ahead log since the last flush (about 0.4 s per 250k orders
+        here), so a large restore flushes once it is done; a clean close flushes anyway."""
+        self._db.flush()
 
     def close(self) -> None:
         """Closes the store and keeps it on disk, for a later restart or reassignment."""

@@ -53,6 +53,7 @@ from streams.runtime.repartition import Repartitioner, keyed_inputs
 from streams.runtime.restore import RestoreReport, last_stable_offsets, restore
 from streams.runtime.stable_offsets import unstable_partitions
 from streams.runtime.stage import Stage
+from streams.runtime.standby import Standby
 from streams.runtime.store import PartitionStore, StoreSpec, encode_value
 from streams.runtime.ticks import IdleTicker, decode_tick
 from streams.topics import TopicSpec
@@ -135,6 +136,8 @@ class Worker:
         self.specs = {spec.name: spec for stage in self.stages for spec in stage.stores}
         self.stores: dict[tuple[str, int], PartitionStore] = {}
         self.closed = ClosedStores(settings.state_dir, settings.state_cleanup_delay_s)
+        self.standby = (Standby(settings, self.specs, self.closed, metrics)
+                        if settings.standby_replicas else None)
         # Changelog (topic, partition) -> the offset after this batch's last write there,
         # from the delivery reports: the checkpoint written with the batch's local writes.
         self._changelog_ends: dict[tuple[str, int], int] = {}
@@ -297,6 +300,8 @@ class Worker:
                 self.watchdog.run("producer.flush", lambda: producer.flush(5),
                                   CLOSE_TIMEOUT_S, stoppable=False)
         self._close_stores(list(self.stores))
+        if self.standby is not None:
+            self.standby.stop()
 
     def _next_batch(self) -> list[Message]:
         """What has arrived, up to a batch, without waiting for a batch to fill: waiting
@@ -386,7 +391,11 @@ class Worker:
         log.info("assignment of %d partitions received; restoring after stable offsets",
                  len(partitions))
         targets = {}
-        for spec, partition in self._owned(partitions):
+        owned = self._owned(partitions)
+        if self.standby is not None:
+            # Closed by the standby before they are opened here: one writer per RocksDB.
+            self.standby.release((spec.name, partition) for spec, partition in owned)
+        for spec, partition in owned:
             if (spec.name, partition) not in self.stores:
                 store = self._open_store(spec, partition)
                 targets[(store.changelog, partition)] = store
@@ -400,6 +409,11 @@ class Worker:
         self.metrics.set("topup_restore_records", report.records)
         self.metrics.set("topup_restore_seconds", seconds)
         self.metrics.observe("topup_restore_duration_seconds", seconds)
+        if self.standby is not None:
+            # Here, not at a revocation: an eager rebalance revokes everything and hands
+            # most of it back, and a standby opening all of it in between would delay this
+            # very assignment (release waits for it).
+            self.standby.follow_all_but(self.stores)
         self.ready.set()
 
     def _restore_after_stable_offsets(
@@ -501,7 +515,7 @@ class Worker:
                     self.closed.closed(store.path, time.monotonic())
 
     def _open_store(self, spec: StoreSpec, partition: int) -> PartitionStore:
-        path = self.settings.state_dir / spec.name / str(partition)
+        path = spec.path(self.settings.state_dir, partition)
         self.closed.reopened(path)
         store = PartitionStore(path, spec.ttl_s, spec.changelog(self.settings.app_id))
         with self._stores_lock:

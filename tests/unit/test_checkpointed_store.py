@@ -78,5 +78,21 @@ def test_closed_store_partitions_are_removed_only_after_the_delay(tmp_path: Path
     shutil.rmtree(tmp_path / "orders")
 
 
+def test_a_store_partition_a_standby_holds_is_never_removed(tmp_path: Path):
+    held = tmp_path / "orders" / "0"
+    held.mkdir(parents=True)
+    closed = ClosedStores(tmp_path, delay_s=10)
+    closed.closed(held, now=100)
+    closed.hold(held)
+    closed.remove_expired(now=200)
+    assert held.exists()
+    # Released by the standby: the delay starts again from then.
+    closed.unhold(held, now=300)
+    closed.remove_expired(now=309)
+    assert held.exists()
+    closed.remove_expired(now=310)
+    assert not held.exists()
+
+
 def test_min_insync_replicas_lets_a_commit_survive_one_broker_loss():
     assert [min_insync_replicas(rf) for rf in (1, 2, 3, 5)] == [1, 1, 2, 4]

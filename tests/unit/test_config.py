@@ -34,11 +34,22 @@ def test_defaults_without_any_setting():
         ("TOPUP_MAX_AMOUNT_MINOR", "0"),
         # Above the hard ceiling a sum of amounts could leave 64 bits.
         ("TOPUP_MAX_AMOUNT_MINOR", str(10**12 + 1)),
+        ("TOPUP_STANDBY_REPLICAS", "one"),
+        ("TOPUP_STANDBY_REPLICAS", "-1"),
+        # Each worker keeps a copy of every partition it does not own: 2 is not a choice.
+        ("TOPUP_STANDBY_REPLICAS", "2"),
     ],
 )
 def test_a_malformed_setting_fails_naming_it(name, value):
     with pytest.raises(ConfigError, match=name):
         load_settings({name: value})
+
+
+def test_standby_replicas_default_to_none_and_take_one():
+    assert load_settings({}).standby_replicas == 0
+    assert load_settings({"TOPUP_STANDBY_REPLICAS": "1"}).standby_replicas == 1
+    with pytest.raises(ConfigError, match="must be 0 or 1"):
+        load_settings({"TOPUP_STANDBY_REPLICAS": "3"})
 
 
 def test_secrets_from_env_and_from_files(tmp_path: Path):
