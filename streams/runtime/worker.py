@@ -1,7 +1,9 @@
 """The processing loop: consume a batch, handle it, commit it in one transaction.
 
-One consumer (read_committed, eager range assignment so co-partitioned topics land
-together) and one transactional producer per worker. Each batch is a transaction holding
+One consumer (read_committed; eager range assignment, or with TOPUP_GROUP_PROTOCOL=consumer
+KIP-848's incremental range assignment, so co-partitioned topics land together, and a
+partition number is handled only while every topic's is held here: copartition.py) and
+one transactional producer per worker. Each batch is a transaction holding
 every output, every changelog write and the consumed offsets; the batch's writes reach
 the local stores only after the commit succeeded. An abortable failure aborts the
 transaction, drops the batch's writes and rewinds the consumer to the batch's start.
@@ -37,6 +39,7 @@ from streams.kafka_clients import PARTITIONER, client_config
 from streams.metrics import Metrics
 from streams.registry import RegistryUnavailable
 from streams.runtime import crash_points
+from streams.runtime.assignment_log import AssignmentLog
 from streams.runtime.changelog_topics import changelog_overrides, validate_replication
 from streams.runtime.closed_stores import ClosedStores
 from streams.runtime.context import (
@@ -47,7 +50,9 @@ from streams.runtime.context import (
     Send,
     SizeLimits,
 )
+from streams.runtime.copartition import Holdings
 from streams.runtime.deadline import ClientUnusable, Stopping, Watchdog
+from streams.runtime.group_config import apply_group_settings
 from streams.runtime.layout import check_copartitioned, partition_counts
 from streams.runtime.repartition import Repartitioner, keyed_inputs
 from streams.runtime.restore import RestoreReport, last_stable_offsets, restore
@@ -131,6 +136,10 @@ class Worker:
                            for stage in self.stages if stage.on_tick is not None]:
             self.stages_of[topics.TICKS] = tick_stages
         self.repartitioner: Repartitioner | None = None
+        # What the group protocol gave this consumer; only complete numbers are handled.
+        self.holdings = Holdings(self.stages_of)
+        self.incremental = settings.group_protocol == "consumer"
+        self.assignment_log = AssignmentLog()
         self.ticker = IdleTicker(settings.idle_advance_s)
         self.specs = {spec.name: spec for stage in self.stages for spec in stage.stores}
         self.stores: dict[tuple[str, int], PartitionStore] = {}
@@ -188,6 +197,8 @@ class Worker:
         changelogs = changelog_specs(settings.app_id, self.stages, changelog_overrides(settings))
         validate_replication(settings, [spec.name for spec in changelogs])
         create_topics(settings, internal + changelogs)
+        if self.incremental:
+            apply_group_settings(settings)
         self.size_limits = SizeLimits(max_message_bytes(
             settings, [spec.name for spec in (*topics.TOPICS, *changelogs)]))
         self.repartitioner = Repartitioner(self.keyed, self._checked_layout(), self.catalog,
@@ -238,6 +249,17 @@ class Worker:
                 log.warning("producer not ready, retrying: %s", exc)
                 if self.stopping.wait(RETRY_BACKOFF_S):
                     raise Stopping("init_transactions") from exc
+        if self.incremental:
+            # KIP-848: the coordinator's range assignor co-partitions topics of equal
+            # partition count and moves only what changes owner; liveness is the group's
+            # (group_config.py).
+            group: dict[str, Any] = {"group.protocol": "consumer",
+                                     "group.remote.assignor": "range"}
+        else:
+            group = {"partition.assignment.strategy": "range",
+                     "session.timeout.ms": settings.session_timeout_s * 1000,
+                     "heartbeat.interval.ms": max(1000, settings.session_timeout_s * 1000 // 3)}
+        self.holdings.clear()
         self.consumer = Consumer({
             **client_config(settings),
             "group.id": settings.app_id,
@@ -245,9 +267,7 @@ class Worker:
             "auto.offset.reset": "earliest",
             # Also makes committed() ask for stable offsets (KIP-447), see _on_assign.
             "isolation.level": "read_committed",
-            "partition.assignment.strategy": "range",
-            "session.timeout.ms": settings.session_timeout_s * 1000,
-            "heartbeat.interval.ms": max(1000, settings.session_timeout_s * 1000 // 3),
+            **group,
             "fetch.wait.max.ms": 100,
             "enable.partition.eof": False,
         })
@@ -383,18 +403,36 @@ class Worker:
         if consumer is not self.consumer:
             return  # a dropped consumer's late callback
         started = time.monotonic()
-        log.info("assignment of %d partitions received; restoring after stable offsets",
-                 len(partitions))
+        # Taken explicitly, so that a half group can be paused before it is fetched.
+        if self.incremental:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
+        self.assignment_log.write("assigned", ((tp.topic, tp.partition) for tp in partitions))
+        completed = self.holdings.add((tp.topic, tp.partition) for tp in partitions)
+        if waiting := [tp for tp in partitions if not self.holdings.is_complete(tp.partition)]:
+            # Its twin on another topic is still owned, and processed, by another worker.
+            consumer.pause(waiting)
+            log.info("holding %d partitions paused until the rest of their co-partitioned "
+                     "group arrives: numbers %s", len(waiting), sorted(self.holdings.partial()))
+        group = [TopicPartition(topic, p) for topic, p in self.holdings.held(completed)]
+        log.info("assignment of %d partitions received, completing %s; restoring after "
+                 "stable offsets", len(partitions), sorted(completed))
         targets = {}
-        for spec, partition in self._owned(partitions):
+        for spec, partition in self._owned(group):
             if (spec.name, partition) not in self.stores:
                 store = self._open_store(spec, partition)
                 targets[(store.changelog, partition)] = store
-        report = self._restore_after_stable_offsets(consumer, partitions, targets)
+        report = (self._restore_after_stable_offsets(consumer, group, targets) if group
+                  else RestoreReport())
+        if group:
+            consumer.resume(group)
         # Store partitions left on disk by an earlier run and not ours now age out too.
         self.closed.adopt_leftovers([store.path for store in self.stores.values()], started)
         seconds = time.monotonic() - started
-        self.ticker.assigned(tp.partition for tp in partitions)
+        self.ticker.assigned(completed)
+        self.assignment_log.write("completed", ((topic, p) for topic, p in
+                                                self.holdings.held(completed)))
         log.info("assigned %d partitions; restored %d store partitions (%d records) in %.2fs; "
                  "%s", len(partitions), len(targets), report.records, seconds, report.describe())
         self.metrics.set("topup_restore_records", report.records)
@@ -487,9 +525,18 @@ class Worker:
         if consumer is not self.consumer:
             return  # a dropped consumer's late callback
         # Called only inside consume(), never with a transaction open.
-        self.ready.clear()
-        self.ticker.revoked(tp.partition for tp in partitions)
-        self._close_stores([(spec.name, p) for spec, p in self._owned(partitions)])
+        self.assignment_log.write("revoked", ((tp.topic, tp.partition) for tp in partitions))
+        released = self.holdings.remove((tp.topic, tp.partition) for tp in partitions)
+        if self.incremental:
+            consumer.incremental_unassign(partitions)
+            # What is left of a broken group waits for its twins, as on assignment.
+            if left := self.holdings.held(released):
+                consumer.pause([TopicPartition(topic, p) for topic, p in left])
+        else:
+            self.ready.clear()
+            consumer.unassign()
+        self.ticker.revoked(released)
+        self._close_stores([(name, p) for name in self.specs for p in released])
 
     def _close_stores(self, keys: list[tuple[str, int]]) -> None:
         """Closes store partitions, kept on disk until `closed` removes them."""
@@ -550,7 +597,7 @@ class Worker:
             else:
                 # Transient (a broker away, a rebalance): librdkafka retries on its own.
                 log.warning("consumer: %s", error)
-        if not records:
+        if not (records := self._only_complete(records)):
             return
         if self._restored_to:
             self._catch_up_moved_changelogs()
@@ -603,10 +650,26 @@ class Worker:
             self.repartitioner.committed()
         self.metrics.inc("topup_batches_committed_total")
         self._committed_batches += 1
+        self.assignment_log.write("processed", next_offsets)
         for where, offset in next_offsets.items():
             if self._isolate_until.get(where, offset + 1) <= offset:
                 del self._isolate_until[where]
         self._record_lag(next_offsets)
+
+    def _only_complete(self, records: list[Record]) -> list[Record]:
+        """Records of a partition number not held whole here (half a group, or one revoked
+        while the batch was fetched) are put back unhandled: its new owner, or this worker
+        once the group is whole, reads them from the committed offset or this one."""
+        kept: list[Record] = []
+        put_back: dict[tuple[str, int], int] = {}
+        for record in records:
+            if self.holdings.is_complete(record.partition):
+                kept.append(record)
+            else:
+                put_back.setdefault((record.topic, record.partition), record.offset)
+        if put_back:
+            self._rewind(put_back)
+        return kept
 
     def _record_lag(self, next_offsets: dict[tuple[str, int], int]) -> None:
         # cached=True reads the high watermark from the last fetch: no broker round trip.
