@@ -10,7 +10,8 @@ within one repetition (the same minute), since these machines are noisy. Section
 - kafka: the broker's own ceiling, Kafka's producer and consumer perf tools;
 - peer: dedup + per-user velocity, ours against Quix Streams over the same records;
 - latency: callback write to credit readable, at fixed callback rates;
-- recovery: a worker holding a million orders' state, killed and restarted empty.
+- recovery: a worker holding a million orders' state, killed and restarted empty;
+- scaleout: 1 -> 2 -> 3 -> 2 workers under traffic, eager and incremental rebalancing.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ from bench.latency import run_latency
 from bench.peer import run_shared_step
 from bench.profile import profile_topology
 from bench.recovery import run_recovery
+from bench.scale_out import run_scale_out
 from bench.topology import run_topology
 from bench.workload import produce_workload
 from streams.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("throughput", "kafka", "peer", "latency", "recovery")
+SECTIONS = ("throughput", "kafka", "peer", "latency", "recovery", "scaleout")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Sizes:
     latency_seconds: float = 20.0
     recovery_orders: int = 1_000_000
     recovery_dedup_ids: int = 5_000_000
+    scaleout_rate: int = 100
 
 
 def _broker(port: int) -> str:
@@ -111,6 +114,7 @@ RUNNERS: dict[str, Callable[[str, Sizes], dict[str, float]]] = {
     "latency": _latency,
     "recovery": lambda bootstrap, sizes: run_recovery(
         bootstrap, sizes.recovery_orders, sizes.recovery_dedup_ids),
+    "scaleout": lambda bootstrap, sizes: run_scale_out(bootstrap, sizes.scaleout_rate),
 }
 
 
@@ -186,6 +190,14 @@ TITLES = {
                 "{recovery_dedup_ids} dedup ids; a worker restores them, is killed, its state "
                 "dir deleted, and a new worker started: seconds until it is ready and until it "
                 "credits a probe order, and its memory while holding that state.",
+    "scaleout": "Scale-out: orders and callbacks at {scaleout_rate} orders/s; workers go "
+                "1 -> 2 -> 3 -> 2 (started, then one stopped with SIGTERM) under the eager "
+                "`range` protocol (classic) and under KIP-848 (consumer), topics recreated "
+                "between them. Per rebalance, the longest gap between batches handling a "
+                "partition that stayed on its worker (`stayed, took`: on a worker also "
+                "handed partitions, which it restores on its processing thread), and one "
+                "that moved; `settled s`: until every partition is handled again. Baseline: "
+                "the longest gap over 8 s of steady traffic.",
 }
 
 
@@ -240,6 +252,7 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=defaults.latency_seconds)
     parser.add_argument("--recovery-orders", type=int, default=defaults.recovery_orders)
     parser.add_argument("--recovery-dedup-ids", type=int, default=defaults.recovery_dedup_ids)
+    parser.add_argument("--scaleout-rate", type=int, default=defaults.scaleout_rate)
     parser.add_argument("--out", type=Path, default=REPO / "bench")
     parser.add_argument("--kafka-port", type=int, default=19192)
     parser.add_argument("--profile", action="store_true",
@@ -251,7 +264,7 @@ def main() -> None:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     sizes = Sizes(args.orders, args.perf_records, args.peer_records,
                   tuple(int(r) for r in args.latency_rates.split(",")), args.latency_seconds,
-                  args.recovery_orders, args.recovery_dedup_ids)
+                  args.recovery_orders, args.recovery_dedup_ids, args.scaleout_rate)
     results = run(sizes, args.reps, args.out, _broker(args.kafka_port), sections, args.profile)
     print(markdown(results))
 

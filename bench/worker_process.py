@@ -30,8 +30,8 @@ def free_port() -> int:
 
 class BenchWorker:
     def __init__(self, bootstrap: str, app_id: str | None = None, state_dir: Path | None = None,
-                 wrap: list[str] | None = None) -> None:
-        """`wrap` prefixes the command line (a profiler)."""
+                 wrap: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        """`wrap` prefixes the command line (a profiler); `env` adds settings."""
         self.app_id = app_id or f"bench-{uuid.uuid4().hex[:8]}"
         self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="bench-state-"))
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -41,7 +41,7 @@ class BenchWorker:
             os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, TOPUP_APP_ID=self.app_id,
             TOPUP_STATE_DIR=str(self.state_dir), TOPUP_WEB_PORT=str(self.port),
             TOPUP_WEBHOOK_HOST="127.0.0.1", TOPUP_WEBHOOK_PORT=str(free_port()),
-            TOPUP_HMAC_SECRETS=SECRET, TOPUP_RISK_RULES=str(RULES),
+            TOPUP_HMAC_SECRETS=SECRET, TOPUP_RISK_RULES=str(RULES), **(env or {}),
         )
         command = [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"]
         with self.log_path.open("wb") as log:
