@@ -102,9 +102,9 @@ def _whole(events: list[dict]) -> dict[int, set[int]]:
             for pid, tps in held.items()}
 
 
-def _wait_settled(path: Path, live: list[BenchWorker]) -> float:
-    """Until the live workers (and only they) handle every partition number, each at
-    least one batch since holding it; returns when."""
+def _wait_settled(path: Path, live: list[BenchWorker], since: float) -> float:
+    """Until the live workers (and only they) hold every partition number and have
+    handled each of theirs since `since`; returns when."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     pids = {worker.process.pid for worker in live}
     while time.monotonic() < deadline:
@@ -115,7 +115,7 @@ def _wait_settled(path: Path, live: list[BenchWorker]) -> float:
         owners = {p: pid for pid, ps in whole.items() if pid in pids for p in ps}
         if len(owners) == PARTITIONS and all(whole.get(pid) for pid in pids):
             handled = {(e["pid"], p) for e in events if e["event"] == "processed"
-                       for _, p in e["tps"]}
+                       and e["t"] >= since for _, p in e["tps"]}
             if all((pid, p) in handled for p, pid in owners.items()):
                 return time.time()
         time.sleep(0.2)
@@ -178,7 +178,7 @@ def run_protocol(bootstrap: str, protocol: str, rate: int, steady_s: float = 8.0
     try:
         live[0].wait_ready(READY_TIMEOUT_S)
         with Traffic(settings, rate):
-            _wait_settled(log, live)
+            _wait_settled(log, live, 0.0)
             quiet_start = time.time()
             time.sleep(steady_s)  # the steady span the baseline is measured over
             baseline = _gaps(_events(log), quiet_start, time.time())
@@ -189,7 +189,7 @@ def run_protocol(bootstrap: str, protocol: str, rate: int, steady_s: float = 8.0
                     live.append(start(f"w{len(live) + 1}"))
                 else:
                     live.pop().stop()
-                settled = _wait_settled(log, live)
+                settled = _wait_settled(log, live, began)
                 time.sleep(AFTER_SETTLED_S)
                 summary = _summary(_gaps(_events(log), began, settled + AFTER_SETTLED_S))
                 figures |= {f"{label} {name}": value for name, value in summary.items()}
