@@ -416,6 +416,10 @@ class Worker:
         else:
             consumer.assign(partitions)
         self.assignment_log.write("assigned", ((tp.topic, tp.partition) for tp in partitions))
+        if not partitions:
+            # KIP-848 confirms each change of a member's epoch, with nothing new for it.
+            self.ready.set()
+            return
         completed = self.holdings.add((tp.topic, tp.partition) for tp in partitions)
         if waiting := [tp for tp in partitions if not self.holdings.is_complete(tp.partition)]:
             # Its twin on another topic is still owned, and processed, by another worker.
