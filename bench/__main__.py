@@ -11,6 +11,7 @@ within one repetition (the same minute), since these machines are noisy. Section
 - peer: dedup + per-user velocity, ours against Quix Streams over the same records;
 - latency: callback write to credit readable, at fixed callback rates;
 - recovery: a worker holding a million orders' state, killed and restarted empty;
+- state: the bytes each store keeps per order, before and after every retention;
 - scaleout: 1 -> 2 -> 3 -> 2 workers under traffic, eager and incremental rebalancing.
 """
 
@@ -38,12 +39,13 @@ from bench.peer import run_shared_step
 from bench.profile import profile_topology
 from bench.recovery import run_recovery
 from bench.scale_out import run_scale_out
+from bench.state_size import run_state_size
 from bench.topology import run_topology
 from bench.workload import produce_workload
 from streams.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("throughput", "kafka", "peer", "latency", "recovery", "scaleout")
+SECTIONS = ("throughput", "kafka", "peer", "latency", "recovery", "state", "scaleout")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Sizes:
     latency_seconds: float = 20.0
     recovery_orders: int = 1_000_000
     recovery_dedup_ids: int = 5_000_000
+    state_orders: int = 20_000
     scaleout_rate: int = 100
 
 
@@ -114,6 +117,7 @@ RUNNERS: dict[str, Callable[[str, Sizes], dict[str, float]]] = {
     "latency": _latency,
     "recovery": lambda bootstrap, sizes: run_recovery(
         bootstrap, sizes.recovery_orders, sizes.recovery_dedup_ids),
+    "state": lambda _, sizes: run_state_size(sizes.state_orders),
     "scaleout": lambda bootstrap, sizes: run_scale_out(bootstrap, sizes.scaleout_rate),
 }
 
@@ -190,6 +194,11 @@ TITLES = {
                 "{recovery_dedup_ids} dedup ids; a worker restores them, is killed, its state "
                 "dir deleted, and a new worker started: seconds until it is ready and until it "
                 "credits a probe order, and its memory while holding that state.",
+    "state": "State: {state_orders} paid, settled orders piped through every stage in "
+             "process, then event time moved past every retention "
+             "(bench/state_size.py): keys and bytes (keys + values as written, before "
+             "RocksDB's compression) each store keeps per order, before and after; the "
+             "process's RSS growth while it holds them.",
     "scaleout": "Scale-out: orders and callbacks at {scaleout_rate} orders/s; workers go "
                 "1 -> 2 -> 3 -> 2 (started, then one stopped with SIGTERM) under the eager "
                 "`range` protocol (classic) and under KIP-848 (consumer), topics recreated "
@@ -252,6 +261,7 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=defaults.latency_seconds)
     parser.add_argument("--recovery-orders", type=int, default=defaults.recovery_orders)
     parser.add_argument("--recovery-dedup-ids", type=int, default=defaults.recovery_dedup_ids)
+    parser.add_argument("--state-orders", type=int, default=defaults.state_orders)
     parser.add_argument("--scaleout-rate", type=int, default=defaults.scaleout_rate)
     parser.add_argument("--out", type=Path, default=REPO / "bench")
     parser.add_argument("--kafka-port", type=int, default=19192)
@@ -264,7 +274,8 @@ def main() -> None:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     sizes = Sizes(args.orders, args.perf_records, args.peer_records,
                   tuple(int(r) for r in args.latency_rates.split(",")), args.latency_seconds,
-                  args.recovery_orders, args.recovery_dedup_ids, args.scaleout_rate)
+                  args.recovery_orders, args.recovery_dedup_ids, args.state_orders,
+                  args.scaleout_rate)
     results = run(sizes, args.reps, args.out, _broker(args.kafka_port), sections, args.profile)
     print(markdown(results))
 

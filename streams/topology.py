@@ -25,8 +25,8 @@ from streams.config import Settings
 from streams.domain.configured_providers import configured_providers
 from streams.domain.event_time import EventTimeBounds
 from streams.domain.recon_thresholds import RateThresholds
-from streams.domain.risk_rules import load_rules
 from streams.metrics import Metrics
+from streams.rule_files import load_rules
 from streams.runtime.stage import Stage
 
 DEFAULT_RISK_RULES = Path(__file__).resolve().parents[1] / "deploy" / "risk-rules.yaml"

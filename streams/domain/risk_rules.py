@@ -1,6 +1,6 @@
 """Risk rules as data: a YAML rule file, validated strictly, and the scoring over signals.
 
-The file (path from the caller; the agent reads TOPUP_RISK_RULES)::
+The file (read by `streams/rule_files.py`: the domain does no I/O; path TOPUP_RISK_RULES)::
 
     version: "2025-06-01"
     thresholds: {step_up: 40, review: 65, block: 75}   # optional; these are the defaults
@@ -32,7 +32,6 @@ import re
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
@@ -190,16 +189,6 @@ def score(rules: RuleSet, signals: Mapping[str, SignalValue]) -> RiskAssessment:
         rules_version=rules.rules_version,
         bonus_withheld=signals.get("promo.bonus_withheld") is True,
     )
-
-
-def load_rules(path: str | Path) -> RuleSet:
-    """Read and validate a rule file; RuleFileError on any problem (also an unreadable one)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RuleFileError(str(path), 0, f"cannot read the rule file: {exc.strerror}") from None
-    return parse_rules(data, source=str(path))
 
 
 def parse_rules(text: str | bytes, source: str = "<rules>") -> RuleSet:

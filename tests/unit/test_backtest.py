@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from streams.domain.order_inputs import OrderEvent
-from streams.domain.risk_rules import load_rules, parse_rules
+from streams.domain.risk_rules import parse_rules
 from streams.ops.backtest import Outcome, Recorded, compare
+from streams.rule_files import load_rules
 from tests.unit.test_risk_population import RULES_PATH, RiskPipeline, generate
 
 CURRENT = load_rules(RULES_PATH)

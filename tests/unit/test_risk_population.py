@@ -34,7 +34,7 @@ from streams.domain.fanin import (
     start,
 )
 from streams.domain.order_inputs import OrderEvent, OrderEventType, RiskDecision
-from streams.domain.risk_rules import RiskAssessment, RuleSet, load_rules, score
+from streams.domain.risk_rules import RiskAssessment, RuleSet, score
 from streams.domain.signals import SignalValue, build_signals
 from streams.domain.velocity import (
     Dimension,
@@ -48,6 +48,7 @@ from streams.domain.velocity import (
     VelocityState,
     observe,
 )
+from streams.rule_files import load_rules
 
 RULES_PATH = Path(__file__).resolve().parents[2] / "deploy" / "risk-rules.yaml"
 SEED = 20250303

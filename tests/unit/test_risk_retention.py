@@ -9,8 +9,8 @@ from streams import topics
 from streams.agents import DEFAULT_RISK_RULES, risk
 from streams.codecs import default_catalog
 from streams.domain.order_inputs import OrderEvent
-from streams.domain.risk_rules import load_rules
 from streams.metrics import Metrics
+from streams.rule_files import load_rules
 from streams.runtime.context import Context, Record
 from streams.runtime.store import PartitionStore, encode_value
 from tests.integration.flow import order_event, payment_event

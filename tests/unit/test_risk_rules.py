@@ -16,12 +16,12 @@ from streams.domain.risk_rules import (
     RiskAssessment,
     RuleFileError,
     evaluate,
-    load_rules,
     parse_rules,
     score,
 )
 from streams.domain.signals import SIGNALS, build_signals
 from streams.domain.velocity import Dimension, ObservationKind
+from streams.rule_files import load_rules
 from tests.unit.test_risk_population import (
     HOUR,
     MINUTE,

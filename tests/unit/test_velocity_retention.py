@@ -19,7 +19,6 @@ from streams.domain.fanin import RiskOrder, fan_out
 from streams.domain.order_inputs import OrderEvent
 from streams.domain.payments import PaymentKind
 from streams.domain.promotions import PromoConfig
-from streams.domain.risk_rules import load_rules
 from streams.domain.velocity import (
     WINDOWS,
     Dimension,
@@ -32,6 +31,7 @@ from streams.domain.velocity import (
     retire_at,
 )
 from streams.metrics import Metrics
+from streams.rule_files import load_rules
 from streams.runtime.context import Context, Record, Send
 from streams.runtime.stage import Stage
 from streams.runtime.store import PartitionStore, encode_value
