@@ -13,7 +13,8 @@ within one repetition (the same minute), since these machines are noisy. Section
 - recovery: a worker holding a million orders' state, killed and restarted empty;
 - restart: restarts on intact local state at two sizes, and a failover with and without
   standby replicas;
-- state: the bytes each store keeps per order, before and after every retention.
+- state: the bytes each store keeps per order, before and after every retention;
+- scaleout: 1 -> 2 -> 3 -> 2 workers under traffic, eager and incremental rebalancing.
 """
 
 from __future__ import annotations
@@ -40,13 +41,15 @@ from bench.peer import run_shared_step
 from bench.profile import profile_topology
 from bench.recovery import run_recovery
 from bench.restart import run_restarts
+from bench.scale_out import run_scale_out
 from bench.state_size import run_state_size
 from bench.topology import run_topology
 from bench.workload import produce_workload
 from streams.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("throughput", "kafka", "peer", "latency", "recovery", "restart", "state")
+SECTIONS = ("throughput", "kafka", "peer", "latency", "recovery", "restart", "state",
+            "scaleout")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Sizes:
     state_orders: int = 20_000
     restart_orders: tuple[int, ...] = (200_000, 1_000_000)
     failover_orders: int = 1_000_000
+    scaleout_rate: int = 100
 
 
 def _broker(port: int) -> str:
@@ -122,6 +126,7 @@ RUNNERS: dict[str, Callable[[str, Sizes], dict[str, float]]] = {
     "state": lambda _, sizes: run_state_size(sizes.state_orders),
     "restart": lambda bootstrap, sizes: run_restarts(
         bootstrap, sizes.restart_orders, sizes.failover_orders),
+    "scaleout": lambda bootstrap, sizes: run_scale_out(bootstrap, sizes.scaleout_rate),
 }
 
 
@@ -212,6 +217,14 @@ TITLES = {
                "on every partition, with standby replicas and without (the survivor's old "
                "copy removed after the cleanup delay); the session timeout (6 s) is in it, "
                "`detect_s` is when the group was seen down to one member.",
+    "scaleout": "Scale-out: orders and callbacks at {scaleout_rate} orders/s; workers go "
+                "1 -> 2 -> 3 -> 2 (started, then one stopped with SIGTERM) under the eager "
+                "`range` protocol (classic) and under KIP-848 (consumer), topics recreated "
+                "between them. Per rebalance, the longest gap between batches handling a "
+                "partition that stayed on its worker (`stayed, took`: on a worker also "
+                "handed partitions, which it restores on its processing thread), and one "
+                "that moved; `settled s`: until every partition is handled again. Baseline: "
+                "the longest gap over 8 s of steady traffic.",
 }
 
 
@@ -269,6 +282,7 @@ def main() -> None:
     parser.add_argument("--state-orders", type=int, default=defaults.state_orders)
     parser.add_argument("--restart-orders", default=",".join(map(str, defaults.restart_orders)))
     parser.add_argument("--failover-orders", type=int, default=defaults.failover_orders)
+    parser.add_argument("--scaleout-rate", type=int, default=defaults.scaleout_rate)
     parser.add_argument("--out", type=Path, default=REPO / "bench")
     parser.add_argument("--kafka-port", type=int, default=19192)
     parser.add_argument("--profile", action="store_true",
@@ -281,7 +295,8 @@ def main() -> None:
     sizes = Sizes(args.orders, args.perf_records, args.peer_records,
                   tuple(int(r) for r in args.latency_rates.split(",")), args.latency_seconds,
                   args.recovery_orders, args.recovery_dedup_ids, args.state_orders,
-                  tuple(int(n) for n in args.restart_orders.split(",")), args.failover_orders)
+                  tuple(int(n) for n in args.restart_orders.split(",")), args.failover_orders,
+                  args.scaleout_rate)
     results = run(sizes, args.reps, args.out, _broker(args.kafka_port), sections, args.profile)
     print(markdown(results))
 

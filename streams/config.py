@@ -48,6 +48,9 @@ class Settings:
     ledger_dedup_days: int = 35
     orphan_hold_s: int = 900
     session_timeout_s: int = 10
+    # The consumer group protocol: "classic" (eager range: every rebalance stops every
+    # partition) or "consumer" (KIP-848, incremental: only moved partitions stop).
+    group_protocol: str = "classic"
     # A revoked store partition stays on disk this long, so a restart or a rebalance that
     # hands it back restores only the changelog's tail; then it is removed.
     state_cleanup_delay_s: int = 600
@@ -230,6 +233,10 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
     return parse
 
 
+def _group_protocol(name: str, raw: str) -> str:
+    return _choice(("CLASSIC", "CONSUMER"))(name, raw).lower()
+
+
 def _existing_file(name: str, raw: str) -> str:
     path = _non_empty(name, raw)
     if not Path(path).is_file():
@@ -278,6 +285,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_LEDGER_DEDUP_DAYS": ("ledger_dedup_days", _positive_int),
     "TOPUP_ORPHAN_HOLD_S": ("orphan_hold_s", _positive_int),
     "TOPUP_SESSION_TIMEOUT_S": ("session_timeout_s", _positive_int),
+    "TOPUP_GROUP_PROTOCOL": ("group_protocol", _group_protocol),
     "TOPUP_STATE_CLEANUP_DELAY_S": ("state_cleanup_delay_s", _positive_int),
     "TOPUP_STANDBY_REPLICAS": ("standby_replicas", _standby_replicas),
     "TOPUP_BATCH_MAX_RECORDS": ("batch_max_records", _positive_int),

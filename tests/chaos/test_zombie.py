@@ -19,10 +19,23 @@ from tests.kafka_harness import settings_from
 @pytest.mark.parametrize("zombie_fate", ["resumes", "dies"])
 def test_a_zombies_late_commit_loses_no_credit(kafka_env, workers, session_timeout_s,
                                                zombie_fate):
+    zombie_takeover(kafka_env, workers, session_timeout_s, zombie_fate, "classic")
+
+
+@pytest.mark.parametrize("zombie_fate", ["resumes", "dies"])
+def test_a_zombies_late_commit_loses_no_credit_under_kip848(kafka_env, workers, zombie_fate):
+    """The same under incremental rebalancing: the group fences the frozen member by its
+    session (set on the group) and its member epoch."""
+    zombie_takeover(kafka_env, workers, 6, zombie_fate, "consumer")
+
+
+def zombie_takeover(kafka_env, workers, session_timeout_s: int, zombie_fate: str,
+                    group_protocol: str) -> None:
     # A resuming zombie's transaction must still be open when it resumes, so that its
     # late commit lands after the takeover: the broker's abort comes later than that.
     env = chaos_env(kafka_env, session_timeout_s, TOPUP_TRANSACTION_TIMEOUT_S=(
-        str(session_timeout_s + 20) if zombie_fate == "resumes" else "10"))
+        str(session_timeout_s + 20) if zombie_fate == "resumes" else "10"),
+        TOPUP_GROUP_PROTOCOL=group_protocol)
     # The frozen batch holds orders; their payments arrive only after the takeover, so
     # they need the order states the zombie's late commit wrote.
     traffic = Traffic(settings_from(env), seed=SEEDS[0], hold_callbacks=True).start()
