@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from streams import internal_records as records
+from streams.internal_records import Codec
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -48,14 +52,33 @@ def repartition_topic(topic: str) -> str:
     return f"topup.internal.{topic.removeprefix('topup.')}-repartition"
 
 
+R = TypeVar("R")
+
+
 @dataclass(frozen=True)
-class TopicSpec:
+class TopicSpec(Generic[R]):
+    """A topic and what it carries: a contract record (Avro, by name) or, for an internal
+    topic, its record's codec, the one place that topic's format is defined."""
+
     name: str
     record: str | None
     compacted: bool = False
     # None: the configured default retention; -1: keep forever.
     retention_days: int | None = None
     overrides: Mapping[str, str] = field(default_factory=dict)
+    codec: Codec[R] | None = None
+
+    def encode(self, value: R) -> bytes:
+        return self._codec().encode(value)
+
+    def decode(self, raw: bytes | None) -> R:
+        """Raises ValueError for bytes that are not this topic's record."""
+        return self._codec().decode(raw)
+
+    def _codec(self) -> Codec[R]:
+        if self.codec is None:
+            raise TypeError(f"{self.name} has no internal codec (its record: {self.record})")
+        return self.codec
 
     def config(self, default_retention_days: int) -> dict[str, str]:
         if self.compacted:
@@ -65,7 +88,18 @@ class TopicSpec:
         return {"cleanup.policy": "delete", "retention.ms": str(retention_ms), **self.overrides}
 
 
-TOPICS: tuple[TopicSpec, ...] = (
+# The internal topics' specs, typed by their record, for their writers and readers.
+PAYMENTS_TOPIC = TopicSpec(PAYMENTS, None, retention_days=35, codec=records.PAYMENT)
+ORDER_COMMANDS_TOPIC = TopicSpec(ORDER_COMMANDS, None, codec=records.ORDER_COMMAND)
+RECON_INPUTS_TOPIC = TopicSpec(RECON_INPUTS, None, retention_days=35,
+                               codec=records.SETTLED_INPUT)
+SETTLEMENT_BATCHES_TOPIC = TopicSpec(SETTLEMENT_BATCHES, None, retention_days=35,
+                                     codec=records.SETTLED_RECORD)
+RECON_OUTCOMES_TOPIC = TopicSpec(RECON_OUTCOMES, None, codec=records.RATE_INPUT)
+RISK_OBSERVATIONS_TOPIC = TopicSpec(RISK_OBSERVATIONS, None, codec=records.OBSERVATION)
+RISK_ANSWERS_TOPIC = TopicSpec(RISK_ANSWERS, None, codec=records.DIMENSION_COUNTS)
+
+TOPICS: tuple[TopicSpec[Any], ...] = (
     TopicSpec(ORDERS, "OrderEvent"),
     TopicSpec(WEBHOOKS, "WebhookDelivery"),
     TopicSpec(SETTLEMENTS, "SettlementRecord", retention_days=90),
@@ -79,13 +113,13 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(AUDIT, "AuditRecord", retention_days=-1),
     TopicSpec(DLQ, "DeadLetter", retention_days=30),
     TopicSpec(REVIEW_CASES, "ReviewCase", retention_days=90),
-    TopicSpec(PAYMENTS, None, retention_days=35),
-    TopicSpec(ORDER_COMMANDS, None),
-    TopicSpec(RECON_INPUTS, None, retention_days=35),
-    TopicSpec(SETTLEMENT_BATCHES, None, retention_days=35),
-    TopicSpec(RECON_OUTCOMES, None),
-    TopicSpec(RISK_OBSERVATIONS, None),
-    TopicSpec(RISK_ANSWERS, None),
+    PAYMENTS_TOPIC,
+    ORDER_COMMANDS_TOPIC,
+    RECON_INPUTS_TOPIC,
+    SETTLEMENT_BATCHES_TOPIC,
+    RECON_OUTCOMES_TOPIC,
+    RISK_OBSERVATIONS_TOPIC,
+    RISK_ANSWERS_TOPIC,
     TopicSpec(ORDERS_REPARTITION, None),
     TopicSpec(TICKS, None),
 )

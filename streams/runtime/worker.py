@@ -98,7 +98,7 @@ def transactional_id(settings: Settings) -> str:
 
 def changelog_specs(
     app_id: str, stages: Sequence[Stage], overrides: dict[str, str] | None = None
-) -> tuple[TopicSpec, ...]:
+) -> tuple[TopicSpec[None], ...]:
     """The compacted changelog of every store, once even when stages share a store."""
     specs = {spec.name: spec for stage in stages for spec in stage.stores}
     return tuple(TopicSpec(spec.changelog(app_id), None, compacted=True,

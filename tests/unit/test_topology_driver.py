@@ -14,9 +14,9 @@ import pytest
 from bench.worker_process import RULES
 from bench.workload import SECRET, order_and_callback
 from streams import topics
-from streams.agents.reconciliation import rate_input
 from streams.codecs import default_catalog
 from streams.config import load_settings
+from streams.domain.recon_outputs import ReconOutcome
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
 from streams.runtime.context import UndeclaredOutput
@@ -179,7 +179,8 @@ def test_an_hour_with_half_its_decisions_broken_raises_a_mismatch_rate_alert_onc
     for index in range(40):
         outcome = {"order_id": f"o-{index}", "provider": "hmac", "decided_at": at + index,
                    "category": "MISSING_CREDIT" if index % 2 else None}
-        driver.pipe(topics.RECON_OUTCOMES, b"hmac", rate_input("outcome", outcome),
+        driver.pipe(topics.RECON_OUTCOMES, b"hmac",
+                    topics.RECON_OUTCOMES_TOPIC.encode(ReconOutcome.from_dict(outcome)),
                     at + index)
     assert driver.count(topics.ALERTS) == 0
     driver.tick(partition_for(b"hmac", driver.partitions), 3 * 3_600_000, at + 3 * 3_600_000)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams import topics, wire
+from streams import topics
 from streams.agents import DEFAULT_RISK_RULES, risk
 from streams.agents.velocity_retention import RETIRES_PER_RECORD
 from streams.codecs import default_catalog
@@ -81,7 +81,7 @@ class VelocityPartition(Partition):
         super().__init__(risk.velocity_stage(metrics or Metrics(), config, slack_ms), path)
 
     def observe(self, observation: Observation) -> list[DimensionCounts]:
-        return [DimensionCounts.from_dict(wire.loads(send.value or b""))
+        return [topics.RISK_ANSWERS_TOPIC.decode(send.value)
                 for send in self.run(topics.RISK_OBSERVATIONS, observation)
                 if send.topic == topics.RISK_ANSWERS]
 
@@ -112,9 +112,9 @@ class Pipeline:
             for send in partition.run(topic, item):
                 if send.topic == topics.RISK_OBSERVATIONS:
                     queue.append((send.topic,
-                                  Observation.from_dict(wire.loads(send.value or b""))))
+                                  topics.RISK_OBSERVATIONS_TOPIC.decode(send.value)))
                 elif send.topic == topics.RISK_ANSWERS:
-                    answer = DimensionCounts.from_dict(wire.loads(send.value or b""))
+                    answer = topics.RISK_ANSWERS_TOPIC.decode(send.value)
                     self.answers.append(answer)
                     queue.append((send.topic, answer))
                 elif send.topic == topics.RISK_DECISIONS:
