@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from streams import wire
 from streams.domain.intake_health import IntakeHealth
@@ -36,12 +36,6 @@ R = TypeVar("R")
 
 class InvalidRecord(ValueError):
     """JSON that is not the topic's record: a field missing or of the wrong type."""
-
-
-class Codec(Protocol[R]):
-    def encode(self, record: R) -> bytes: ...
-
-    def decode(self, raw: bytes | None) -> R: ...
 
 
 @dataclass(frozen=True)
@@ -86,7 +80,7 @@ class OrderCommand:
     """topup.internal.order-commands: a control command, its scope normalised, broadcast
     to every order partition. The command stays the ControlCommand record as decoded."""
 
-    command: Mapping[str, Any]
+    command: dict[str, Any]
 
     @property
     def issued_at(self) -> int:

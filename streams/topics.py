@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from streams import internal_records as records
-from streams.internal_records import Codec
+from streams.runtime import own_topics
 
-DAY_MS = 24 * 60 * 60 * 1000
+# The spec's type is the runtime's; the list of topics is the application's.
+from streams.runtime.topic_spec import DAY_MS as DAY_MS
+from streams.runtime.topic_spec import TopicSpec as TopicSpec
 
 ORDERS = "topup.orders"
 WEBHOOKS = "topup.webhooks"
@@ -43,49 +43,10 @@ RECON_OUTCOMES = "topup.internal.recon-outcomes"
 # Internal: records of keyed inputs found on the wrong partition for their key, forwarded
 # to the right one (streams/runtime/repartition.py).
 ORDERS_REPARTITION = "topup.internal.orders-repartition"
-# Internal: the runtime's event-time ticks for partitions without input (runtime/ticks.py).
-TICKS = "topup.internal.ticks"
-
-
-def repartition_topic(topic: str) -> str:
-    """The internal topic a keyed input's misplaced records are forwarded through."""
-    return f"topup.internal.{topic.removeprefix('topup.')}-repartition"
-
-
-R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class TopicSpec(Generic[R]):
-    """A topic and what it carries: a contract record (Avro, by name) or, for an internal
-    topic, its record's codec, the one place that topic's format is defined."""
-
-    name: str
-    record: str | None
-    compacted: bool = False
-    # None: the configured default retention; -1: keep forever.
-    retention_days: int | None = None
-    overrides: Mapping[str, str] = field(default_factory=dict)
-    codec: Codec[R] | None = None
-
-    def encode(self, value: R) -> bytes:
-        return self._codec().encode(value)
-
-    def decode(self, raw: bytes | None) -> R:
-        """Raises ValueError for bytes that are not this topic's record."""
-        return self._codec().decode(raw)
-
-    def _codec(self) -> Codec[R]:
-        if self.codec is None:
-            raise TypeError(f"{self.name} has no internal codec (its record: {self.record})")
-        return self.codec
-
-    def config(self, default_retention_days: int) -> dict[str, str]:
-        if self.compacted:
-            return {"cleanup.policy": "compact", **self.overrides}
-        days = default_retention_days if self.retention_days is None else self.retention_days
-        retention_ms = -1 if days == -1 else days * DAY_MS
-        return {"cleanup.policy": "delete", "retention.ms": str(retention_ms), **self.overrides}
+# Internal, the runtime's own: its event-time ticks for partitions without input, and
+# the repartition topics of keyed inputs.
+TICKS = own_topics.TICKS
+repartition_topic = own_topics.repartition_topic
 
 
 # The internal topics' specs, typed by their record, for their writers and readers.
