@@ -17,7 +17,7 @@ from streams.internal_records import (
     SettledRecord,
     VerifiedPayment,
 )
-from tests.integration.flow import batch_closed, payment_event, settlement_line
+from tests.builders import batch_closed, payment_event, settlement_line
 
 AT = 1_795_000_000_000
 

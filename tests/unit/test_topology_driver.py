@@ -23,7 +23,7 @@ from streams.runtime.context import UndeclaredOutput
 from streams.runtime.testing import TopologyTestDriver
 from streams.topology import all_stages
 from streams.worker_config import runtime_config
-from tests.integration.flow import batch_closed, settlement_line
+from tests.builders import batch_closed, settlement_line
 
 CATALOG = default_catalog()
 

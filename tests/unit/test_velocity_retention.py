@@ -35,7 +35,7 @@ from streams.rule_files import load_rules
 from streams.runtime.context import Context, Record, Send
 from streams.runtime.stage import Stage
 from streams.runtime.store import PartitionStore, encode_value
-from tests.integration.flow import order_event, payment_event
+from tests.builders import order_event, payment_event
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
