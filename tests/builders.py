@@ -6,7 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.domain.ids import entry_id
+from streams.domain.order_outputs import LedgerEntryOut, LedgerOp, LedgerReason
 from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.recon_inputs import (
+    BatchClosed,
+    LedgerEntry,
+    OrderSnapshot,
+    SettlementKind,
+    SettlementLine,
+    WatermarkAdvanced,
+    parse_settlement,
+)
 
 NOW_MS = 1_795_000_000_000
 MERCHANT = "merchant-hmac"
@@ -93,3 +104,152 @@ def payment(
         app_id="wx-app-1" if provider == "wechatpay" else None,
         occurred_at=NOW_MS,
     )
+
+
+# One provider settlement batch (wechatpay), for the batches stage's control totals.
+BATCH_T0 = 1_700_000_000_000
+BATCH = "wx-20240101"
+# The close settled and arrived at T0 + 1 min; its totals are judged a grace later.
+BATCH_DECIDE_AT = BATCH_T0 + 60_000 + 30 * 60_000
+
+
+def batch_line(number: int, amount: int = 100, record_id: str | None = None) -> SettlementLine:
+    return SettlementLine(
+        record_id=record_id or f"{BATCH}:{number}",
+        batch_id=BATCH,
+        provider="wechatpay",
+        merchant_id="mch-1",
+        kind=SettlementKind.PAYMENT,
+        order_id=f"ord-{number}",
+        external_txn_id=f"txn-{number}",
+        refund_id=None,
+        amount_minor=amount,
+        fee_minor=1,
+        currency="CNY",
+        settled_at=BATCH_T0,
+    )
+
+
+def batch_close(line_count: int | None = 3, total: int | None = 300) -> BatchClosed:
+    return BatchClosed(
+        record_id=f"{BATCH}:close",
+        batch_id=BATCH,
+        provider="wechatpay",
+        merchant_id="mch-1",
+        settled_at=BATCH_T0 + 60_000,
+        line_count=line_count,
+        total_amount_minor=total,
+        covers_until=BATCH_T0,
+    )
+
+
+# One order's reconciliation (hmac): its snapshot, ledger entries and settlement lines.
+RECON_T0 = 1_700_000_000_000
+RECON_MINUTE = 60_000
+RECON_GRACE = 30 * RECON_MINUTE
+RECON_ORDER_ID = "ord-1"
+RECON_ACCOUNT = "acc-1"
+RECON_AMOUNT = 10_000
+RECON_PROVIDER = "hmac"
+RECON_MERCHANT = "mch-1"
+
+
+def recon_snapshot(status: str = "CREDITED", version: int = 3, **fields: Any) -> OrderSnapshot:
+    values: dict[str, Any] = {
+        "order_id": RECON_ORDER_ID,
+        "version": version,
+        "created_event_id": "created-1",
+        "account_id": RECON_ACCOUNT,
+        "amount_minor": RECON_AMOUNT,
+        "currency": "USD",
+        "provider": RECON_PROVIDER,
+        "merchant_id": RECON_MERCHANT,
+        "app_id": None,
+        "status": status,
+        "hold_reasons": frozenset(),
+        "correlation_id": "corr-order",
+    }
+    return OrderSnapshot(**(values | fields))
+
+
+def recon_ledger_entry(
+    op: LedgerOp = LedgerOp.CREDIT,
+    txn: str = "txn-1",
+    refund_id: str | None = None,
+    amount: int = RECON_AMOUNT,
+    currency: str = "USD",
+    at: int = RECON_T0,
+    caused_by: str = "pay-1",
+    order_id: str = RECON_ORDER_ID,
+) -> LedgerEntry:
+    """A ledger entry as the order stage books it, read back from its wire record."""
+    out = LedgerEntryOut(
+        entry_id=entry_id(order_id, op, txn, refund_id),
+        op=op,
+        account_id=RECON_ACCOUNT,
+        order_id=order_id,
+        amount_minor=amount,
+        bonus_minor=0,
+        currency=currency,
+        provider=RECON_PROVIDER,
+        external_txn_id=txn,
+        refund_id=refund_id,
+        reason=LedgerReason.REFUND if op is LedgerOp.DEBIT else LedgerReason.PAYMENT_CONFIRMED,
+        caused_by=caused_by,
+        created_at=at,
+    )
+    return LedgerEntry.from_record(out.to_record())
+
+
+def recon_credit(**fields: Any) -> LedgerEntry:
+    return recon_ledger_entry(LedgerOp.CREDIT, **fields)
+
+
+def recon_debit(refund_id: str = "ref-1", **fields: Any) -> LedgerEntry:
+    fields.setdefault("caused_by", f"refund-{refund_id}")
+    return recon_ledger_entry(LedgerOp.DEBIT, refund_id=refund_id, **fields)
+
+
+def recon_line_record(
+    record_id: str = "b1:1",
+    kind: str = "PAYMENT",
+    txn: str | None = "txn-1",
+    amount: int = RECON_AMOUNT,
+    settled_at: int = RECON_T0 + RECON_MINUTE,
+    **fields: Any,
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "record_id": record_id,
+        "type": "LINE",
+        "batch_id": record_id.split(":")[0],
+        "provider": RECON_PROVIDER,
+        "merchant_id": RECON_MERCHANT,
+        "kind": kind,
+        "order_id": RECON_ORDER_ID,
+        "external_txn_id": txn,
+        "refund_id": None,
+        "amount_minor": amount,
+        "fee_minor": 30,
+        "currency": "USD",
+        "settled_at": settled_at,
+        "line_count": None,
+        "total_amount_minor": None,
+        "covers_until": None,
+    }
+    return record | fields
+
+
+def recon_line(record_id: str = "b1:1", **fields: Any) -> SettlementLine:
+    parsed = parse_settlement(recon_line_record(record_id, **fields))
+    assert isinstance(parsed, SettlementLine)
+    return parsed
+
+
+def recon_refund_line(
+    record_id: str = "b2:1", refund_id: str = "ref-1", **fields: Any
+) -> SettlementLine:
+    return recon_line(record_id, kind="REFUND", refund_id=refund_id, **fields)
+
+
+def recon_watermark(covers_until: int, merchant: str = RECON_MERCHANT) -> WatermarkAdvanced:
+    return WatermarkAdvanced(RECON_PROVIDER, merchant, covers_until)
