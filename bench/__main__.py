@@ -10,7 +10,8 @@ within one repetition (the same minute), since these machines are noisy. Section
 - kafka: the broker's own ceiling, Kafka's producer and consumer perf tools;
 - peer: dedup + per-user velocity, ours against Quix Streams over the same records;
 - latency: callback write to credit readable, at fixed callback rates;
-- recovery: a worker holding a million orders' state, killed and restarted empty.
+- recovery: a worker holding a million orders' state, killed and restarted empty;
+- state: the bytes each store keeps per order, before and after every retention.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ from bench.latency import run_latency
 from bench.peer import run_shared_step
 from bench.profile import profile_topology
 from bench.recovery import run_recovery
+from bench.state_size import run_state_size
 from bench.topology import run_topology
 from bench.workload import produce_workload
 from streams.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("throughput", "kafka", "peer", "latency", "recovery")
+SECTIONS = ("throughput", "kafka", "peer", "latency", "recovery", "state")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Sizes:
     latency_seconds: float = 20.0
     recovery_orders: int = 1_000_000
     recovery_dedup_ids: int = 5_000_000
+    state_orders: int = 20_000
 
 
 def _broker(port: int) -> str:
@@ -111,6 +114,7 @@ RUNNERS: dict[str, Callable[[str, Sizes], dict[str, float]]] = {
     "latency": _latency,
     "recovery": lambda bootstrap, sizes: run_recovery(
         bootstrap, sizes.recovery_orders, sizes.recovery_dedup_ids),
+    "state": lambda _, sizes: run_state_size(sizes.state_orders),
 }
 
 
@@ -186,6 +190,11 @@ TITLES = {
                 "{recovery_dedup_ids} dedup ids; a worker restores them, is killed, its state "
                 "dir deleted, and a new worker started: seconds until it is ready and until it "
                 "credits a probe order, and its memory while holding that state.",
+    "state": "State: {state_orders} paid, settled orders piped through every stage in "
+             "process, then event time moved past every retention "
+             "(bench/state_size.py): keys and bytes (keys + values as written, before "
+             "RocksDB's compression) each store keeps per order, before and after; the "
+             "process's RSS growth while it holds them.",
 }
 
 
@@ -240,6 +249,7 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=defaults.latency_seconds)
     parser.add_argument("--recovery-orders", type=int, default=defaults.recovery_orders)
     parser.add_argument("--recovery-dedup-ids", type=int, default=defaults.recovery_dedup_ids)
+    parser.add_argument("--state-orders", type=int, default=defaults.state_orders)
     parser.add_argument("--out", type=Path, default=REPO / "bench")
     parser.add_argument("--kafka-port", type=int, default=19192)
     parser.add_argument("--profile", action="store_true",
@@ -251,7 +261,7 @@ def main() -> None:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     sizes = Sizes(args.orders, args.perf_records, args.peer_records,
                   tuple(int(r) for r in args.latency_rates.split(",")), args.latency_seconds,
-                  args.recovery_orders, args.recovery_dedup_ids)
+                  args.recovery_orders, args.recovery_dedup_ids, args.state_orders)
     results = run(sizes, args.reps, args.out, _broker(args.kafka_port), sections, args.profile)
     print(markdown(results))
 

@@ -19,11 +19,15 @@ def order_and_callback(run_id: str, index: int, rng: random.Random) -> tuple[dic
     was created and signed at the time it claims to be received, so the signature's age
     check passes whenever it is replayed."""
     order = order_created(run_id, index, rng).record
+    return order, callback_for(order, f"{run_id}-d{index}")
+
+
+def callback_for(order: dict, delivery_id: str) -> dict:
     paid_at = order["occurred_at"] + 500
     delivery = make_hmac_delivery(
         paid_event(order, order["amount_minor"], paid_at), SECRET, timestamp=paid_at // 1000
     )
-    return order, delivery.as_record(f"{run_id}-d{index}", paid_at)
+    return delivery.as_record(delivery_id, paid_at)
 
 
 def produce_workload(settings: Settings, orders: int, seed: int = 1) -> int:
