@@ -37,6 +37,7 @@ from streams.runtime.context import Record
 from streams.runtime.testing import TopologyTestDriver
 from streams.runtime.worker import GC_THRESHOLD, record_of
 from streams.topology import all_stages
+from streams.worker_config import runtime_config
 
 
 def read_inputs(bootstrap: str, expected: int, timeout_s: float = 300) -> list[Record]:
@@ -69,7 +70,8 @@ def in_process_topology(bootstrap: str, state_dir: Path,
     })
     catalog, metrics = default_catalog(), metrics or Metrics()
     # Kafka's CreateTime: the wall clock when a record is sent.
-    return TopologyTestDriver(settings, all_stages(settings, catalog, metrics), catalog,
+    stages = all_stages(settings, catalog, metrics)
+    return TopologyTestDriver(runtime_config(settings), stages, catalog,
                               metrics, create_time=lambda _: int(time.time() * 1000),
                               retain_outputs=False)
 

@@ -27,6 +27,7 @@ from streams.metrics import Metrics
 from streams.runtime.context import Context, Record, Send
 from streams.runtime.stage import Stage
 from streams.runtime.worker import Worker
+from streams.worker_config import runtime_config
 
 OUT_TOPIC = "bench.floor.out"
 
@@ -93,7 +94,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     settings = Settings(bootstrap_servers=args.bootstrap, state_dir=args.state_dir,
                         app_id=f"bench-floor-{uuid.uuid4().hex[:8]}")
-    worker = Worker(settings, [forward_stage(args.started_file)], default_catalog(), Metrics())
+    worker = Worker(runtime_config(settings), [forward_stage(args.started_file)],
+                    default_catalog(), Metrics())
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     worker.run()

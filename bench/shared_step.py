@@ -38,6 +38,7 @@ from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
 from streams.runtime.worker import Worker
 from streams.topics import TopicSpec
+from streams.worker_config import runtime_config
 
 PARTITIONS = 4
 USERS = 2_000
@@ -149,8 +150,8 @@ def run_worker(bootstrap: str, input_topic: str, output_topic: str, app_id: str,
         started_file.write_text(repr(time.monotonic()))
 
     stage = step_stage(input_topic, output_topic, mark_started)
-    worker = Worker(settings_for(bootstrap, app_id, state_dir), [stage], default_catalog(),
-                    Metrics())
+    worker = Worker(runtime_config(settings_for(bootstrap, app_id, state_dir)), [stage],
+                    default_catalog(), Metrics())
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     worker.run()

@@ -34,6 +34,7 @@ from streams.metrics import Metrics
 from streams.runtime.context import Record
 from streams.runtime.testing import TopologyTestDriver
 from streams.topology import all_stages
+from streams.worker_config import runtime_config
 from streams.workload import MERCHANT
 
 DAY_MS = 86_400_000
@@ -129,8 +130,9 @@ def run_state_size(orders: int) -> dict[str, float]:
     inputs = _inputs("state", orders)
     later = _inputs(LATER, max(1, orders // 10),
                     shift_ms=(settings.order_retention_days + 2) * DAY_MS)
-    driver = TopologyTestDriver(settings, all_stages(settings, catalog, metrics), catalog,
-                                metrics, retain_outputs=False)
+    stages = all_stages(settings, catalog, metrics)
+    driver = TopologyTestDriver(runtime_config(settings), stages, catalog, metrics,
+                                retain_outputs=False)
     rss_before = rss_mib()
     try:
         for record in inputs:

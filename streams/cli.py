@@ -29,16 +29,20 @@ def _topology(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.admin import ensure_reachable
     from streams.codecs import default_catalog
     from streams.confluent import attach_registry
     from streams.domain.risk_rules import RuleFileError
     from streams.metrics import Metrics
     from streams.registry import RegistryRefused
+    from streams.runtime.changelog_topics import ReplicationRefused
+    from streams.runtime.group_config import GroupSettingsRefused
     from streams.runtime.layout import TopicLayoutError
     from streams.runtime.worker import Worker
     from streams.topics import TOPICS
     from streams.topology import all_stages
     from streams.web import serve_in_background
+    from streams.worker_config import runtime_config
 
     logging.getLogger().setLevel(args.loglevel.upper())
     catalog, metrics = default_catalog(), Metrics()
@@ -52,7 +56,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     except RuleFileError as exc:
         print(f"topup-guard: risk rules refused: {exc}", file=sys.stderr)
         return 2
-    worker = Worker(settings, stages, catalog, metrics)
+    worker = Worker(runtime_config(settings), stages, catalog, metrics)
 
     def stop(*_: object) -> None:
         # The worker stops within its own bounds; this timer is the backstop for a client
@@ -64,13 +68,17 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
-    serve_in_background(worker)
+    serve_in_background(worker, settings)
+    # The application's check, with its settings' words for what is wrong (the runtime
+    # would only fail on its first admin call).
+    ensure_reachable(settings)
     try:
         worker.run()
     except TopicLayoutError as exc:
         print(f"topup-guard: refusing to start: {exc}", file=sys.stderr)
         return 2
-    except ConfigError as exc:  # settings only the cluster can check (replication)
+    # What only the cluster can check.
+    except (ConfigError, ReplicationRefused, GroupSettingsRefused) as exc:
         print(f"topup-guard: configuration error: {exc}", file=sys.stderr)
         return 2
     return 0

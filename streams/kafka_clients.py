@@ -18,10 +18,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.config import Settings
-
-# librdkafka's default partitioner hashes with CRC32; aiokafka and the Java
-# clients use murmur2. Producers feeding a co-partitioned topology must agree with them.
-PARTITIONER = "murmur2_random"
+from streams.partitioning import PARTITIONER as PARTITIONER
 
 
 def client_config(settings: Settings) -> dict[str, Any]:

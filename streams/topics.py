@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import Any
 
-DAY_MS = 24 * 60 * 60 * 1000
+from streams import internal_records as records
+from streams.runtime import own_topics
+
+# The spec's type is the runtime's; the list of topics is the application's.
+from streams.runtime.topic_spec import DAY_MS as DAY_MS
+from streams.runtime.topic_spec import TopicSpec as TopicSpec
 
 ORDERS = "topup.orders"
 WEBHOOKS = "topup.webhooks"
@@ -39,33 +43,24 @@ RECON_OUTCOMES = "topup.internal.recon-outcomes"
 # Internal: records of keyed inputs found on the wrong partition for their key, forwarded
 # to the right one (streams/runtime/repartition.py).
 ORDERS_REPARTITION = "topup.internal.orders-repartition"
-# Internal: the runtime's event-time ticks for partitions without input (runtime/ticks.py).
-TICKS = "topup.internal.ticks"
+# Internal, the runtime's own: its event-time ticks for partitions without input, and
+# the repartition topics of keyed inputs.
+TICKS = own_topics.TICKS
+repartition_topic = own_topics.repartition_topic
 
 
-def repartition_topic(topic: str) -> str:
-    """The internal topic a keyed input's misplaced records are forwarded through."""
-    return f"topup.internal.{topic.removeprefix('topup.')}-repartition"
+# The internal topics' specs, typed by their record, for their writers and readers.
+PAYMENTS_TOPIC = TopicSpec(PAYMENTS, None, retention_days=35, codec=records.PAYMENT)
+ORDER_COMMANDS_TOPIC = TopicSpec(ORDER_COMMANDS, None, codec=records.ORDER_COMMAND)
+RECON_INPUTS_TOPIC = TopicSpec(RECON_INPUTS, None, retention_days=35,
+                               codec=records.SETTLED_INPUT)
+SETTLEMENT_BATCHES_TOPIC = TopicSpec(SETTLEMENT_BATCHES, None, retention_days=35,
+                                     codec=records.SETTLED_RECORD)
+RECON_OUTCOMES_TOPIC = TopicSpec(RECON_OUTCOMES, None, codec=records.RATE_INPUT)
+RISK_OBSERVATIONS_TOPIC = TopicSpec(RISK_OBSERVATIONS, None, codec=records.OBSERVATION)
+RISK_ANSWERS_TOPIC = TopicSpec(RISK_ANSWERS, None, codec=records.DIMENSION_COUNTS)
 
-
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    record: str | None
-    compacted: bool = False
-    # None: the configured default retention; -1: keep forever.
-    retention_days: int | None = None
-    overrides: Mapping[str, str] = field(default_factory=dict)
-
-    def config(self, default_retention_days: int) -> dict[str, str]:
-        if self.compacted:
-            return {"cleanup.policy": "compact", **self.overrides}
-        days = default_retention_days if self.retention_days is None else self.retention_days
-        retention_ms = -1 if days == -1 else days * DAY_MS
-        return {"cleanup.policy": "delete", "retention.ms": str(retention_ms), **self.overrides}
-
-
-TOPICS: tuple[TopicSpec, ...] = (
+TOPICS: tuple[TopicSpec[Any], ...] = (
     TopicSpec(ORDERS, "OrderEvent"),
     TopicSpec(WEBHOOKS, "WebhookDelivery"),
     TopicSpec(SETTLEMENTS, "SettlementRecord", retention_days=90),
@@ -79,13 +74,13 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(AUDIT, "AuditRecord", retention_days=-1),
     TopicSpec(DLQ, "DeadLetter", retention_days=30),
     TopicSpec(REVIEW_CASES, "ReviewCase", retention_days=90),
-    TopicSpec(PAYMENTS, None, retention_days=35),
-    TopicSpec(ORDER_COMMANDS, None),
-    TopicSpec(RECON_INPUTS, None, retention_days=35),
-    TopicSpec(SETTLEMENT_BATCHES, None, retention_days=35),
-    TopicSpec(RECON_OUTCOMES, None),
-    TopicSpec(RISK_OBSERVATIONS, None),
-    TopicSpec(RISK_ANSWERS, None),
+    PAYMENTS_TOPIC,
+    ORDER_COMMANDS_TOPIC,
+    RECON_INPUTS_TOPIC,
+    SETTLEMENT_BATCHES_TOPIC,
+    RECON_OUTCOMES_TOPIC,
+    RISK_OBSERVATIONS_TOPIC,
+    RISK_ANSWERS_TOPIC,
     TopicSpec(ORDERS_REPARTITION, None),
     TopicSpec(TICKS, None),
 )

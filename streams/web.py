@@ -156,9 +156,9 @@ def _token_ok(request: web.Request, token: str | None) -> bool:
     return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
 
-def build_public_app(worker: Worker, guard: ConnectionGuard) -> web.Application:
+def build_public_app(worker: Worker, guard: ConnectionGuard, settings: Settings
+                     ) -> web.Application:
     """The listener to expose to providers: only POST /webhooks/{provider}."""
-    settings = worker.settings
     receiver = WebhookReceiver(settings, worker.catalog, worker.metrics)
 
     async def webhook(request: web.Request) -> web.Response:
@@ -190,10 +190,10 @@ def build_public_app(worker: Worker, guard: ConnectionGuard) -> web.Application:
     return app
 
 
-def build_operator_app(worker: Worker) -> web.Application:
+def build_operator_app(worker: Worker, settings: Settings) -> web.Application:
     """The listener for operators (default 127.0.0.1): balances, /metrics, /health, and
     the console under /console when TOPUP_CONSOLE_TOKEN is set."""
-    settings, metrics = worker.settings, worker.metrics
+    metrics = worker.metrics
     token = settings.operator_token
 
     async def balance(request: web.Request) -> web.Response:
@@ -238,17 +238,16 @@ def build_operator_app(worker: Worker) -> web.Application:
     return app
 
 
-async def _start_listeners(worker: Worker) -> ConnectionGuard:
-    settings = worker.settings
+async def _start_listeners(worker: Worker, settings: Settings) -> ConnectionGuard:
     loop = asyncio.get_running_loop()
-    operator = web.AppRunner(build_operator_app(worker), access_log=None)
+    operator = web.AppRunner(build_operator_app(worker, settings), access_log=None)
     await operator.setup()
     await web.TCPSite(operator, settings.web_host, settings.web_port).start()
 
     guard = ConnectionGuard(settings.webhook_header_timeout_s, settings.webhook_max_connections)
     # auto_decompress=False: a gzip body is stored as the provider sent (and signed) it,
     # with its content-encoding header, not as aiohttp would inflate it.
-    public = web.AppRunner(build_public_app(worker, guard), access_log=None,
+    public = web.AppRunner(build_public_app(worker, guard, settings), access_log=None,
                            auto_decompress=False,
                            keepalive_timeout=float(settings.webhook_header_timeout_s))
     await public.setup()
@@ -259,14 +258,14 @@ async def _start_listeners(worker: Worker) -> ConnectionGuard:
     return guard
 
 
-def serve_in_background(worker: Worker) -> threading.Thread:
+def serve_in_background(worker: Worker, settings: Settings) -> threading.Thread:
     """Both listeners run on their own event loop, beside the processing loop."""
     started = threading.Event()
 
     def run() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(_start_listeners(worker))
+        loop.run_until_complete(_start_listeners(worker, settings))
         started.set()
         loop.run_forever()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams import topics, wire
+from streams import topics
 from streams.agents.decoding import avro_decoder
 from streams.codecs import SchemaCatalog
 from streams.config import PROVIDERS, Settings
@@ -24,6 +24,7 @@ from streams.domain.configured_providers import configured_providers
 from streams.domain.freeze import ScopeError, control_key, is_freeze, normalise_scope
 from streams.domain.ids import derived_id
 from streams.domain.order_outputs import AlertOut, AuditOut, Severity
+from streams.internal_records import OrderCommand
 from streams.runtime.context import Context, Headers, Send, correlation_headers
 from streams.runtime.stage import Stage
 
@@ -79,7 +80,7 @@ def stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
             return
         raw_scope = command["scope"]
         command = {**command, "scope": scope}
-        value = wire.dumps({"control": command})
+        value = topics.ORDER_COMMANDS_TOPIC.encode(OrderCommand(command))
         key = control_key(scope, command["action"]).encode()
         for partition in range(partitions):
             ctx.send(Send(topics.ORDER_COMMANDS, key, value, headers, partition=partition))

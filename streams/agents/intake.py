@@ -13,9 +13,8 @@ import logging
 import time
 from typing import Any
 
-from streams import topics, wire
+from streams import topics
 from streams.agents.decoding import avro_decoder
-from streams.agents.reconciliation import rate_input
 from streams.codecs import SchemaCatalog
 from streams.config import Settings
 from streams.domain.dedup import DedupWindow
@@ -25,6 +24,7 @@ from streams.domain.int64 import AmountOutOfRange, check_amount_limit
 from streams.domain.intake_health import IntakeTally, count_delivery
 from streams.domain.order_outputs import AlertOut, Severity
 from streams.domain.payments import check_payment_amount
+from streams.internal_records import VerifiedPayment
 from streams.metrics import Metrics
 from streams.providers import Rejection, RejectionKind, adapter_for, build_adapters
 from streams.runtime.context import Context, Send, correlation_headers
@@ -120,12 +120,11 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
             metrics.inc("topup_webhooks_duplicate_total", provider=provider)
             return
         table[key] = received_at
-        value = {**payment.to_dict(), "delivery_id": delivery["delivery_id"],
-                 "received_at": received_at}
+        verified = VerifiedPayment(payment, received_at, delivery["delivery_id"])
         ctx.send(Send(
             topics.PAYMENTS,
             key=payment.order_id.encode(),
-            value=wire.dumps(value),
+            value=topics.PAYMENTS_TOPIC.encode(verified),
             headers=correlation_headers(ctx.record.correlation_id),
         ))
 
@@ -149,7 +148,7 @@ def _count_health(
     table[health_key(provider)] = tally
     if finished is not None:
         ctx.send(Send(topics.RECON_OUTCOMES, provider.encode(),
-                      rate_input("intake", finished.to_dict())))
+                      topics.RECON_OUTCOMES_TOPIC.encode(finished)))
 
 
 def _alert(ctx: Context, delivery: dict[str, Any], rejection: Rejection) -> None:

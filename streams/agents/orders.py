@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from streams import topics, wire
+from streams import topics
 from streams.agents.outputs import publish_outputs
 from streams.agents.reconciliation import (
     RECON_BOOKS,
@@ -53,7 +53,6 @@ from streams.domain.order_inputs import (
 from streams.domain.order_outputs import LedgerEntryOut
 from streams.domain.order_state import HoldReason, OrderState, OrderStatus
 from streams.domain.orders import step
-from streams.domain.payments import PaymentEvent
 from streams.domain.recon_inputs import LedgerEntry, OrderSnapshot, ReconConfig
 from streams.runtime.context import Context, Record, Table
 from streams.runtime.repartition import key_or_field
@@ -136,10 +135,10 @@ def _decoder(catalog: SchemaCatalog, time_bounds: EventTimeBounds,
             if topic == topics.RISK_DECISIONS:
                 verdict = RiskVerdict.from_record(catalog.decode("RiskDecision", value))
                 return Decoded(verdict, verdict.decided_at)
-            data = wire.loads(value)
             if topic == topics.PAYMENTS:
-                return Decoded(PaymentEvent.from_dict(data), data["received_at"])
-            command = data["control"]
+                verified = topics.PAYMENTS_TOPIC.decode(value)
+                return Decoded(verified.event, verified.received_at)
+            command = topics.ORDER_COMMANDS_TOPIC.decode(value).command
             return Decoded(command, command["issued_at"])
         except (ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, DecodeError):

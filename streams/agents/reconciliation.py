@@ -17,19 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
-from streams import topics, wire
+from streams import topics
 from streams.agents.outputs import publish_outputs
 from streams.codecs import DecodeError
-from streams.domain.intake_health import IntakeHealth
 from streams.domain.order_inputs import Tick
 from streams.domain.recon_inputs import (
     ReconConfig,
     ReconContext,
     ReconInput,
     WatermarkAdvanced,
-    parse_line,
 )
 from streams.domain.recon_outputs import ReconOutcome, SettlementProof
 from streams.domain.recon_state import ReconState
@@ -37,6 +34,7 @@ from streams.domain.recon_thresholds import RateContext, RateInput, RateState, R
 from streams.domain.recon_thresholds import step as rate_step
 from streams.domain.reconciliation import ReconOutput
 from streams.domain.reconciliation import step as recon_step
+from streams.internal_records import VerifiedPayment
 from streams.runtime.context import Context, Record, Send, Table, correlation_headers
 from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
@@ -45,22 +43,6 @@ from streams.runtime.timers import TimerSpec, run_in_event_time, to_the_hour, wi
 RECON_STATE = StoreSpec("recon-state")
 RECON_BOOKS = StoreSpec("recon-partitions")
 RATES = StoreSpec("recon-rates")
-
-PARSERS = {"line": parse_line, "watermark": WatermarkAdvanced.from_dict}
-
-
-def recon_input(kind: str, at: int, data: dict[str, Any]) -> bytes:
-    """The internal envelope on topup.internal.recon-inputs: what, and its event time."""
-    return wire.dumps({"kind": kind, "at": at, "data": data})
-
-
-RATE_PARSERS = {"outcome": ReconOutcome.from_dict, "intake": IntakeHealth.from_dict}
-
-
-def rate_input(kind: str, data: dict[str, Any]) -> bytes:
-    """The envelope on topup.internal.recon-outcomes: a decision, or an intake reading."""
-    return wire.dumps({"kind": kind, "data": data})
-
 
 @dataclass(frozen=True)
 class Timed:
@@ -109,9 +91,9 @@ def _watermark_key(provider: str, merchant_id: str) -> str:
 
 def _decode(record: Record) -> Timed:
     try:
-        envelope = wire.loads(record.value or b"")
-        return Timed(PARSERS[envelope["kind"]](envelope["data"]), int(envelope["at"]))
-    except (ValueError, KeyError, TypeError) as exc:
+        settled = topics.RECON_INPUTS_TOPIC.decode(record.value)
+        return Timed(settled.input, settled.at)
+    except ValueError as exc:
         raise DecodeError("BAD_PAYLOAD", f"reconciliation input refused: {exc}") from None
 
 
@@ -227,14 +209,13 @@ def _route(ctx: Context, outputs: Iterable[ReconOutput], now: int) -> None:
     published = []
     for output in outputs:
         if isinstance(output, SettlementProof):
-            value = {**output.event.to_dict(), "received_at": now,
-                     "delivery_id": output.event.event_id}
+            proof = VerifiedPayment(output.event, now, output.event.event_id)
             ctx.send(Send(topics.PAYMENTS, output.key.encode(),
-                          wire.dumps(value),
+                          topics.PAYMENTS_TOPIC.encode(proof),
                           correlation_headers(output.correlation_id)))
         elif isinstance(output, ReconOutcome):
             ctx.send(Send(topics.RECON_OUTCOMES, output.key.encode(),
-                          rate_input("outcome", output.to_dict())))
+                          topics.RECON_OUTCOMES_TOPIC.encode(output)))
         else:
             published.append(output)
     publish_outputs(ctx, published)
@@ -245,9 +226,8 @@ def rates_stage(thresholds: RateThresholds | None = None) -> Stage:
 
     def decode(record: Record) -> RateInput:
         try:
-            envelope = wire.loads(record.value or b"")
-            return RATE_PARSERS[envelope["kind"]](envelope["data"])
-        except (ValueError, KeyError, TypeError) as exc:
+            return topics.RECON_OUTCOMES_TOPIC.decode(record.value)
+        except ValueError as exc:
             raise DecodeError("BAD_PAYLOAD", f"mismatch-rate input refused: {exc}") from None
 
     def run(ctx: Context, provider: str, event: RateInput | Tick, now: int) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from streams import topics, wire
+from streams import topics
 from streams.agents.orders import order_key
 from streams.agents.velocity_retention import RETIRE as RETIRE_ROW
 from streams.agents.velocity_retention import RETIRES_PER_RECORD, keep_until, sweep_unwoken
@@ -83,7 +83,7 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
         # Orders and payments are the order stage's input too; it dead-letters bad ones.
         try:
             if record.topic == topics.RISK_ANSWERS:
-                return DimensionCounts.from_dict(wire.loads(record.value or b""))
+                return topics.RISK_ANSWERS_TOPIC.decode(record.value)
             if record.topic == topics.ORDERS:
                 order = OrderEvent.from_record(catalog.decode("OrderEvent", record.value or b""))
                 # The same bound as the order stage's, which dead-letters it: an order
@@ -92,7 +92,7 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
                 check_order_amounts(order, max_amount_minor)
                 check_order_provider(order, providers)
                 return order
-            return PaymentEvent.from_dict(wire.loads(record.value or b""))
+            return topics.PAYMENTS_TOPIC.decode(record.value).event
         except (DecodeError, ValueError, KeyError, TypeError) as exc:
             if record.topic == topics.RISK_ANSWERS:
                 raise DecodeError("BAD_PAYLOAD", f"risk answer refused: {exc}") from None
@@ -178,7 +178,7 @@ def _send_observations(
 ) -> None:
     for observation in observations:
         ctx.send(Send(topics.RISK_OBSERVATIONS, observation.routing_key.encode(),
-                      wire.dumps(observation.to_dict()), headers))
+                      topics.RISK_OBSERVATIONS_TOPIC.encode(observation), headers))
 
 
 def _payment_outcome(ctx: Context, table: Table, event: PaymentEvent, headers: Any) -> None:
@@ -240,7 +240,7 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
 
     def decode(record: Record) -> Observation:
         try:
-            return Observation.from_dict(wire.loads(record.value or b""))
+            return topics.RISK_OBSERVATIONS_TOPIC.decode(record.value)
         except (ValueError, KeyError, TypeError) as exc:
             raise DecodeError("BAD_PAYLOAD", f"risk observation refused: {exc}") from None
 
@@ -263,7 +263,7 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
         for output in outputs:
             if isinstance(output, DimensionCounts):
                 ctx.send(Send(topics.RISK_ANSWERS, output.order_id.encode(),
-                              wire.dumps(output.to_dict()), headers))
+                              topics.RISK_ANSWERS_TOPIC.encode(output), headers))
             elif isinstance(output, LateObservation):
                 metrics.inc("topup_risk_late_observations_total",
                             dimension=observation.dimension.value)

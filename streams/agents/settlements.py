@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams import topics, wire
+from streams import topics
 from streams.agents.decoding import avro_decoder
 from streams.agents.outputs import publish_outputs
-from streams.agents.reconciliation import recon_input
 from streams.codecs import DecodeError, SchemaCatalog
 from streams.config import Settings
 from streams.domain.configured_providers import (
@@ -31,16 +30,13 @@ from streams.domain.recon_inputs import (
 )
 from streams.domain.settlement_batches import BatchContext, BatchState
 from streams.domain.settlement_batches import step as batch_step
+from streams.internal_records import SettledInput, SettledRecord
 from streams.runtime.context import Context, Record, Send, correlation_headers
 from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
 from streams.runtime.timers import TimerSpec, to_the_hour, with_timers
 
 BATCHES = StoreSpec("settlement-batches")
-
-
-def _settled_record(parsed: SettlementLine | BatchClosed) -> bytes:
-    return wire.dumps({"at": parsed.settled_at, "record": parsed.to_record()})
 
 
 def intake_stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
@@ -67,14 +63,15 @@ def intake_stage(settings: Settings, catalog: SchemaCatalog) -> Stage:
     def handle(ctx: Context, parsed: SettlementLine | BatchClosed) -> None:
         headers = correlation_headers(ctx.record.correlation_id)
         ctx.send(Send(topics.SETTLEMENT_BATCHES, parsed.batch_id.encode(),
-                      _settled_record(parsed), headers))
+                      topics.SETTLEMENT_BATCHES_TOPIC.encode(
+                          SettledRecord(parsed, parsed.settled_at)), headers))
         if isinstance(parsed, SettlementLine):
-            value = recon_input("line", parsed.settled_at, parsed.to_record())
+            value = topics.RECON_INPUTS_TOPIC.encode(SettledInput(parsed, parsed.settled_at))
             ctx.send(Send(topics.RECON_INPUTS, parsed.order_id.encode(), value, headers))
             return
         mark = parsed.watermark()
         if mark is not None:
-            value = recon_input("watermark", parsed.settled_at, mark.to_dict())
+            value = topics.RECON_INPUTS_TOPIC.encode(SettledInput(mark, parsed.settled_at))
             for partition in range(partitions):
                 ctx.send(Send(topics.RECON_INPUTS, parsed.batch_id.encode(), value, headers,
                               partition=partition))
@@ -89,9 +86,9 @@ DEFAULT_BATCH_RETENTION_MS = 180 * 24 * 60 * 60 * 1000
 def batches_stage(retention_ms: int = DEFAULT_BATCH_RETENTION_MS) -> Stage:
     def decode(record: Record) -> dict[str, Any]:
         try:
-            data = wire.loads(record.value or b"")
-            return {"at": int(data["at"]), "parsed": parse_settlement(data["record"])}
-        except (ValueError, KeyError, TypeError) as exc:
+            settled = topics.SETTLEMENT_BATCHES_TOPIC.decode(record.value)
+            return {"at": settled.at, "parsed": settled.record}
+        except ValueError as exc:
             raise DecodeError("BAD_PAYLOAD", f"batch record refused: {exc}") from None
 
     def run(ctx: Context, batch_id: str, event: SettlementLine | BatchClosed | Tick,

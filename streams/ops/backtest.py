@@ -147,7 +147,7 @@ def recorded(records: Iterable[ConsumedRecord]) -> Recorded:
                 if event.type is OrderEventType.CREATED:
                     orders.append(event)
             elif record.topic == topics.PAYMENTS:
-                outcome = outcome_of(PaymentEvent.from_dict(wire.loads(record.value)))
+                outcome = outcome_of(topics.PAYMENTS_TOPIC.decode(record.value).event)
                 if outcome is not None:
                     outcomes.append(outcome)
             elif record.topic == topics.RISK_DECISIONS:

@@ -33,6 +33,7 @@ from streams.partitioning import partition_for
 from streams.runtime.context import Record, Send
 from streams.runtime.store import PartitionStore
 from streams.runtime.worker import Worker, encode_writes
+from streams.worker_config import runtime_config
 
 # The topics the outside world writes, and the runtime's ticks: the record of time passing
 # on quiet partitions (runtime/ticks.py), read back so that timers fire where they fired.
@@ -49,8 +50,8 @@ class ReplayTopology:
     def __init__(self, settings: Settings, catalog: SchemaCatalog | None = None) -> None:
         self.settings = settings
         self.catalog = catalog or default_catalog()
-        self.worker = Worker(settings, all_stages(settings, self.catalog, Metrics()),
-                             self.catalog, Metrics())
+        stages = all_stages(settings, self.catalog, Metrics())
+        self.worker = Worker(runtime_config(settings), stages, self.catalog, Metrics())
         for name, spec in self.worker.specs.items():
             for partition in range(settings.partitions):
                 self.worker.stores[(name, partition)] = PartitionStore(

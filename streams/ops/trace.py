@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from streams import topics, wire
+from streams import topics
 from streams.codecs import DecodeError, default_catalog
 from streams.config import Settings
 from streams.domain.ledger import apply_entry
@@ -114,9 +114,12 @@ def order_evidence(records: Iterable[ConsumedRecord], order_id: str) -> OrderTra
     rejected: dict[tuple[int, int], dict] = {}
     for record in records:
         if record.topic == topics.PAYMENTS and record.value:
-            payment = wire.loads(record.value)
-            if payment.get("order_id") == order_id:
-                verified[payment.get("delivery_id", "")] = payment
+            try:
+                payment = topics.PAYMENTS_TOPIC.decode(record.value)
+            except ValueError:
+                continue  # as undecodable records elsewhere: not evidence of anything
+            if payment.event.order_id == order_id:
+                verified[payment.delivery_id or ""] = payment.to_json()
         elif record.topic == topics.DLQ and record.value:
             dead = _decode(catalog, "DeadLetter", record.value)
             if dead and dead["source_topic"] == topics.WEBHOOKS:

@@ -11,8 +11,8 @@ import logging
 
 from confluent_kafka.admin import ConfigResource, ResourceType
 
-from streams.admin import admin_client
-from streams.config import ConfigError, Settings
+from streams.runtime.config import RuntimeConfig
+from streams.runtime.kafka_admin import admin_client
 
 log = logging.getLogger(__name__)
 
@@ -23,19 +23,23 @@ def min_insync_replicas(replication_factor: int) -> int:
     return max(1, replication_factor - 1)
 
 
-def changelog_overrides(settings: Settings) -> dict[str, str]:
-    return {"min.insync.replicas": str(min_insync_replicas(settings.replication_factor))}
+class ReplicationRefused(ValueError):
+    """The cluster cannot hold the configured replicas: the worker refuses to start."""
 
 
-def validate_replication(settings: Settings, changelogs: list[str], timeout_s: float = 30.0
+def changelog_overrides(config: RuntimeConfig) -> dict[str, str]:
+    return {"min.insync.replicas": str(min_insync_replicas(config.replication_factor))}
+
+
+def validate_replication(config: RuntimeConfig, changelogs: list[str], timeout_s: float = 30.0
                          ) -> None:
     """Fails at start when the cluster cannot hold the configured replicas; warns when the
     setting is below production strength or an existing changelog was made weaker."""
-    admin = admin_client(settings)
-    wanted = settings.replication_factor
+    admin = admin_client(config.client)
+    wanted = config.replication_factor
     brokers = len(admin.describe_cluster(request_timeout=timeout_s).result().nodes)
     if wanted > brokers:
-        raise ConfigError(f"TOPUP_REPLICATION_FACTOR is {wanted} but the cluster has only "
+        raise ReplicationRefused(f"TOPUP_REPLICATION_FACTOR is {wanted} but the cluster has only "
                           f"{brokers} broker(s)")
     if wanted < PRODUCTION_REPLICATION_FACTOR:
         log.warning("TOPUP_REPLICATION_FACTOR=%d: changelogs survive no broker loss; use %d "

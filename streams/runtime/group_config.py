@@ -23,33 +23,37 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from streams.admin import admin_client
-from streams.config import ConfigError, Settings
+from streams.runtime.config import RuntimeConfig
+from streams.runtime.kafka_admin import admin_client
 
 log = logging.getLogger(__name__)
+
+
+class GroupSettingsRefused(ValueError):
+    """The broker refused the group's session settings: the worker refuses to start."""
 
 # Every step of a handover (revoke, then assign) waits for a heartbeat: 1 s at most.
 MAX_HEARTBEAT_MS = 1000
 
 
-def group_settings(settings: Settings) -> dict[str, str]:
+def group_settings(settings: RuntimeConfig) -> dict[str, str]:
     session_ms = settings.session_timeout_s * 1000
     return {"consumer.session.timeout.ms": str(session_ms),
             "consumer.heartbeat.interval.ms": str(min(MAX_HEARTBEAT_MS, session_ms // 3))}
 
 
-def apply_group_settings(settings: Settings, timeout_s: float = 30.0) -> None:
+def apply_group_settings(settings: RuntimeConfig, timeout_s: float = 30.0) -> None:
     entries = [ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
                for name, value in group_settings(settings).items()]
     resource = ConfigResource(ResourceType.GROUP, settings.app_id, incremental_configs=entries)
     # Held until the answer is in: a collected client cancels its requests.
-    admin = admin_client(settings)
+    admin = admin_client(settings.client)
     futures = admin.incremental_alter_configs([resource], request_timeout=timeout_s)
     try:
         for future in futures.values():
             future.result()
     except KafkaException as exc:
-        raise ConfigError(
+        raise GroupSettingsRefused(
             f"the broker refused group {settings.app_id}'s settings "
             f"{group_settings(settings)} (TOPUP_SESSION_TIMEOUT_S with "
             f"TOPUP_GROUP_PROTOCOL=consumer): {exc.args[0]}; lower the broker's "

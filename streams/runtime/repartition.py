@@ -21,6 +21,7 @@ from streams.domain.order_outputs import AlertOut, Severity
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
 from streams.runtime.context import Record, Send
+from streams.runtime.own_topics import repartition_topic
 from streams.runtime.stage import KeyOf
 
 HOUR_MS = 60 * 60 * 1000
@@ -56,7 +57,7 @@ class Repartitioner:
         self._catalog = catalog
         self._keyed = dict(keyed)
         self._partitions = dict(partitions)
-        self._origin = {topics.repartition_topic(topic): topic for topic in keyed}
+        self._origin = {repartition_topic(topic): topic for topic in keyed}
         self._metrics = metrics
         # (topic, event-time hour) alerted in a committed batch, and in the open one.
         self._alerted: set[tuple[str, int]] = set()
@@ -85,7 +86,7 @@ class Repartitioner:
         if target == record.partition:
             return record, []
         self._metrics.inc("topup_records_repartitioned_total", topic=record.topic)
-        forward = Send(topics.repartition_topic(record.topic), record.key, record.value,
+        forward = Send(repartition_topic(record.topic), record.key, record.value,
                        record.headers or None, partition=target,
                        timestamp_ms=record.timestamp_ms)
         return None, [forward, *self._alert_once_an_hour(record, target)]

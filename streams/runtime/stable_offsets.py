@@ -8,21 +8,21 @@ from __future__ import annotations
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 
-from streams.admin import admin_client
-from streams.config import Settings
+from streams.runtime.config import RuntimeConfig
+from streams.runtime.kafka_admin import admin_client
 
 
 def unstable_partitions(
-    settings: Settings, partitions: list[TopicPartition], timeout_s: float
+    config: RuntimeConfig, partitions: list[TopicPartition], timeout_s: float
 ) -> list[TopicPartition] | None:
     """The partitions whose committed offset the coordinator reports unstable (a
     transactional offset commit still pending); None when the coordinator gave no answer
     (unreachable, loading, another error): then nothing is known."""
-    group = settings.app_id
+    group = config.app_id
     request = ConsumerGroupTopicPartitions(
         group, [TopicPartition(tp.topic, tp.partition) for tp in partitions])
     try:
-        futures = admin_client(settings).list_consumer_group_offsets(
+        futures = admin_client(config.client).list_consumer_group_offsets(
             [request], require_stable=True, request_timeout=timeout_s)
         answer = futures[group].result(timeout=timeout_s + 5)
     except (KafkaException, TimeoutError):

@@ -24,10 +24,9 @@ from typing import cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from streams.config import Settings
-from streams.kafka_clients import client_config
 from streams.metrics import Metrics
 from streams.runtime.closed_stores import ClosedStores
+from streams.runtime.config import RuntimeConfig
 from streams.runtime.restore import FLUSH_AFTER_RECORDS
 from streams.runtime.store import PartitionStore, StoreSpec
 
@@ -43,8 +42,8 @@ CLOSE_TIMEOUT_S = 5.0
 
 
 class Standby:
-    def __init__(self, settings: Settings, specs: Mapping[str, StoreSpec], closed: ClosedStores,
-                 metrics: Metrics) -> None:
+    def __init__(self, settings: RuntimeConfig, specs: Mapping[str, StoreSpec],
+                 closed: ClosedStores, metrics: Metrics) -> None:
         self.settings, self.specs, self.closed, self.metrics = settings, specs, closed, metrics
         self._every = {(name, p) for name in specs for p in range(settings.partitions)}
         self._by_changelog = {spec.changelog(settings.app_id): name
@@ -102,7 +101,7 @@ class Standby:
 
     def _run(self) -> None:
         consumer = Consumer({
-            **client_config(self.settings),
+            **self.settings.client,
             # Never subscribes: manual assignment only, so it is no member of any group
             # and commits nothing; librdkafka wants a group id all the same.
             "group.id": f"{self.settings.app_id}-standby",

@@ -18,12 +18,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from streams import topics, wire
+from streams import wire
 from streams.codecs import SchemaCatalog
-from streams.config import Settings
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
+from streams.runtime.config import RuntimeConfig
 from streams.runtime.context import Headers, Record, Send, UndeclaredOutput
+from streams.runtime.own_topics import TICKS
 from streams.runtime.stage import Stage
 from streams.runtime.ticks import tick_value
 from streams.runtime.worker import Worker, encode_writes
@@ -32,7 +33,7 @@ from streams.runtime.worker import Worker, encode_writes
 class TopologyTestDriver:
     def __init__(
         self,
-        settings: Settings,
+        config: RuntimeConfig,
         stages: Sequence[Stage],
         catalog: SchemaCatalog,
         metrics: Metrics | None = None,
@@ -43,8 +44,9 @@ class TopologyTestDriver:
         handled; by default that record's own, so a run is deterministic.
         `retain_outputs=False` only counts what is sent (for long runs: the bench)."""
         self.catalog = catalog
-        self.worker = Worker(settings, stages, catalog, metrics or Metrics())
-        self.partitions = settings.partitions
+        self.config = config
+        self.worker = Worker(config, stages, catalog, metrics or Metrics())
+        self.partitions = config.partitions
         self.worker.open_stores(range(self.partitions))
         self._create_time = create_time or (lambda record: record.timestamp_ms)
         self._internal: deque[Record] = deque()
@@ -74,13 +76,13 @@ class TopologyTestDriver:
     def tick(self, partition: int, advance_ms: int, timestamp_ms: int) -> None:
         """The runtime's tick for a quiet partition: its stages with timers advance by
         `advance_ms` of event time."""
-        self.pipe(topics.TICKS, None, tick_value(advance_ms), timestamp_ms, partition=partition)
+        self.pipe(TICKS, None, tick_value(advance_ms), timestamp_ms, partition=partition)
 
     def pipe_records(self, records: Iterable[Record]) -> None:
         """Records as consumed, in this order, in batches of at most `batch_max_records`,
         each batch after what earlier ones sent to the stages."""
         pending = deque(records)
-        batch_max = self.worker.settings.batch_max_records
+        batch_max = self.config.batch_max_records
         while pending or self._internal:
             batch = _take(self._internal, batch_max)
             batch += _take(pending, batch_max - len(batch))
@@ -96,7 +98,7 @@ class TopologyTestDriver:
         self.worker.apply_committed(encode_writes(written), written)
 
     def _sent(self, send: Send, cause: Record) -> None:
-        if send.topic == topics.DLQ and send.value is not None:
+        if send.topic == self.config.dead_letter_topic and send.value is not None:
             error = self.catalog.decode("DeadLetter", send.value)["error"]
             # In production a wiring bug costs a dead letter (maybe a payment's): here it
             # fails the test that found it.
@@ -129,7 +131,8 @@ class TopologyTestDriver:
     def read_values(self, topic: str) -> list[Any]:
         """As `read_output`, decoded: the topic's Avro record, or JSON for an internal topic;
         None for a tombstone."""
-        kind = topics.BY_NAME[topic].record
+        spec = self.config.topic(topic)
+        kind = None if spec is None else spec.record
         return [None if send.value is None else
                 self.catalog.decode(kind, send.value) if kind is not None else
                 wire.loads(send.value) for send in self.read_output(topic)]

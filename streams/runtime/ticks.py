@@ -17,9 +17,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from streams import topics, wire
+from streams import wire
 from streams.codecs import DecodeError
 from streams.runtime.context import Record, Send
+from streams.runtime.own_topics import TICKS
 
 DEFAULT_IDLE_ADVANCE_S = 5
 
@@ -68,6 +69,6 @@ class IdleTicker:
             elapsed = now - last
             if elapsed >= self._idle_s:
                 self._last[partition] = now
-                sends.append(Send(topics.TICKS, None, tick_value(int(elapsed * 1000)),
+                sends.append(Send(TICKS, None, tick_value(int(elapsed * 1000)),
                                   partition=partition))
         return sends

@@ -32,17 +32,15 @@ from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from streams import topics
-from streams.admin import admin_client, create_topics, ensure_reachable, max_message_bytes
 from streams.codecs import DecodeError, SchemaCatalog
-from streams.config import Settings
-from streams.kafka_clients import PARTITIONER, client_config
 from streams.metrics import Metrics
+from streams.partitioning import PARTITIONER
 from streams.registry import RegistryUnavailable
 from streams.runtime import crash_points
 from streams.runtime.assignment_log import AssignmentLog
 from streams.runtime.changelog_topics import changelog_overrides, validate_replication
 from streams.runtime.closed_stores import ClosedStores
+from streams.runtime.config import RuntimeConfig
 from streams.runtime.context import (
     BatchWrites,
     Context,
@@ -54,7 +52,9 @@ from streams.runtime.context import (
 from streams.runtime.copartition import Holdings
 from streams.runtime.deadline import ClientUnusable, Stopping, Watchdog
 from streams.runtime.group_config import apply_group_settings
+from streams.runtime.kafka_admin import admin_client, create_topics, max_message_bytes
 from streams.runtime.layout import check_copartitioned, partition_counts
+from streams.runtime.own_topics import TICKS, is_internal, repartition_topic
 from streams.runtime.repartition import Repartitioner, keyed_inputs
 from streams.runtime.restore import RestoreReport, last_stable_offsets, restore
 from streams.runtime.stable_offsets import unstable_partitions
@@ -62,7 +62,7 @@ from streams.runtime.stage import Stage
 from streams.runtime.standby import Standby
 from streams.runtime.store import PartitionStore, StoreSpec, encode_value
 from streams.runtime.ticks import IdleTicker, decode_tick
-from streams.topics import TopicSpec
+from streams.runtime.topic_spec import TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ Pending = dict[tuple[str, int], BatchWrites]
 Encoded = dict[tuple[str, int], list[tuple[bytes, bytes | None]]]
 
 
-def transactional_id(settings: Settings) -> str:
+def transactional_id(settings: RuntimeConfig) -> str:
     """Stable across restarts of one worker (its state dir), so a restart fences its past
     self at once instead of waiting out the dead transaction's timeout."""
     where = hashlib.sha256(str(settings.state_dir.resolve()).encode()).hexdigest()[:12]
@@ -105,7 +105,7 @@ def transactional_id(settings: Settings) -> str:
 
 def changelog_specs(
     app_id: str, stages: Sequence[Stage], overrides: dict[str, str] | None = None
-) -> tuple[TopicSpec, ...]:
+) -> tuple[TopicSpec[None], ...]:
     """The compacted changelog of every store, once even when stages share a store."""
     specs = {spec.name: spec for stage in stages for spec in stage.stores}
     return tuple(TopicSpec(spec.changelog(app_id), None, compacted=True,
@@ -116,7 +116,7 @@ def changelog_specs(
 class Worker:
     def __init__(
         self,
-        settings: Settings,
+        settings: RuntimeConfig,
         stages: Sequence[Stage],
         catalog: SchemaCatalog,
         metrics: Metrics,
@@ -133,10 +133,10 @@ class Worker:
         # the same stages; the runtime's ticks go to the stages with timers.
         self.keyed = keyed_inputs(self.stages)
         for topic in self.keyed:
-            self.stages_of[topics.repartition_topic(topic)] = self.stages_of[topic]
+            self.stages_of[repartition_topic(topic)] = self.stages_of[topic]
         if tick_stages := [replace(stage, decode=decode_tick, handle=stage.on_tick)
                            for stage in self.stages if stage.on_tick is not None]:
-            self.stages_of[topics.TICKS] = tick_stages
+            self.stages_of[TICKS] = tick_stages
         self.repartitioner: Repartitioner | None = None
         # What the group protocol gave this consumer; only complete numbers are handled.
         self.holdings = Holdings(self.stages_of)
@@ -196,17 +196,17 @@ class Worker:
     def run(self) -> None:
         settings = self.settings
         gc.set_threshold(*GC_THRESHOLD)
-        ensure_reachable(settings)
         # The internal topics the runtime itself adds (repartition, ticks) as well.
-        internal = tuple(topics.BY_NAME[name] for name in self.stages_of
-                         if name.startswith("topup.internal.") and name in topics.BY_NAME)
+        internal = tuple(spec for spec in settings.topics
+                         if is_internal(spec.name) and spec.name in self.stages_of)
         changelogs = changelog_specs(settings.app_id, self.stages, changelog_overrides(settings))
         validate_replication(settings, [spec.name for spec in changelogs])
-        create_topics(settings, internal + changelogs)
+        create_topics(settings.client, internal + changelogs, settings.partitions,
+                      settings.replication_factor, settings.topic_retention_days)
         if self.incremental:
             apply_group_settings(settings)
         self.size_limits = SizeLimits(max_message_bytes(
-            settings, [spec.name for spec in (*topics.TOPICS, *changelogs)]))
+            settings.client, [spec.name for spec in (*settings.topics, *changelogs)]))
         self.repartitioner = Repartitioner(self.keyed, self._checked_layout(), self.catalog,
                                            self.metrics)
         try:
@@ -240,7 +240,7 @@ class Worker:
         settings = self.settings
         while True:
             self.producer = Producer({
-                **client_config(settings),
+                **settings.client,
                 "transactional.id": transactional_id(settings),
                 "transaction.timeout.ms": settings.transaction_timeout_s * 1000,
                 "partitioner": PARTITIONER,
@@ -270,7 +270,7 @@ class Worker:
                      "heartbeat.interval.ms": max(1000, settings.session_timeout_s * 1000 // 3)}
         self.holdings.clear()
         self.consumer = Consumer({
-            **client_config(settings),
+            **settings.client,
             "group.id": settings.app_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -370,7 +370,7 @@ class Worker:
         TopicLayoutError): the inputs, internal topics and changelogs."""
         names = [*self.stages_of, *(spec.name for spec in
                                     changelog_specs(self.settings.app_id, self.stages))]
-        admin, deadline = admin_client(self.settings), time.monotonic() + LAYOUT_WAIT_S
+        admin, deadline = admin_client(self.settings.client), time.monotonic() + LAYOUT_WAIT_S
         while True:
             counts = partition_counts(admin.list_topics(timeout=30).topics, names)
             # Topics just created may take a moment to show in the metadata.
@@ -382,7 +382,7 @@ class Worker:
 
     def _tick_idle_partitions(self) -> None:
         """Ticks for partitions without input, in a transaction of their own."""
-        if topics.TICKS not in self.stages_of or not (ticks := self.ticker.due()):
+        if TICKS not in self.stages_of or not (ticks := self.ticker.due()):
             return
         timeout = self.settings.txn_call_timeout_s
         self.watchdog.run("begin_transaction", self.producer.begin_transaction)
@@ -523,7 +523,7 @@ class Worker:
                               "and abort it with kafka-transactions.sh find-hanging / abort; "
                               "this worker keeps waiting", where, waited,
                               self.settings.transaction_timeout_s)
-        client = client_config(self.settings)
+        client = dict(self.settings.client)
         ends = last_stable_offsets(client, list(targets))
         report = restore(client, f"{self.settings.app_id}-restore", targets, RESTORE_TIMEOUT_S)
         self._restored_to.update(ends)
@@ -537,7 +537,7 @@ class Worker:
         self._restored_to, self._restored_stores = {}, {}
         open_stores = set(map(id, self.stores.values()))
         restored = {cl: end for cl, end in restored.items() if id(stores[cl]) in open_stores}
-        client = client_config(self.settings)
+        client = dict(self.settings.client)
         now = last_stable_offsets(client, list(restored))
         moved = {cl: end for cl, end in restored.items() if now.get(cl, 0) > end}
         if not moved:
@@ -655,7 +655,7 @@ class Worker:
             batch_start.setdefault(where, record.offset)
             next_offsets[where] = record.offset + 1
             self.metrics.inc("topup_records_consumed_total", topic=record.topic)
-            if record.topic != topics.TICKS:
+            if record.topic != TICKS:
                 self.ticker.seen(record.partition)
         # Registry schemas are fetched (an unreachable registry waited out) before the
         # transaction begins, so the wait cannot run into the transaction timeout; past

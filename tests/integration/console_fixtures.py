@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from streams import topics
 from streams.config import Settings
-from tests.integration.flow import Flow, order_event, payment_event
+from tests.builders import order_event, payment_event
+from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import (
     WorkerFactory,

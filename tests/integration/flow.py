@@ -2,89 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from streams import topics
 from streams.codecs import default_catalog
 from streams.config import Settings
-from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.payments import PaymentEvent
 from streams.kafka_clients import producer
 from streams.partitioning import partition_for
 from streams.providers.testing import make_hmac_delivery
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
-
-MERCHANT = "merchant-hmac"
+from tests.integration.intake_fixtures import HMAC_SECRETS
 
 
 def partition_of(key: str, partitions: int = 4) -> int:
     """The partition the Java/aiokafka partitioner (and ours) gives a key."""
     return partition_for(key.encode(), partitions)
-
-
-def order_event(order_id: str, type_: str = "CREATED", at: int = NOW_MS, **fields: Any) -> dict:
-    record = {
-        "event_id": f"{order_id}-{type_.lower()}-{at}",
-        "type": type_,
-        "order_id": order_id,
-        "occurred_at": at,
-        "account_id": f"acct-{order_id}",
-        "user_id": f"user-{order_id}",
-        "amount_minor": 1000 if type_ == "CREATED" else 0,
-        "currency": "USD",
-        "provider": "hmac",
-        "merchant_id": MERCHANT,
-    }
-    record.update(fields)
-    return record
-
-
-def settlement_line(
-    record_id: str, batch_id: str, order_id: str | None, amount: int, at: int, **fields: Any
-) -> dict:
-    record = {
-        "record_id": record_id, "type": "LINE", "batch_id": batch_id, "provider": "hmac",
-        "merchant_id": MERCHANT, "kind": "PAYMENT", "order_id": order_id,
-        "external_txn_id": f"txn-{order_id}", "refund_id": None, "amount_minor": amount,
-        "fee_minor": 10, "currency": "USD", "settled_at": at, "line_count": None,
-        "total_amount_minor": None, "covers_until": None,
-    }
-    record.update(fields)
-    return record
-
-
-def batch_closed(
-    batch_id: str, lines: int, total: int, at: int, covers_until: int | None
-) -> dict:
-    return {
-        "record_id": f"{batch_id}-closed", "type": "BATCH_CLOSED", "batch_id": batch_id,
-        "provider": "hmac", "merchant_id": MERCHANT, "kind": None, "order_id": None,
-        "external_txn_id": None, "refund_id": None, "amount_minor": 0, "fee_minor": 0,
-        "currency": None, "settled_at": at, "line_count": lines, "total_amount_minor": total,
-        "covers_until": covers_until,
-    }
-
-
-def payment_event(
-    order_id: str,
-    kind: PaymentKind = PaymentKind.PAYMENT_SUCCEEDED,
-    amount: int = 1000,
-    at: int = NOW_MS,
-    **fields: Any,
-) -> PaymentEvent:
-    values: dict[str, Any] = {
-        "provider": "hmac",
-        "event_id": f"evt-{order_id}-{kind.value.lower()}",
-        "external_txn_id": f"txn-{order_id}",
-        "order_id": order_id,
-        "kind": kind,
-        "amount_minor": amount,
-        "currency": "USD",
-        "merchant_id": MERCHANT,
-        "app_id": None,
-        "occurred_at": at,
-    }
-    values.update(fields)
-    return PaymentEvent(**values)
 
 
 class Flow:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.domain.payments import PaymentEvent, PaymentKind
 from streams.providers.testing import WechatpayTestKey, make_wechatpay_key
 
 HMAC_SECRETS = ("hmac-secret-current-3f9a", "hmac-secret-previous-77c1")
 STRIPE_SECRET = "whsec_integration_test_5e2b8d"
 APIV3_KEY = "0123456789abcdef0123456789abcdef"
-NOW_MS = 1_795_000_000_000
 
 
 @dataclass(frozen=True)
@@ -35,20 +33,3 @@ def provider_secrets(tmp_path: Path) -> ProviderSecrets:
         "TOPUP_WECHATPAY_APIV3_KEY": APIV3_KEY,
     }
     return ProviderSecrets(env, key)
-
-
-def payment(
-    order_id: str, event_id: str, provider: str = "hmac", amount: int = 1000
-) -> PaymentEvent:
-    return PaymentEvent(
-        provider=provider,
-        event_id=event_id,
-        external_txn_id=f"txn-{event_id}",
-        order_id=order_id,
-        kind=PaymentKind.PAYMENT_SUCCEEDED,
-        amount_minor=amount,
-        currency="CNY" if provider == "wechatpay" else "USD",
-        merchant_id=f"merchant-{provider}",
-        app_id="wx-app-1" if provider == "wechatpay" else None,
-        occurred_at=NOW_MS,
-    )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 from streams import topics
-from tests.integration.flow import Flow, order_event, payment_event, settlement_line
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, order_event, payment_event, settlement_line
+from tests.integration.flow import Flow
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 LIMIT = 50_000

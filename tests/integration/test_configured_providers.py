@@ -6,14 +6,9 @@ from __future__ import annotations
 from collections import Counter
 
 from streams import topics
-from tests.integration.flow import (
-    Flow,
-    batch_closed,
-    order_event,
-    payment_event,
-    settlement_line,
-)
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, batch_closed, order_event, payment_event, settlement_line
+from tests.integration.flow import Flow
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 

@@ -14,8 +14,9 @@ from confluent_kafka import Producer
 
 from streams import topics
 from streams.domain.ids import entry_id
-from tests.integration.flow import Flow, order_event, payment_event
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, order_event, payment_event
+from tests.integration.flow import Flow
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 ORDERS = 2_000

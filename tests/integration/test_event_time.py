@@ -6,8 +6,9 @@ import time
 from collections import Counter
 
 from streams import topics
-from tests.integration.flow import Flow, order_event, payment_event
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, order_event, payment_event
+from tests.integration.flow import Flow
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.integration.test_risk import _latest, _risk_env
 from tests.kafka_harness import decode_all, read_until, settings_from
 

@@ -17,12 +17,12 @@ from streams.providers.testing import (
     make_stripe_delivery,
     make_wechatpay_delivery,
 )
-from tests.integration.flow import Flow, order_event
+from tests.builders import order_event, payment
+from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import (
     APIV3_KEY,
     HMAC_SECRETS,
     STRIPE_SECRET,
-    payment,
     provider_secrets,
 )
 from tests.kafka_harness import decode_all, http, read_until, settings_from, wait_for_http

@@ -15,8 +15,8 @@ from typing import Any
 from streams import topics
 from streams.codecs import default_catalog
 from streams.kafka_clients import producer
-from tests.integration.flow import order_event, settlement_line
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, order_event, settlement_line
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 PER_TOPIC = 3000

@@ -15,12 +15,11 @@ from streams.providers.testing import (
     make_stripe_delivery,
     make_wechatpay_delivery,
 )
+from tests.builders import NOW_MS, payment
 from tests.integration.intake_fixtures import (
     APIV3_KEY,
     HMAC_SECRETS,
-    NOW_MS,
     STRIPE_SECRET,
-    payment,
     provider_secrets,
 )
 from tests.kafka_harness import decode_all, read_until, settings_from

@@ -6,7 +6,8 @@ import time
 
 from bench.harness import recreate_topics as reset_topics
 from streams import topics
-from tests.integration.flow import Flow, order_event, payment_event
+from tests.builders import order_event, payment_event
+from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import (
     decode_all,

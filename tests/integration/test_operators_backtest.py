@@ -13,8 +13,9 @@ from streams import topics
 from streams.codecs import default_catalog
 from streams.kafka_clients import read_committed
 from streams.ops.scan import end_offsets
-from tests.integration.flow import Flow, order_event
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, order_event
+from tests.integration.flow import Flow
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.integration.test_risk import RULES
 from tests.kafka_harness import decode_all, read_until, settings_from
 

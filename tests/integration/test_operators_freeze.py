@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from streams import topics
-from tests.integration.flow import Flow, order_event, payment_event
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, order_event, payment_event
+from tests.integration.flow import Flow
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 CLI = str(Path(sys.executable).with_name("topup-guard"))

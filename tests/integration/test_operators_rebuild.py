@@ -11,7 +11,8 @@ from streams import topics, wire
 from streams.agents.balances import BALANCES
 from streams.kafka_clients import producer
 from streams.ops.scan import end_offsets
-from tests.integration.flow import Flow, order_event, payment_event
+from tests.builders import order_event, payment_event
+from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, read_until, settings_from
 

@@ -14,8 +14,9 @@ from streams.agents.orders import ORDER_STATE
 from streams.kafka_clients import producer
 from streams.ops.rebuild import DEFAULT_STORES, live_tables, live_topic_names, rebuild
 from streams.ops.scan import end_offsets
-from tests.integration.flow import Flow, batch_closed, order_event, payment_event, settlement_line
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, batch_closed, order_event, payment_event, settlement_line
+from tests.integration.flow import Flow
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 CLI = str(Path(sys.executable).with_name("topup-guard"))

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from streams import topics
 from streams.domain.ids import entry_id
-from tests.integration.flow import Flow, order_event, payment_event
+from tests.builders import order_event, payment_event
+from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, http, read_until, settings_from, wait_for_http
 

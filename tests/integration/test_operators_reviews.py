@@ -9,7 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 from streams import topics
-from tests.integration.flow import Flow, order_event, payment_event
+from tests.builders import order_event, payment_event
+from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, read_until, settings_from
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from streams import topics
 from streams.domain.ids import entry_id
-from tests.integration.flow import Flow, batch_closed, order_event, settlement_line
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, batch_closed, order_event, settlement_line
+from tests.integration.flow import Flow
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 CLI = str(Path(sys.executable).with_name("topup-guard"))

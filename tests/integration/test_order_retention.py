@@ -9,8 +9,8 @@ from itertools import count, islice
 from streams import topics, wire
 from streams.kafka_clients import ConsumedRecord
 from streams.partitioning import partition_for
-from tests.integration.flow import Flow, order_event, payment_event
-from tests.integration.intake_fixtures import NOW_MS
+from tests.builders import NOW_MS, order_event, payment_event
+from tests.integration.flow import Flow
 from tests.integration.test_checkpointed_state import _env
 from tests.kafka_harness import decode_all, read_until, settings_from
 

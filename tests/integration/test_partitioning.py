@@ -19,15 +19,9 @@ from confluent_kafka.admin import NewTopic
 from streams import topics
 from streams.admin import admin_client
 from streams.agents.orders import ORDER_STATE
-from tests.integration.flow import (
-    Flow,
-    batch_closed,
-    order_event,
-    partition_of,
-    payment_event,
-    settlement_line,
-)
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, batch_closed, order_event, payment_event, settlement_line
+from tests.integration.flow import Flow, partition_of
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, http, read_until, settings_from, wait_for_http
 
 MINUTE, HOUR = 60_000, 3_600_000

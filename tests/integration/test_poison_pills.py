@@ -8,8 +8,9 @@ from collections import Counter
 
 from streams import topics
 from streams.kafka_clients import producer
-from tests.integration.flow import Flow, order_event, payment_event, settlement_line
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, order_event, payment_event, settlement_line
+from tests.integration.flow import Flow
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, http, read_until, settings_from
 
 # About 1 MB: within the broker's default max.message.bytes (1048588) but over what a

@@ -17,7 +17,8 @@ from pathlib import Path
 import yaml
 
 from streams.providers.testing import make_hmac_delivery
-from tests.integration.intake_fixtures import HMAC_SECRETS, payment
+from tests.builders import payment
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import free_port, http, wait_for_http
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"

@@ -8,15 +8,9 @@ from collections import Counter
 from streams import topics
 from streams.domain.ids import entry_id
 from streams.recon_report_cli import report
-from tests.integration.flow import (
-    Flow,
-    batch_closed,
-    order_event,
-    partition_of,
-    payment_event,
-    settlement_line,
-)
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, batch_closed, order_event, payment_event, settlement_line
+from tests.integration.flow import Flow, partition_of
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 HOUR = 3_600_000

@@ -12,7 +12,6 @@ before their effects across topics, as event time does in the simulation.
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import time
 from collections import Counter, defaultdict
@@ -26,6 +25,7 @@ from streams.codecs import default_catalog
 from streams.domain.ids import entry_id
 from streams.domain.order_inputs import OrderEvent, OrderEventType, RiskVerdict
 from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.internal_records import VerifiedPayment
 from streams.kafka_clients import producer
 from tests.integration.intake_fixtures import provider_secrets
 from tests.kafka_harness import decode_all, read_until, settings_from
@@ -65,10 +65,9 @@ class Producer:
     def payment(self, event: PaymentEvent, received_at: int) -> None:
         # Verified events straight onto intake's output: intake has its own tests, and the
         # three providers' signatures are not what this day is about.
-        value = {**event.to_dict(), "delivery_id": f"dlv-{event.event_id}",
-                 "received_at": received_at}
+        value = VerifiedPayment(event, received_at, f"dlv-{event.event_id}")
         self.out.produce(topics.PAYMENTS, key=event.order_id, on_delivery=self._delivered,
-                         value=json.dumps(value).encode())
+                         value=topics.PAYMENTS_TOPIC.encode(value))
 
     def settlement(self, record: dict[str, Any]) -> None:
         # Keyed by merchant, as an importer must: one merchant's files stay in order, so a

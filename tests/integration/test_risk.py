@@ -7,8 +7,9 @@ from confluent_kafka import Producer
 
 from bench.harness import recreate_topics
 from streams import topics
-from tests.integration.flow import Flow, order_event, partition_of, payment_event
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, order_event, payment_event
+from tests.integration.flow import Flow, partition_of
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, read_until, settings_from, wait_for_http
 
 MINUTE = 60_000

@@ -23,14 +23,9 @@ from streams import topics
 from streams.codecs import default_catalog
 from streams.domain.ids import entry_id
 from streams.recon_report_cli import report
-from tests.integration.flow import (
-    Flow,
-    batch_closed,
-    order_event,
-    payment_event,
-    settlement_line,
-)
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, batch_closed, order_event, payment_event, settlement_line
+from tests.integration.flow import Flow
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, free_port, http, read_until, settings_from
 from tests.registry_harness import (
     CCOMPAT_PATH,

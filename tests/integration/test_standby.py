@@ -18,6 +18,7 @@ from streams.metrics import Metrics
 from streams.runtime.closed_stores import ClosedStores
 from streams.runtime.standby import Standby
 from streams.topology import all_stages
+from streams.worker_config import runtime_config
 from tests.chaos.state_harness import member_partitions
 from tests.integration.flow import Flow
 from tests.integration.test_checkpointed_state import (
@@ -151,7 +152,8 @@ def test_a_standby_only_reads_and_its_copies_are_the_changelogs(kafka_env, worke
     specs = {spec.name: spec for stage in all_stages(standby_settings, default_catalog(),
                                                      Metrics()) for spec in stage.stores}
     metrics = Metrics(process_metrics=False)
-    standby = Standby(standby_settings, specs, ClosedStores(standby_dir, 600), metrics)
+    standby = Standby(runtime_config(standby_settings), specs, ClosedStores(standby_dir, 600),
+                      metrics)
     standby.follow_all_but(set())
     try:
         _wait_caught_up(lambda: _gauges(metrics.render()), "standby")

@@ -9,7 +9,8 @@ from bench.harness import recreate_topics as reset_topics
 from streams import topics
 from streams.kafka_clients import read_committed
 from streams.providers.testing import make_hmac_delivery
-from tests.integration.intake_fixtures import HMAC_SECRETS, payment
+from tests.builders import payment
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import (
     decode_all,
     http,

@@ -7,8 +7,9 @@ from collections import Counter
 
 from streams import topics
 from streams.domain.payments import PaymentKind
-from tests.integration.flow import Flow, order_event, payment_event, settlement_line
-from tests.integration.intake_fixtures import HMAC_SECRETS, NOW_MS
+from tests.builders import NOW_MS, order_event, payment_event, settlement_line
+from tests.integration.flow import Flow
+from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 

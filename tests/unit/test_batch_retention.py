@@ -12,7 +12,11 @@ from streams.codecs import default_catalog
 from streams.metrics import Metrics
 from streams.runtime.context import Context, Record
 from streams.runtime.store import PartitionStore, encode_value
-from tests.unit.test_settlement_batches import BATCH, DECIDE_AT, T0, close, line
+from tests.builders import BATCH
+from tests.builders import BATCH_DECIDE_AT as DECIDE_AT
+from tests.builders import BATCH_T0 as T0
+from tests.builders import batch_close as close
+from tests.builders import batch_line as line
 
 DAY_MS = 24 * 60 * 60 * 1000
 

@@ -8,8 +8,7 @@ from streams.domain.currencies import is_currency
 from streams.domain.order_inputs import OrderEvent
 from streams.domain.recon_inputs import parse_settlement
 from streams.providers.base import Fields, Rejection
-from tests.integration.flow import order_event, payment_event, settlement_line
-from tests.integration.intake_fixtures import NOW_MS
+from tests.builders import NOW_MS, order_event, payment_event, settlement_line
 
 MADE_UP = ("XYZ", "ABC", "usd", "US", "USDX", "XXX", "XTS", "XAU", "")
 

@@ -29,7 +29,7 @@ from streams.domain.velocity import (
     ObservationKind,
     WindowCounts,
 )
-from tests.integration.flow import payment_event
+from tests.builders import payment_event
 
 T0 = 1_741_003_200_000
 ALL_DIMENSIONS = frozenset(Dimension)

@@ -17,7 +17,8 @@ from streams.domain.order_inputs import OrderEvent
 from streams.domain.payments import PaymentEvent, PaymentKind, check_payment_amount
 from streams.domain.recon_inputs import check_line_amount, parse_line, parse_settlement
 from streams.domain.settlement_batches import BatchContext, step
-from tests.unit.test_settlement_batches import T0, line
+from tests.builders import BATCH_T0 as T0
+from tests.builders import batch_line as line
 
 
 def entry(amount: int, bonus: int = 0, op: str = "CREDIT") -> dict:

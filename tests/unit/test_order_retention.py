@@ -15,7 +15,7 @@ from streams.domain.payments import PaymentEvent
 from streams.metrics import Metrics
 from streams.runtime.context import Context, Record, Send
 from streams.runtime.store import PartitionStore, encode_value
-from tests.integration.flow import order_event, payment_event
+from tests.builders import order_event, payment_event
 
 DAY_MS = orders.DAY_MS
 T0 = 1_795_000_000_000

@@ -13,7 +13,10 @@ from streams.domain.recon_inputs import ReconInput
 from streams.metrics import Metrics
 from streams.runtime.context import Context, Record
 from streams.runtime.store import PartitionStore, encode_value
-from tests.unit.test_reconciliation import T0, credit, line, snapshot
+from tests.builders import RECON_T0 as T0
+from tests.builders import recon_credit as credit
+from tests.builders import recon_line as line
+from tests.builders import recon_snapshot as snapshot
 
 DAY_MS = 24 * 60 * 60 * 1000
 

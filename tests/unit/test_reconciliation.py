@@ -22,8 +22,6 @@ from streams.domain.order_outputs import (
     AuditAction,
     AuditOut,
     LedgerEntryOut,
-    LedgerOp,
-    LedgerReason,
     Severity,
 )
 from streams.domain.order_state import OrderState
@@ -37,7 +35,6 @@ from streams.domain.recon_inputs import (
     ReconContext,
     ReconInput,
     SettlementLine,
-    WatermarkAdvanced,
     parse_settlement,
 )
 from streams.domain.recon_outputs import (
@@ -51,15 +48,52 @@ from streams.domain.recon_outputs import (
 )
 from streams.domain.recon_state import ReconState, Wake
 from streams.domain.reconciliation import PROOF_EVENT_PREFIX, ReconOutput, step
+from tests.builders import (
+    RECON_ACCOUNT as ACCOUNT,
+)
+from tests.builders import (
+    RECON_AMOUNT as AMOUNT,
+)
+from tests.builders import (
+    RECON_GRACE as GRACE,
+)
+from tests.builders import (
+    RECON_MERCHANT as MERCHANT,
+)
+from tests.builders import (
+    RECON_MINUTE as MINUTE,
+)
+from tests.builders import (
+    RECON_ORDER_ID as ORDER_ID,
+)
+from tests.builders import (
+    RECON_PROVIDER as PROVIDER,
+)
+from tests.builders import (
+    RECON_T0 as T0,
+)
+from tests.builders import (
+    recon_credit as credit,
+)
+from tests.builders import (
+    recon_debit as debit,
+)
+from tests.builders import (
+    recon_line as line,
+)
+from tests.builders import (
+    recon_line_record as line_record,
+)
+from tests.builders import (
+    recon_refund_line as refund_line,
+)
+from tests.builders import (
+    recon_snapshot as snapshot,
+)
+from tests.builders import (
+    recon_watermark as watermark,
+)
 
-T0 = 1_700_000_000_000
-MINUTE = 60_000
-GRACE = 30 * MINUTE
-ORDER_ID = "ord-1"
-ACCOUNT = "acc-1"
-AMOUNT = 10_000
-PROVIDER = "hmac"
-MERCHANT = "mch-1"
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 CHAIN_KEYS = {
     "chain.order_event_id",
@@ -67,108 +101,6 @@ CHAIN_KEYS = {
     "chain.entry_id",
     "chain.settlement_record_id",
 }
-
-# --- builders ------------------------------------------------------------------------
-
-
-def snapshot(status: str = "CREDITED", version: int = 3, **fields: Any) -> OrderSnapshot:
-    values: dict[str, Any] = {
-        "order_id": ORDER_ID,
-        "version": version,
-        "created_event_id": "created-1",
-        "account_id": ACCOUNT,
-        "amount_minor": AMOUNT,
-        "currency": "USD",
-        "provider": PROVIDER,
-        "merchant_id": MERCHANT,
-        "app_id": None,
-        "status": status,
-        "hold_reasons": frozenset(),
-        "correlation_id": "corr-order",
-    }
-    return OrderSnapshot(**(values | fields))
-
-
-def ledger_entry(
-    op: LedgerOp = LedgerOp.CREDIT,
-    txn: str = "txn-1",
-    refund_id: str | None = None,
-    amount: int = AMOUNT,
-    currency: str = "USD",
-    at: int = T0,
-    caused_by: str = "pay-1",
-    order_id: str = ORDER_ID,
-) -> LedgerEntry:
-    """A ledger entry as the order stage books it, read back from its wire record."""
-    out = LedgerEntryOut(
-        entry_id=entry_id(order_id, op, txn, refund_id),
-        op=op,
-        account_id=ACCOUNT,
-        order_id=order_id,
-        amount_minor=amount,
-        bonus_minor=0,
-        currency=currency,
-        provider=PROVIDER,
-        external_txn_id=txn,
-        refund_id=refund_id,
-        reason=LedgerReason.REFUND if op is LedgerOp.DEBIT else LedgerReason.PAYMENT_CONFIRMED,
-        caused_by=caused_by,
-        created_at=at,
-    )
-    return LedgerEntry.from_record(out.to_record())
-
-
-def credit(**fields: Any) -> LedgerEntry:
-    return ledger_entry(LedgerOp.CREDIT, **fields)
-
-
-def debit(refund_id: str = "ref-1", **fields: Any) -> LedgerEntry:
-    fields.setdefault("caused_by", f"refund-{refund_id}")
-    return ledger_entry(LedgerOp.DEBIT, refund_id=refund_id, **fields)
-
-
-def line_record(
-    record_id: str = "b1:1",
-    kind: str = "PAYMENT",
-    txn: str | None = "txn-1",
-    amount: int = AMOUNT,
-    settled_at: int = T0 + MINUTE,
-    **fields: Any,
-) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "record_id": record_id,
-        "type": "LINE",
-        "batch_id": record_id.split(":")[0],
-        "provider": PROVIDER,
-        "merchant_id": MERCHANT,
-        "kind": kind,
-        "order_id": ORDER_ID,
-        "external_txn_id": txn,
-        "refund_id": None,
-        "amount_minor": amount,
-        "fee_minor": 30,
-        "currency": "USD",
-        "settled_at": settled_at,
-        "line_count": None,
-        "total_amount_minor": None,
-        "covers_until": None,
-    }
-    return record | fields
-
-
-def line(record_id: str = "b1:1", **fields: Any) -> SettlementLine:
-    parsed = parse_settlement(line_record(record_id, **fields))
-    assert isinstance(parsed, SettlementLine)
-    return parsed
-
-
-def refund_line(record_id: str = "b2:1", refund_id: str = "ref-1", **fields: Any) -> SettlementLine:
-    return line(record_id, kind="REFUND", refund_id=refund_id, **fields)
-
-
-def watermark(covers_until: int, merchant: str = MERCHANT) -> WatermarkAdvanced:
-    return WatermarkAdvanced(PROVIDER, merchant, covers_until)
-
 
 class Recon:
     """Feeds one order's inputs through `step`, storing the state as JSON in between the

@@ -23,6 +23,7 @@ from streams.domain.recon_inputs import LedgerEntry
 from streams.domain.recon_outputs import ReconAuditAction
 from streams.kafka_clients import ConsumedRecord
 from streams.ops import reversals
+from tests.builders import recon_ledger_entry
 from tests.unit import test_order_machine as om
 from tests.unit import test_reconciliation as rc
 
@@ -142,7 +143,7 @@ def test_a_reversal_request_needs_what_who_and_why(missing: str) -> None:
 
 
 def _reversal_entry() -> LedgerEntry:
-    return rc.ledger_entry(LedgerOp.REVERSAL, caused_by="rev-1", at=rc.T0 + rc.MINUTE)
+    return recon_ledger_entry(LedgerOp.REVERSAL, caused_by="rev-1", at=rc.T0 + rc.MINUTE)
 
 
 def test_a_reversed_credit_no_line_covers_is_no_break() -> None:

@@ -13,7 +13,7 @@ from streams.metrics import Metrics
 from streams.rule_files import load_rules
 from streams.runtime.context import Context, Record
 from streams.runtime.store import PartitionStore, encode_value
-from tests.integration.flow import order_event, payment_event
+from tests.builders import order_event, payment_event
 
 DAY_MS = 24 * 60 * 60 * 1000
 T0 = 1_795_000_000_000

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from streams.domain.order_inputs import Tick
 from streams.domain.order_outputs import AlertOut, Severity
-from streams.domain.recon_inputs import BatchClosed, SettlementKind, SettlementLine
+from streams.domain.recon_inputs import BatchClosed
 from streams.domain.settlement_batches import (
     BatchContext,
     BatchInput,
@@ -20,42 +20,15 @@ from streams.domain.settlement_batches import (
     RecordIds,
     step,
 )
+from tests.builders import BATCH
+from tests.builders import BATCH_DECIDE_AT as DECIDE_AT
+from tests.builders import BATCH_T0 as T0
+from tests.builders import batch_close as close
+from tests.builders import batch_line as line
 
-T0 = 1_700_000_000_000
 MINUTE = 60_000
 GRACE = 30 * MINUTE
-BATCH = "wx-20240101"
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
-
-
-def line(number: int, amount: int = 100, record_id: str | None = None) -> SettlementLine:
-    return SettlementLine(
-        record_id=record_id or f"{BATCH}:{number}",
-        batch_id=BATCH,
-        provider="wechatpay",
-        merchant_id="mch-1",
-        kind=SettlementKind.PAYMENT,
-        order_id=f"ord-{number}",
-        external_txn_id=f"txn-{number}",
-        refund_id=None,
-        amount_minor=amount,
-        fee_minor=1,
-        currency="CNY",
-        settled_at=T0,
-    )
-
-
-def close(line_count: int | None = 3, total: int | None = 300) -> BatchClosed:
-    return BatchClosed(
-        record_id=f"{BATCH}:close",
-        batch_id=BATCH,
-        provider="wechatpay",
-        merchant_id="mch-1",
-        settled_at=T0 + MINUTE,
-        line_count=line_count,
-        total_amount_minor=total,
-        covers_until=T0,
-    )
 
 
 class Batch:
@@ -83,7 +56,6 @@ def run_of(*events: BatchInput) -> Batch:
     return batch
 
 
-DECIDE_AT = T0 + MINUTE + GRACE  # the close settled and arrived at T0 + 1 min
 
 
 def test_a_batch_whose_lines_add_up_raises_nothing() -> None:

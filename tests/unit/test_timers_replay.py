@@ -15,6 +15,7 @@ from streams.metrics import Metrics
 from streams.partitioning import partition_for
 from streams.runtime.testing import TopologyTestDriver
 from streams.topology import all_stages
+from streams.worker_config import runtime_config
 
 CATALOG = default_catalog()
 HOLD_MS = 60_000
@@ -27,8 +28,8 @@ def run(state_dir: Path) -> tuple[list[str], list[tuple[str, bytes | None, bytes
                               "TOPUP_RISK_RULES": str(RULES),
                               "TOPUP_ORPHAN_HOLD_S": str(HOLD_MS // 1000)})
     metrics = Metrics()
-    with TopologyTestDriver(settings, all_stages(settings, CATALOG, metrics), CATALOG,
-                            metrics) as driver:
+    stages = all_stages(settings, CATALOG, metrics)
+    with TopologyTestDriver(runtime_config(settings), stages, CATALOG, metrics) as driver:
         order, callback = order_and_callback("quiet", 0, random.Random(3))
         driver.pipe(topics.WEBHOOKS, b"any", CATALOG.encode("WebhookDelivery", callback),
                     callback["received_at"])

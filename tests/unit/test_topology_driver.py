@@ -14,26 +14,31 @@ import pytest
 from bench.worker_process import RULES
 from bench.workload import SECRET, order_and_callback
 from streams import topics
-from streams.agents.reconciliation import rate_input
 from streams.codecs import default_catalog
-from streams.config import load_settings
+from streams.config import Settings, load_settings
+from streams.domain.recon_outputs import ReconOutcome
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
 from streams.runtime.context import UndeclaredOutput
 from streams.runtime.testing import TopologyTestDriver
 from streams.topology import all_stages
-from tests.integration.flow import batch_closed, settlement_line
+from streams.worker_config import runtime_config
+from tests.builders import batch_closed, settlement_line
 
 CATALOG = default_catalog()
 
 
+def _settings(state_dir: Path) -> Settings:
+    return load_settings({"TOPUP_STATE_DIR": str(state_dir), "TOPUP_HMAC_SECRETS": SECRET,
+                          "TOPUP_RISK_RULES": str(RULES)})
+
+
 @pytest.fixture
 def driver(tmp_path: Path) -> Iterator[TopologyTestDriver]:
-    settings = load_settings({"TOPUP_STATE_DIR": str(tmp_path), "TOPUP_HMAC_SECRETS": SECRET,
-                              "TOPUP_RISK_RULES": str(RULES)})
+    settings = _settings(tmp_path)
     metrics = Metrics()
-    with TopologyTestDriver(settings, all_stages(settings, CATALOG, metrics), CATALOG,
-                            metrics) as driver:
+    stages = all_stages(settings, CATALOG, metrics)
+    with TopologyTestDriver(runtime_config(settings), stages, CATALOG, metrics) as driver:
         yield driver
 
 
@@ -160,14 +165,12 @@ def test_a_settled_credit_matches_and_a_settled_unknown_order_breaks_after_its_g
 def test_a_stage_sending_where_it_did_not_declare_fails_the_test_not_a_dead_letter(
     tmp_path, driver
 ):
-    settings = driver.worker.settings
+    settings = _settings(tmp_path / "undeclared")
     metrics = Metrics()
     stages = [dataclasses.replace(stage, outputs=()) if stage.name == "intake" else stage
               for stage in all_stages(settings, CATALOG, metrics)]
     _, callback = order_and_callback("t", 7, random.Random(8))
-    undeclared = TopologyTestDriver(
-        dataclasses.replace(settings, state_dir=tmp_path / "undeclared"), stages, CATALOG,
-        metrics)
+    undeclared = TopologyTestDriver(runtime_config(settings), stages, CATALOG, metrics)
     with undeclared, pytest.raises(UndeclaredOutput, match=r"topup\.internal\.payments"):
         pipe_callback(undeclared, callback)
 
@@ -179,7 +182,8 @@ def test_an_hour_with_half_its_decisions_broken_raises_a_mismatch_rate_alert_onc
     for index in range(40):
         outcome = {"order_id": f"o-{index}", "provider": "hmac", "decided_at": at + index,
                    "category": "MISSING_CREDIT" if index % 2 else None}
-        driver.pipe(topics.RECON_OUTCOMES, b"hmac", rate_input("outcome", outcome),
+        driver.pipe(topics.RECON_OUTCOMES, b"hmac",
+                    topics.RECON_OUTCOMES_TOPIC.encode(ReconOutcome.from_dict(outcome)),
                     at + index)
     assert driver.count(topics.ALERTS) == 0
     driver.tick(partition_for(b"hmac", driver.partitions), 3 * 3_600_000, at + 3 * 3_600_000)

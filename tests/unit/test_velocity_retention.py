@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams import topics, wire
+from streams import topics
 from streams.agents import DEFAULT_RISK_RULES, risk
 from streams.agents.velocity_retention import RETIRES_PER_RECORD
 from streams.codecs import default_catalog
@@ -35,7 +35,7 @@ from streams.rule_files import load_rules
 from streams.runtime.context import Context, Record, Send
 from streams.runtime.stage import Stage
 from streams.runtime.store import PartitionStore, encode_value
-from tests.integration.flow import order_event, payment_event
+from tests.builders import order_event, payment_event
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -81,7 +81,7 @@ class VelocityPartition(Partition):
         super().__init__(risk.velocity_stage(metrics or Metrics(), config, slack_ms), path)
 
     def observe(self, observation: Observation) -> list[DimensionCounts]:
-        return [DimensionCounts.from_dict(wire.loads(send.value or b""))
+        return [topics.RISK_ANSWERS_TOPIC.decode(send.value)
                 for send in self.run(topics.RISK_OBSERVATIONS, observation)
                 if send.topic == topics.RISK_ANSWERS]
 
@@ -112,9 +112,9 @@ class Pipeline:
             for send in partition.run(topic, item):
                 if send.topic == topics.RISK_OBSERVATIONS:
                     queue.append((send.topic,
-                                  Observation.from_dict(wire.loads(send.value or b""))))
+                                  topics.RISK_OBSERVATIONS_TOPIC.decode(send.value)))
                 elif send.topic == topics.RISK_ANSWERS:
-                    answer = DimensionCounts.from_dict(wire.loads(send.value or b""))
+                    answer = topics.RISK_ANSWERS_TOPIC.decode(send.value)
                     self.answers.append(answer)
                     queue.append((send.topic, answer))
                 elif send.topic == topics.RISK_DECISIONS:

@@ -1,0 +1,43 @@
+"""What the runtime is told by the application that runs it: the application builds this
+from its own settings at the edge (streams/worker_config.py), so the runtime reads no
+environment and knows no application module."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streams.runtime.topic_spec import TopicSpec
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    app_id: str
+    # librdkafka's settings every client starts from (brokers, TLS, SASL): secrets, so
+    # never shown.
+    client: Mapping[str, Any] = field(repr=False)
+    # The application's topics: the internal ones a stage reads are created at start, and
+    # every one's max.message.bytes bounds what a handler may send to it.
+    topics: tuple[TopicSpec[Any], ...]
+    # Where the runtime dead-letters what a stage cannot read or handle.
+    dead_letter_topic: str
+    partitions: int = 4
+    replication_factor: int = 1
+    topic_retention_days: int = 7
+    state_dir: Path = Path(".state")
+    batch_max_records: int = 2000
+    idle_advance_s: int = 5
+    session_timeout_s: int = 10
+    stall_threshold_s: int = 60
+    state_cleanup_delay_s: int = 600
+    transaction_timeout_s: int = 10
+    txn_call_timeout_s: int = 30
+    # Warm copies of the store partitions this worker does not own (standby.py): 0 or 1.
+    standby_replicas: int = 0
+    # "classic" (eager range) or "consumer" (KIP-848, incremental): see topology.md.
+    group_protocol: str = "classic"
+
+    def topic(self, name: str) -> TopicSpec[Any] | None:
+        return next((spec for spec in self.topics if spec.name == name), None)
