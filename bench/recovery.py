@@ -35,18 +35,18 @@ from bench.worker_process import RULES, BenchWorker
 from bench.workload import SECRET, order_and_callback
 from streams import topics
 from streams.admin import create_topics
-from streams.agents.intake import SEEN_STORE, dedup_key
-from streams.agents.orders import ORDER_STATE
 from streams.codecs import default_catalog
 from streams.config import Settings, load_settings
-from streams.domain.ids import entry_id
-from streams.domain.order_inputs import Context, OrderEvent, RiskDecision, RiskVerdict
-from streams.domain.order_state import OrderState, OrderStatus
-from streams.domain.orders import step
+from streams.domain.common.ids import entry_id
+from streams.domain.orders.inputs import Context, OrderEvent, RiskDecision, RiskVerdict
+from streams.domain.orders.machine import step
+from streams.domain.orders.state import OrderState, OrderStatus
 from streams.kafka_clients import PARTITIONER, producer
 from streams.metrics import Metrics
 from streams.runtime.store import encode_value
 from streams.runtime.worker import changelog_specs
+from streams.stages.intake import SEEN_STORE, dedup_key
+from streams.stages.orders import ORDER_STATE
 from streams.topology import all_stages
 from streams.workload import BASE_TIME_MS, order_created, paid_event
 

@@ -7,7 +7,7 @@ trailing hour of event time, (occurred_at - 1h, occurred_at], are counted and
 same step in Quix Streams; bench/peer.py runs both over one input topic and compares.
 
 The window is an exact sliding one (a list of timestamps pruned by event time), not the
-bucketed windows of streams.domain.velocity: the peer must compute the same numbers, and
+bucketed windows of streams.domain.risk.velocity: the peer must compute the same numbers, and
 `observe` also keeps 1m and 24h windows, distinct accounts and promotions that the peer
 would not, so timing it would not compare like with like. What is ours here is the whole
 runtime: Worker, Stage, StoreSpec, Table, the transactional batch and its changelogs.

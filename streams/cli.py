@@ -32,7 +32,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.admin import ensure_reachable
     from streams.codecs import default_catalog
     from streams.confluent import attach_registry
-    from streams.domain.risk_rules import RuleFileError
+    from streams.domain.risk.rules import RuleFileError
     from streams.metrics import Metrics
     from streams.registry import RegistryRefused
     from streams.runtime.changelog_topics import ReplicationRefused

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from streams.domain.int64 import MAX_AMOUNT_MINOR
+from streams.domain.common.int64 import MAX_AMOUNT_MINOR
 
 PROVIDERS = ("hmac", "stripe", "wechatpay")
 

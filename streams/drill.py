@@ -28,7 +28,7 @@ from pathlib import Path
 from streams import topics
 from streams.codecs import default_catalog
 from streams.config import load_settings
-from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.common.payments import PaymentEvent, PaymentKind
 from streams.kafka_clients import producer, read_committed
 from streams.providers.testing import SignedDelivery, make_hmac_delivery
 

@@ -18,18 +18,18 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from streams import wire
-from streams.domain.intake_health import IntakeHealth
-from streams.domain.payments import PaymentEvent
-from streams.domain.recon_inputs import (
+from streams.domain.common.payments import PaymentEvent
+from streams.domain.recon.inputs import (
     BatchClosed,
     SettlementLine,
     WatermarkAdvanced,
     parse_line,
     parse_settlement,
 )
-from streams.domain.recon_outputs import ReconOutcome
-from streams.domain.recon_thresholds import RateInput
-from streams.domain.velocity import DimensionCounts, Observation
+from streams.domain.recon.intake_health import IntakeHealth
+from streams.domain.recon.outputs import ReconOutcome
+from streams.domain.recon.thresholds import RateInput
+from streams.domain.risk.velocity import DimensionCounts, Observation
 
 R = TypeVar("R")
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from streams import topics
 from streams.config import Settings
 from streams.confluent import reading_catalog
-from streams.domain.recon_report import ReconReport, build_report, render_report
+from streams.domain.recon.report import ReconReport, build_report, render_report
 from streams.kafka_clients import read_committed
 
 MATCHED = "MATCHED"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.domain.risk_rules import RuleFileError, RuleSet, parse_rules
+from streams.domain.risk.rules import RuleFileError, RuleSet, parse_rules
 
 
 def load_rules(path: str | Path) -> RuleSet:

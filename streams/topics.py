@@ -26,7 +26,7 @@ DLQ = "topup.dlq"
 REVIEW_CASES = "topup.review-cases"
 # Internal: verified payment events re-keyed by order_id (the repartition of intake).
 PAYMENTS = "topup.internal.payments"
-# Internal: control commands broadcast to every partition of the order agent.
+# Internal: control commands broadcast to every partition of the order stage.
 ORDER_COMMANDS = "topup.internal.order-commands"
 # Internal: what reconciliation joins, keyed by order_id: settlement lines, ledger
 # entries and order snapshots, and the batches' watermarks broadcast to every partition.

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from streams import topics
-from streams.agents import (
+from streams.codecs import SchemaCatalog
+from streams.config import Settings
+from streams.domain.common.configured_providers import configured_providers
+from streams.domain.common.event_time import EventTimeBounds
+from streams.domain.recon.thresholds import RateThresholds
+from streams.metrics import Metrics
+from streams.rule_files import load_rules
+from streams.runtime.stage import Stage
+from streams.stages import (
     balances,
     control,
     funnel,
@@ -20,14 +28,6 @@ from streams.agents import (
     risk,
     settlements,
 )
-from streams.codecs import SchemaCatalog
-from streams.config import Settings
-from streams.domain.configured_providers import configured_providers
-from streams.domain.event_time import EventTimeBounds
-from streams.domain.recon_thresholds import RateThresholds
-from streams.metrics import Metrics
-from streams.rule_files import load_rules
-from streams.runtime.stage import Stage
 
 DEFAULT_RISK_RULES = Path(__file__).resolve().parents[1] / "deploy" / "risk-rules.yaml"
 

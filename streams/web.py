@@ -28,14 +28,14 @@ from aiohttp.http_exceptions import PayloadEncodingError
 from aiokafka import AIOKafkaProducer
 
 from streams import topics
-from streams.agents.balances import BALANCES
 from streams.codecs import SchemaCatalog
 from streams.config import PROVIDERS, Settings
-from streams.domain.configured_providers import configured_providers
+from streams.domain.common.configured_providers import configured_providers
 from streams.http_guard import BodyTooLarge, ConnectionGuard, joined_headers, read_whole_body
 from streams.kafka_clients import aiokafka_config
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
+from streams.stages.balances import BALANCES
 
 if TYPE_CHECKING:
     from streams.runtime.worker import Worker

@@ -14,6 +14,7 @@ def runtime_config(settings: Settings) -> RuntimeConfig:
         client=client_config(settings),
         topics=topics.TOPICS,
         dead_letter_topic=topics.DLQ,
+        alert_topic=topics.ALERTS,
         partitions=settings.partitions,
         replication_factor=settings.replication_factor,
         topic_retention_days=settings.topic_retention_days,

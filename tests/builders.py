@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.domain.ids import entry_id
-from streams.domain.order_outputs import LedgerEntryOut, LedgerOp, LedgerReason
-from streams.domain.payments import PaymentEvent, PaymentKind
-from streams.domain.recon_inputs import (
+from streams import topics
+from streams.domain.common.ids import entry_id
+from streams.domain.common.payments import PaymentEvent, PaymentKind
+from streams.domain.orders.outputs import LedgerEntryOut, LedgerOp, LedgerReason
+from streams.domain.recon.inputs import (
     BatchClosed,
     LedgerEntry,
     OrderSnapshot,
@@ -18,6 +19,7 @@ from streams.domain.recon_inputs import (
     WatermarkAdvanced,
     parse_settlement,
 )
+from streams.runtime.topic_spec import TopicDirectory
 
 NOW_MS = 1_795_000_000_000
 MERCHANT = "merchant-hmac"
@@ -253,3 +255,7 @@ def recon_refund_line(
 
 def recon_watermark(covers_until: int, merchant: str = RECON_MERCHANT) -> WatermarkAdvanced:
     return WatermarkAdvanced(RECON_PROVIDER, merchant, covers_until)
+
+
+# What the worker's Context is told of the application's topics, for tests that build one.
+DIRECTORY = TopicDirectory({spec.name: spec.record for spec in topics.TOPICS}, topics.DLQ)

@@ -22,7 +22,7 @@ from streams.config import Settings
 from streams.console import auth
 from streams.console.funnel import SERIES, last_hour
 from streams.console.queries import review_queue
-from streams.domain.configured_providers import configured_providers
+from streams.domain.common.configured_providers import configured_providers
 from streams.ops.freezes import WHATS, OperatorError, active_freezes
 from streams.ops.freezes import request as request_freeze
 from streams.ops.reviews import DECISIONS, decide

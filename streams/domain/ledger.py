@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streams.domain.int64 import checked_add
+from streams.domain.common.int64 import checked_add
 
 # Credits add; debits and reversals of a credit remove (amount and bonus alike).
 SIGN: Mapping[str, int] = {"CREDIT": 1, "DEBIT": -1, "REVERSAL": -1}

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.risk import FAN_IN_CONFIG
 from streams.codecs import DecodeError, default_catalog
 from streams.config import Settings
-from streams.domain.fanin import (
+from streams.domain.common.payments import PaymentEvent
+from streams.domain.orders.inputs import OrderEvent, OrderEventType
+from streams.domain.risk.fanin import (
     OUTCOME_KINDS,
     FanInState,
     RiskOrder,
@@ -31,15 +32,19 @@ from streams.domain.fanin import (
     outcome_key,
     start,
 )
-from streams.domain.order_inputs import OrderEvent, OrderEventType
-from streams.domain.payments import PaymentEvent
-from streams.domain.risk_rules import RiskAssessment, RuleSet, score
-from streams.domain.signals import build_signals
-from streams.domain.velocity import DimensionCounts, Observation, ObservationKind, VelocityState
-from streams.domain.velocity import observe as observe_velocity
+from streams.domain.risk.rules import RiskAssessment, RuleSet, score
+from streams.domain.risk.signals import build_signals
+from streams.domain.risk.velocity import (
+    DimensionCounts,
+    Observation,
+    ObservationKind,
+    VelocityState,
+)
+from streams.domain.risk.velocity import observe as observe_velocity
 from streams.kafka_clients import ConsumedRecord
 from streams.ops.scan import ProgressHook, scan
 from streams.ops.shadow import write_shadow
+from streams.stages.risk import FAN_IN_CONFIG
 
 BACKTEST_TOPICS = (topics.ORDERS, topics.PAYMENTS, topics.RISK_DECISIONS, topics.ORDER_STATUS,
                    topics.RECON_BREAKS)

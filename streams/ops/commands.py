@@ -227,7 +227,7 @@ def _rebuild_balances(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _backtest(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.domain.risk_rules import RuleFileError
+    from streams.domain.risk.rules import RuleFileError
     from streams.ops.backtest import backtest
     from streams.recon_report_cli import parse_since
     from streams.rule_files import load_rules

@@ -15,7 +15,7 @@ from typing import Any
 from streams import topics
 from streams.codecs import DecodeError, SchemaCatalog, default_catalog
 from streams.config import PROVIDERS, Settings
-from streams.domain.freeze import (
+from streams.domain.common.freeze import (
     FreezeAction,
     ScopeError,
     control_key,

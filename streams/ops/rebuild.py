@@ -24,9 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from streams import topics, wire
-from streams.agents.balances import BALANCES
-from streams.agents.orders import ORDER_STATE
-from streams.agents.reconciliation import RECON_STATE
 from streams.codecs import default_catalog
 from streams.config import Settings
 from streams.confluent import attach_registry
@@ -36,6 +33,9 @@ from streams.ops.freezes import OperatorError
 from streams.ops.replay import INPUT_TOPICS, ReplayTopology, shadow_settings
 from streams.ops.scan import Progress, ProgressHook, end_offsets, scan
 from streams.runtime.context import Record
+from streams.stages.balances import BALANCES
+from streams.stages.orders import ORDER_STATE
+from streams.stages.reconciliation import RECON_STATE
 
 # What --verify compares unless told otherwise: the tables money and evidence rest on.
 DEFAULT_STORES = (ORDER_STATE.name, BALANCES.name, RECON_STATE.name)

@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from streams import topics, wire
-from streams.agents.balances import BALANCES
 from streams.config import Settings
 from streams.domain.ledger import apply_entry
 from streams.kafka_clients import ConsumedRecord
 from streams.ops.ledger import ledger_entries
 from streams.ops.scan import ProgressHook, scan
+from streams.stages.balances import BALANCES
 
 Balances = dict[str, dict[str, int]]  # account_id -> currency -> minor units
 

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from streams import topics
-from streams.agents import all_stages
 from streams.codecs import SchemaCatalog, default_catalog
 from streams.config import Settings
 from streams.metrics import Metrics
@@ -33,6 +32,7 @@ from streams.partitioning import partition_for
 from streams.runtime.context import Record, Send
 from streams.runtime.store import PartitionStore
 from streams.runtime.worker import Worker, encode_writes
+from streams.stages import all_stages
 from streams.worker_config import runtime_config
 
 # The topics the outside world writes, and the runtime's ticks: the record of time passing

@@ -17,7 +17,7 @@ from typing import Any
 from streams import topics
 from streams.codecs import default_catalog
 from streams.config import Settings
-from streams.domain.ids import derived_id, entry_id
+from streams.domain.common.ids import derived_id, entry_id
 from streams.kafka_clients import ConsumedRecord, producer
 from streams.ops.freezes import OperatorError
 from streams.ops.ledger import ledger_entries

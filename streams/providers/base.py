@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NoReturn, Protocol
 
-from streams.domain.currencies import is_currency
-from streams.domain.payments import PaymentEvent
+from streams.domain.common.currencies import is_currency
+from streams.domain.common.payments import PaymentEvent
 
 DEFAULT_TOLERANCE_S = 300
 LONG_MAX = 2**63 - 1

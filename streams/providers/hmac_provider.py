@@ -11,7 +11,7 @@ import hmac
 import re
 from collections.abc import Mapping, Sequence
 
-from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.common.payments import PaymentEvent, PaymentKind
 from streams.providers.base import (
     DEFAULT_TOLERANCE_S,
     RejectionKind,

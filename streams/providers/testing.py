@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.common.payments import PaymentEvent, PaymentKind
 from streams.providers import hmac_provider, stripe_provider
 from streams.providers.wechatpay import SIGNATURE_TYPE, PlatformKey, load_platform_key
 

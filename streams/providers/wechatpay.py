@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.common.payments import PaymentEvent, PaymentKind
 from streams.providers.base import (
     DEFAULT_TOLERANCE_S,
     Fields,

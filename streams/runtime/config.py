@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.runtime.topic_spec import TopicSpec
+from streams.runtime.topic_spec import TopicDirectory, TopicSpec
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class RuntimeConfig:
     topics: tuple[TopicSpec[Any], ...]
     # Where the runtime dead-letters what a stage cannot read or handle.
     dead_letter_topic: str
+    # Where the runtime raises its own alerts (a producer's mispartitioned input).
+    alert_topic: str
     partitions: int = 4
     replication_factor: int = 1
     topic_retention_days: int = 7
@@ -38,6 +40,10 @@ class RuntimeConfig:
     standby_replicas: int = 0
     # "classic" (eager range) or "consumer" (KIP-848, incremental): see topology.md.
     group_protocol: str = "classic"
+
+    def directory(self) -> TopicDirectory:
+        return TopicDirectory({spec.name: spec.record for spec in self.topics},
+                              self.dead_letter_topic)
 
     def topic(self, name: str) -> TopicSpec[Any] | None:
         return next((spec for spec in self.topics if spec.name == name), None)

@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from streams import topics
 from streams.codecs import SchemaCatalog
 from streams.metrics import Metrics
+from streams.runtime.store import PartitionStore, S
+from streams.runtime.topic_spec import TopicDirectory
 
 if TYPE_CHECKING:
-    from streams.runtime.store import PartitionStore, S
     from streams.runtime.timers import Timers
 
 log = logging.getLogger(__name__)
@@ -190,6 +190,7 @@ class Context:
     sends: list[Send] = field(default_factory=list)
     parent: Context | None = None
     limits: SizeLimits = field(default_factory=SizeLimits)
+    directory: TopicDirectory = field(default_factory=TopicDirectory)
     # The topics a send may go to (the stage's declared outputs); None: any.
     outputs: frozenset[str] | None = None
     # Set by the runtime for a stage with timers (streams.runtime.timers); a child context
@@ -219,7 +220,8 @@ class Context:
         record's only if it returns. A failure is logged and dead-lettered, naming `what`,
         and this record's own work stands: a fused stage's bug must not undo its caller's."""
         child = Context(self.record, self.catalog, self.metrics, self.stores, self.pending,
-                        parent=self, limits=self.limits, outputs=self.outputs)
+                        parent=self, limits=self.limits, directory=self.directory,
+                        outputs=self.outputs)
         try:
             handle(child, item)
         except Exception as exc:
@@ -264,7 +266,7 @@ class Context:
         headers: Headers | None,
         send: Callable[[Send], None],
     ) -> None:
-        kind = topics.BY_NAME[topic].record
+        kind = self.directory.record_of(topic)
         if kind is None:
             raise ValueError(f"{topic} has no Avro record: send its bytes with Context.send")
         value = self.catalog.encode(kind, record, topic=topic)
@@ -274,11 +276,12 @@ class Context:
     def dead_letter(self, kind: str, error: str) -> None:
         key, value, headers = dead_letter_record(self.record, kind, error)
         # The error text may be up to 4 bytes a character, plus the other fields.
-        room = self.limits.of(topics.DLQ) - RECORD_OVERHEAD - 4 * MAX_ERROR_CHARS - 1024
-        value = fit_dead_letter(value, room)
+        dlq = self.directory.dead_letter_topic
+        room = self.limits.of(dlq) - RECORD_OVERHEAD - 4 * MAX_ERROR_CHARS - 1024
+        value = fit_dead_letter(value, room, dlq)
         key = value["key"].decode("utf-8", "replace") if value["key"] else None
         # The runtime's own output, open to every stage: not a declared one.
-        self._publish(topics.DLQ, key, value, headers, self._append)
+        self._publish(dlq, key, value, headers, self._append)
         self.metrics.inc("topup_dead_letters_total", topic=self.record.topic, kind=kind)
 
 
@@ -286,7 +289,7 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def fit_dead_letter(value: dict[str, Any], room: int) -> dict[str, Any]:
+def fit_dead_letter(value: dict[str, Any], room: int, topic: str) -> dict[str, Any]:
     """The dead letter, or when the original key and value (carried twice: as the Kafka key,
     decoded with replacement characters of up to 3 bytes a byte, and in the record) do not
     fit in `room` bytes, a copy with them cut to fit and the
@@ -302,7 +305,7 @@ def fit_dead_letter(value: dict[str, Any], room: int) -> dict[str, Any]:
     if len(key) < len(original_key):
         notes.append(f"original key of {len(original_key)} bytes (sha256 "
                      f"{_digest(original_key)}) truncated to 1024 bytes")
-    error = f"{value['error']} [{'; '.join(notes)}: too large for {topics.DLQ}]"
+    error = f"{value['error']} [{'; '.join(notes)}: too large for {topic}]"
     return {**value, "key": key or value["key"], "value": original_value[:kept],
             "error": error}
 

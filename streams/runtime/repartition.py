@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
-from streams import topics
 from streams.codecs import SchemaCatalog
-from streams.domain.order_outputs import AlertOut, Severity
+from streams.domain.common.outputs import AlertOut, Severity
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
 from streams.runtime.context import Record, Send
@@ -53,8 +52,10 @@ class Repartitioner:
         partitions: Mapping[str, int],
         catalog: SchemaCatalog,
         metrics: Metrics,
+        alert_topic: str,
     ) -> None:
         self._catalog = catalog
+        self._alert_topic = alert_topic
         self._keyed = dict(keyed)
         self._partitions = dict(partitions)
         self._origin = {repartition_topic(topic): topic for topic in keyed}
@@ -113,7 +114,7 @@ class Repartitioner:
             raised_at=record.timestamp_ms,
         )
         value = self._catalog.encode("Alert", alert.to_record())
-        return [Send(topics.ALERTS, alert.key.encode(), value, record.headers or None)]
+        return [Send(self._alert_topic, alert.key.encode(), value, record.headers or None)]
 
     def begin(self) -> None:
         """A batch starts: alerts of an aborted one are raised again."""

@@ -52,3 +52,18 @@ class TopicSpec(Generic[R]):
         days = default_retention_days if self.retention_days is None else self.retention_days
         retention_ms = -1 if days == -1 else days * DAY_MS
         return {"cleanup.policy": "delete", "retention.ms": str(retention_ms), **self.overrides}
+
+
+@dataclass(frozen=True)
+class TopicDirectory:
+    """What a handler's context knows of the application's topics: the Avro record each
+    carries (None: raw bytes), and where dead letters go."""
+
+    records: Mapping[str, str | None] = field(default_factory=dict)
+    dead_letter_topic: str = "dead-letters"
+
+    def record_of(self, topic: str) -> str | None:
+        try:
+            return self.records[topic]
+        except KeyError:
+            raise ValueError(f"{topic} is not a topic of this application") from None

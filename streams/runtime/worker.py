@@ -174,6 +174,7 @@ class Worker:
         self._committed_batches = 0
         # Read from the broker at start: outputs over them are dead-lettered, not produced.
         self.size_limits = SizeLimits()
+        self.directory = settings.directory()
         metrics.describe("topup_batches_committed_total", "Transactions committed")
         metrics.describe("topup_batches_aborted_total", "Transactions aborted and replayed")
         metrics.describe("topup_ticks_written_total", "Event-time ticks for idle partitions")
@@ -208,7 +209,7 @@ class Worker:
         self.size_limits = SizeLimits(max_message_bytes(
             settings.client, [spec.name for spec in (*settings.topics, *changelogs)]))
         self.repartitioner = Repartitioner(self.keyed, self._checked_layout(), self.catalog,
-                                           self.metrics)
+                                           self.metrics, settings.alert_topic)
         try:
             self._start_clients()
             while not self.stopping.is_set():
@@ -796,7 +797,7 @@ class Worker:
                  for spec in stage.stores}
         outputs = frozenset(stage.outputs)
         ctx = Context(record, self.catalog, self.metrics, stores, views, limits=self.size_limits,
-                      outputs=outputs)
+                      directory=self.directory, outputs=outputs)
         refused = self._refused.get((record.topic, record.partition, record.offset), 0)
         if refused >= 2:
             # Its output was refused by the broker twice, with a fresh producer: the
@@ -808,7 +809,8 @@ class Worker:
             # dead letter points at the original, which stays in its source topic.
             size = len(record.value or b"")
             bare = Context(dataclasses.replace(record, value=b""), self.catalog, self.metrics,
-                           stores, views, limits=self.size_limits, outputs=outputs)
+                           stores, views, limits=self.size_limits, directory=self.directory,
+                           outputs=outputs)
             bare.dead_letter("BAD_PAYLOAD", f"output refused by Kafka; the {size}-byte "
                              "original is at the source topic, partition and offset")
             return bare.sends
@@ -826,7 +828,7 @@ class Worker:
             log.exception("processing failed for %s", record.where())
             self.metrics.inc("topup_processing_errors_total", topic=record.topic)
             ctx = Context(record, self.catalog, self.metrics, stores, views,
-                          limits=self.size_limits, outputs=outputs)
+                          limits=self.size_limits, directory=self.directory, outputs=outputs)
             ctx.dead_letter("BAD_PAYLOAD", f"processing failed: {type(exc).__name__}: {exc}")
             return ctx.sends
         self.metrics.observe("topup_stage_handle_seconds", time.perf_counter() - started,

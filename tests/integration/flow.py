@@ -5,7 +5,7 @@ from __future__ import annotations
 from streams import topics
 from streams.codecs import default_catalog
 from streams.config import Settings
-from streams.domain.payments import PaymentEvent
+from streams.domain.common.payments import PaymentEvent
 from streams.kafka_clients import producer
 from streams.partitioning import partition_for
 from streams.providers.testing import make_hmac_delivery

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient
 from streams import topics
 from streams.codecs import default_catalog
 from streams.config import Settings
-from streams.domain.ids import entry_id
+from streams.domain.common.ids import entry_id
 from streams.kafka_clients import read_committed
 from streams.metrics import Metrics
 from streams.runtime import crash_points

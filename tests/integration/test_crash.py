@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streams import topics
-from streams.domain.ids import entry_id
+from streams.domain.common.ids import entry_id
 from tests.builders import NOW_MS, order_event, payment_event
 from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS

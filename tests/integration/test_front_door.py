@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 from streams import topics
-from streams.domain.payments import PaymentEvent
+from streams.domain.common.payments import PaymentEvent
 from streams.providers.testing import (
     SignedDelivery,
     make_hmac_delivery,

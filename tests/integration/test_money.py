@@ -1,4 +1,4 @@
-"""Orders and money end to end: intake, the order agent, the ledger and balances."""
+"""Orders and money end to end: intake, the order stage, the ledger and balances."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from streams import topics
-from streams.domain.ids import entry_id
-from streams.domain.payments import PaymentKind
+from streams.domain.common.ids import entry_id
+from streams.domain.common.payments import PaymentKind
 from tests.builders import NOW_MS, order_event, payment_event
 from tests.integration.flow import Flow, partition_of
 from tests.integration.intake_fixtures import HMAC_SECRETS
@@ -178,5 +178,5 @@ def test_refund_debits_once_and_the_balance_follows_the_ledger(money_env, worker
     while reply != (200, expected) and time.monotonic() < deadline:
         status, body = http("GET", url)
         reply = (status, json.loads(body) if status == 200 else body)
-        time.sleep(0.2)  # polling the endpoint until the balance agent caught up
+        time.sleep(0.2)  # polling the endpoint until the balance stage caught up
     assert reply == (200, expected)

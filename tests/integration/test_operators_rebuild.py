@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from streams import topics, wire
-from streams.agents.balances import BALANCES
 from streams.kafka_clients import producer
 from streams.ops.scan import end_offsets
+from streams.stages.balances import BALANCES
 from tests.builders import order_event, payment_event
 from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS

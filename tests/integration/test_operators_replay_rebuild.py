@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 from streams import topics
-from streams.agents.orders import ORDER_STATE
 from streams.kafka_clients import producer
 from streams.ops.rebuild import DEFAULT_STORES, live_tables, live_topic_names, rebuild
 from streams.ops.scan import end_offsets
+from streams.stages.orders import ORDER_STATE
 from tests.builders import NOW_MS, batch_closed, order_event, payment_event, settlement_line
 from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS

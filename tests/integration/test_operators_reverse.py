@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from streams import topics
-from streams.domain.ids import entry_id
+from streams.domain.common.ids import entry_id
 from tests.builders import order_event, payment_event
 from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS

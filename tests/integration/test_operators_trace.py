@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from streams import topics
-from streams.domain.ids import entry_id
+from streams.domain.common.ids import entry_id
 from tests.builders import NOW_MS, batch_closed, order_event, settlement_line
 from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS

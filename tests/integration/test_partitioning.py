@@ -18,7 +18,7 @@ from confluent_kafka.admin import NewTopic
 
 from streams import topics
 from streams.admin import admin_client
-from streams.agents.orders import ORDER_STATE
+from streams.stages.orders import ORDER_STATE
 from tests.builders import NOW_MS, batch_closed, order_event, payment_event, settlement_line
 from tests.integration.flow import Flow, partition_of
 from tests.integration.intake_fixtures import HMAC_SECRETS

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from streams import topics
-from streams.domain.ids import entry_id
+from streams.domain.common.ids import entry_id
 from streams.recon_report_cli import report
 from tests.builders import NOW_MS, batch_closed, order_event, payment_event, settlement_line
 from tests.integration.flow import Flow, partition_of

@@ -22,9 +22,9 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from streams import topics
 from streams.admin import admin_client
 from streams.codecs import default_catalog
-from streams.domain.ids import entry_id
-from streams.domain.order_inputs import OrderEvent, OrderEventType, RiskVerdict
-from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.common.ids import entry_id
+from streams.domain.common.payments import PaymentEvent, PaymentKind
+from streams.domain.orders.inputs import OrderEvent, OrderEventType, RiskVerdict
 from streams.internal_records import VerifiedPayment
 from streams.kafka_clients import producer
 from tests.integration.intake_fixtures import provider_secrets

@@ -21,7 +21,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from streams import topics
 from streams.codecs import default_catalog
-from streams.domain.ids import entry_id
+from streams.domain.common.ids import entry_id
 from streams.recon_report_cli import report
 from tests.builders import NOW_MS, batch_closed, order_event, payment_event, settlement_line
 from tests.integration.flow import Flow

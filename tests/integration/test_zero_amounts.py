@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from streams import topics
-from streams.domain.payments import PaymentKind
+from streams.domain.common.payments import PaymentKind
 from tests.builders import NOW_MS, order_event, payment_event, settlement_line
 from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 import yaml
 
-from streams.domain.order_inputs import OrderEvent
-from streams.domain.risk_rules import parse_rules
+from streams.domain.orders.inputs import OrderEvent
+from streams.domain.risk.rules import parse_rules
 from streams.ops.backtest import Outcome, Recorded, compare
 from streams.rule_files import load_rules
 from tests.unit.test_risk_population import RULES_PATH, RiskPipeline, generate

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from streams import topics
-from streams.agents import balances
 from streams.codecs import default_catalog
 from streams.config import Settings
 from streams.metrics import Metrics
 from streams.runtime.context import Context, Record
 from streams.runtime.store import PartitionStore, encode_value
+from streams.stages import balances
+from tests.builders import DIRECTORY
 
 DAY_MS = balances.DAY_MS
 T0 = 1_700_000_000_000
@@ -35,7 +36,7 @@ class Ledger:
         self.offset += 1
         record = Record(topics.CREDITS, 0, self.offset, b"a-1", b"", at, [])
         ctx = Context(record, default_catalog(), Metrics(), self.stores,
-                      {name: {} for name in self.stores})
+                      {name: {} for name in self.stores}, directory=DIRECTORY)
         self.stage.handle(ctx, entry)
         for name, layer in ctx.layers.items():
             self.stores[name].write((key.encode(), encode_value(value))

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from streams import topics
-from streams.agents import settlements
 from streams.codecs import default_catalog
 from streams.metrics import Metrics
 from streams.runtime.context import Context, Record
 from streams.runtime.store import PartitionStore, encode_value
-from tests.builders import BATCH
+from streams.stages import settlements
+from tests.builders import BATCH, DIRECTORY
 from tests.builders import BATCH_DECIDE_AT as DECIDE_AT
 from tests.builders import BATCH_T0 as T0
 from tests.builders import batch_close as close
@@ -31,7 +31,7 @@ class BatchPartition:
     def _run(self, call: Any) -> None:
         ctx = Context(Record(topics.SETTLEMENT_BATCHES, 0, 0, None, None, 0, []),
                       default_catalog(), Metrics(), self.stores,
-                      {name: {} for name in self.stores})
+                      {name: {} for name in self.stores}, directory=DIRECTORY)
         call(ctx)
         for name, layer in ctx.layers.items():
             self.stores[name].write((key.encode(), encode_value(value))

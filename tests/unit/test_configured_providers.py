@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from streams.config import Settings
-from streams.domain.configured_providers import (
+from streams.domain.common.configured_providers import (
     ProviderNotConfigured,
     check_configured,
     configured_providers,
 )
-from streams.domain.order_inputs import OrderEvent, check_order_provider
+from streams.domain.orders.inputs import OrderEvent, check_order_provider
 
 T0 = 1_795_000_000_000
 CREATED = {"event_id": "e", "type": "CREATED", "order_id": "o", "occurred_at": T0,

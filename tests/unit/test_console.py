@@ -13,7 +13,7 @@ from streams.console import auth
 from streams.console.app import _age, _environment
 from streams.console.funnel import count_funnel
 from streams.console.queries import QueueItem
-from streams.domain.recon_report import build_report
+from streams.domain.recon.report import build_report
 from streams.kafka_clients import ConsumedRecord
 from streams.ops.reviews import Case
 

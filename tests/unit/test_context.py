@@ -13,13 +13,15 @@ from streams.codecs import default_catalog
 from streams.metrics import Metrics
 from streams.runtime.context import BatchWrites, Context, Record, Send, UndeclaredOutput
 from streams.runtime.store import PartitionStore, encode_value
+from tests.builders import DIRECTORY
 
 
 def context(tmp_path: Path, pending: dict[str, Any]) -> Context:
     store = PartitionStore(tmp_path / "s", None, "test-changelog")
     store.write([(b"committed", encode_value("c")), (b"shadowed", encode_value("old"))])
     record = Record(topics.ORDERS, 2, 7, b"o-1", b"...", 0, [])
-    return Context(record, default_catalog(), Metrics(), {"s": store}, {"s": pending})
+    return Context(record, default_catalog(), Metrics(), {"s": store}, {"s": pending},
+                   directory=DIRECTORY)
 
 
 def test_a_child_sees_its_callers_writes_and_its_own_join_them_when_it_returns(tmp_path):
@@ -116,7 +118,7 @@ def test_a_dead_letter_too_large_for_the_dlq_is_a_truncated_copy_with_size_and_h
     original = b"\x01" * 50_000
     record = Record(topics.ORDERS, 0, 3, b"key", original, 0, [])
     ctx = Context(record, default_catalog(), Metrics(), {"s": store}, {"s": {}},
-                  limits=SizeLimits({topics.DLQ: 20_000}))
+                  limits=SizeLimits({topics.DLQ: 20_000}), directory=DIRECTORY)
     ctx.dead_letter("UNDECODABLE", "not avro " + "x" * 5_000)
     [send] = ctx.sends
     assert len(send.value) < 20_000

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from streams.domain.currencies import is_currency
-from streams.domain.order_inputs import OrderEvent
-from streams.domain.recon_inputs import parse_settlement
+from streams.domain.common.currencies import is_currency
+from streams.domain.orders.inputs import OrderEvent
+from streams.domain.recon.inputs import parse_settlement
 from streams.providers.base import Fields, Rejection
 from tests.builders import NOW_MS, order_event, payment_event, settlement_line
 

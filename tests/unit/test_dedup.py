@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.domain.dedup import DAY_MS, DedupWindow
+from streams.domain.common.dedup import DAY_MS, DedupWindow
 
 
 def test_a_sighting_within_the_window_repeats_the_first_and_one_after_it_is_new() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.config import load_settings
-from streams.domain.event_time import EventTimeBounds, EventTimeOutOfRange
+from streams.domain.common.event_time import EventTimeBounds, EventTimeOutOfRange
 
 DAY_MS = 86_400_000
 T = 1_795_000_000_000

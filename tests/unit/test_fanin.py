@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.domain.fanin import (
+from streams.domain.common.payments import PaymentKind
+from streams.domain.orders.inputs import OrderEvent, OrderEventType
+from streams.domain.risk.fanin import (
     FanInConfig,
     FanInState,
     Ready,
@@ -20,9 +22,7 @@ from streams.domain.fanin import (
     payment_outcome,
     start,
 )
-from streams.domain.order_inputs import OrderEvent, OrderEventType
-from streams.domain.payments import PaymentKind
-from streams.domain.velocity import (
+from streams.domain.risk.velocity import (
     WINDOW_NAMES,
     Dimension,
     DimensionCounts,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.config import PROVIDERS
-from streams.domain.freeze import (
+from streams.domain.common.freeze import (
     ScopeError,
     apply_command,
     control_key,

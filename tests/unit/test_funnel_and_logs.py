@@ -8,12 +8,12 @@ import logging
 
 import pytest
 
-from streams.agents import funnel
 from streams.config import ConfigError
-from streams.domain.order_outputs import LedgerEntryOut, LedgerOp, LedgerReason, StatusChange
-from streams.domain.order_state import OrderStatus
+from streams.domain.orders.outputs import LedgerEntryOut, LedgerOp, LedgerReason, StatusChange
+from streams.domain.orders.state import OrderStatus
 from streams.logs import JsonFormatter, configure
 from streams.metrics import Metrics
+from streams.stages import funnel
 
 
 def _credit(n: int) -> LedgerEntryOut:

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.domain.ids import derived_id, entry_id
-from streams.domain.order_outputs import LedgerOp
+from streams.domain.common.ids import derived_id, entry_id
+from streams.domain.orders.outputs import LedgerOp
 
 ID_PART = st.one_of(st.none(), st.text(max_size=12), st.integers(-(2**70), 2**70))
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from streams.agents.balances import apply_entry
-from streams.domain.int64 import (
+from streams.domain.common.int64 import (
     INT64_MAX,
     MAX_AMOUNT_MINOR,
     AmountOutOfRange,
     Int64Overflow,
     checked_add,
 )
-from streams.domain.order_inputs import OrderEvent
-from streams.domain.payments import PaymentEvent, PaymentKind, check_payment_amount
-from streams.domain.recon_inputs import check_line_amount, parse_line, parse_settlement
-from streams.domain.settlement_batches import BatchContext, step
+from streams.domain.common.payments import PaymentEvent, PaymentKind, check_payment_amount
+from streams.domain.orders.inputs import OrderEvent
+from streams.domain.recon.batches import BatchContext, step
+from streams.domain.recon.inputs import check_line_amount, parse_line, parse_settlement
+from streams.stages.balances import apply_entry
 from tests.builders import BATCH_T0 as T0
 from tests.builders import batch_line as line
 

@@ -1,10 +1,10 @@
-"""Intake's per-minute tally of deliveries (streams/domain/intake_health.py)."""
+"""Intake's per-minute tally of deliveries (streams/domain/recon/intake_health.py)."""
 
 from __future__ import annotations
 
 import json
 
-from streams.domain.intake_health import IntakeHealth, IntakeTally, count_delivery
+from streams.domain.recon.intake_health import IntakeHealth, IntakeTally, count_delivery
 
 MINUTE = 1_795_000_020_000
 assert MINUTE % 60_000 == 0

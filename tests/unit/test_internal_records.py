@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from streams import topics, wire
-from streams.domain.intake_health import IntakeHealth
-from streams.domain.recon_inputs import WatermarkAdvanced, parse_line, parse_settlement
-from streams.domain.recon_outputs import ReconCategory, ReconOutcome
-from streams.domain.velocity import Dimension, DimensionCounts, Observation, ObservationKind
+from streams.domain.recon.inputs import WatermarkAdvanced, parse_line, parse_settlement
+from streams.domain.recon.intake_health import IntakeHealth
+from streams.domain.recon.outputs import ReconCategory, ReconOutcome
+from streams.domain.risk.velocity import Dimension, DimensionCounts, Observation, ObservationKind
 from streams.internal_records import (
     InvalidRecord,
     OrderCommand,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from streams.domain.int64 import Int64Overflow
+from streams.domain.common.int64 import Int64Overflow
 from streams.domain.ledger import apply_entry
 
 

@@ -1,5 +1,5 @@
-"""The order state machine (streams/domain/orders.py), its inputs, outputs and state,
-and the freeze scope matcher (streams/domain/freeze.py)."""
+"""The order state machine (streams/domain/orders/machine.py), its inputs, outputs and state,
+and the freeze scope matcher (streams/domain/common/freeze.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from typing import Any
 import fastavro
 import pytest
 
-from streams.domain import freeze
-from streams.domain.ids import entry_id
-from streams.domain.order_inputs import (
+from streams.domain.common import freeze
+from streams.domain.common.ids import entry_id
+from streams.domain.common.outputs import AlertOut, AuditOut, Severity
+from streams.domain.common.payments import PaymentEvent, PaymentKind
+from streams.domain.common.time import Tick
+from streams.domain.orders.inputs import (
     Context,
     FreezeChanged,
     InputKind,
@@ -22,24 +25,19 @@ from streams.domain.order_inputs import (
     OrderInput,
     RiskDecision,
     RiskVerdict,
-    Tick,
 )
-from streams.domain.order_outputs import (
+from streams.domain.orders.machine import NO_ORDER, TRANSITIONS, step
+from streams.domain.orders.outputs import (
     AlertKind,
-    AlertOut,
     AuditAction,
-    AuditOut,
     LedgerEntryOut,
     LedgerOp,
     LedgerReason,
     Output,
     ReviewCase,
-    Severity,
     StatusChange,
 )
-from streams.domain.order_state import HoldReason, OrderState, OrderStatus, derive_status
-from streams.domain.orders import NO_ORDER, TRANSITIONS, step
-from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.orders.state import HoldReason, OrderState, OrderStatus, derive_status
 
 T0 = 1_700_000_000_000
 ORDER_ID = "ord-1"

@@ -10,27 +10,20 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.domain.order_inputs import (
-    Context,
-    FreezeChanged,
-    OrderEvent,
-    OrderInput,
-    RiskVerdict,
-    Tick,
-)
-from streams.domain.order_outputs import (
-    AlertOut,
+from streams.domain.common.outputs import AlertOut, AuditOut
+from streams.domain.common.payments import PaymentEvent, PaymentKind
+from streams.domain.common.time import Tick
+from streams.domain.orders.inputs import Context, FreezeChanged, OrderEvent, OrderInput, RiskVerdict
+from streams.domain.orders.machine import NO_ORDER, step
+from streams.domain.orders.outputs import (
     AuditAction,
-    AuditOut,
     LedgerEntryOut,
     LedgerOp,
     Output,
     ReviewCase,
     StatusChange,
 )
-from streams.domain.order_state import OrderState, OrderStatus, derive_status
-from streams.domain.orders import NO_ORDER, step
-from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.orders.state import OrderState, OrderStatus, derive_status
 from tests.unit.test_order_machine import (
     ALLOWED_MOVES,
     HOLD_MS,
@@ -188,7 +181,7 @@ def play(history: History, through_json: bool) -> list[Played]:
         event = Tick(now) if move.event == TICK else move.event
         assert not isinstance(event, str)
         if state is None and isinstance(event, Tick | FreezeChanged):
-            continue  # the agent only ticks and notifies orders it has stored
+            continue  # the stage only ticks and notifies orders it has stored
         if through_json and state is not None:
             state = OrderState.from_dict(json.loads(json.dumps(state.to_dict())))
         ctx = Context(

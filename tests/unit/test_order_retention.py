@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from streams import topics
-from streams.agents import orders
 from streams.codecs import default_catalog
 from streams.config import Settings
-from streams.domain.order_inputs import OrderEvent
-from streams.domain.payments import PaymentEvent
+from streams.domain.common.payments import PaymentEvent
+from streams.domain.orders.inputs import OrderEvent
 from streams.metrics import Metrics
 from streams.runtime.context import Context, Record, Send
 from streams.runtime.store import PartitionStore, encode_value
-from tests.builders import order_event, payment_event
+from streams.stages import orders
+from tests.builders import DIRECTORY, order_event, payment_event
 
 DAY_MS = orders.DAY_MS
 T0 = 1_795_000_000_000
@@ -39,14 +39,14 @@ class OrderPartition:
         topic = topics.ORDERS if isinstance(item, OrderEvent) else topics.PAYMENTS
         record = Record(topic, 0, self.offset, item.order_id.encode(), b"", event_time, [])
         ctx = Context(record, default_catalog(), Metrics(), self.stores,
-                      {name: {} for name in self.stores})
+                      {name: {} for name in self.stores}, directory=DIRECTORY)
         self.stage.handle(ctx, orders.Decoded(item, event_time))
         self._commit(ctx)
 
     def tick(self, advance_ms: int) -> None:
         record = Record(topics.ORDERS, 0, self.offset, None, None, 0, [])
         ctx = Context(record, default_catalog(), Metrics(), self.stores,
-                      {name: {} for name in self.stores})
+                      {name: {} for name in self.stores}, directory=DIRECTORY)
         assert self.stage.on_tick is not None
         self.stage.on_tick(ctx, advance_ms)
         self._commit(ctx)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from streams.domain import promotions
-from streams.domain.promotions import PromoConfig, PromoState, PromoUsage
+from streams.domain.risk import promotions
+from streams.domain.risk.promotions import PromoConfig, PromoState, PromoUsage
 
 T0 = 1_741_003_200_000
 HOUR = 3_600_000

@@ -11,7 +11,7 @@ import stripe
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.common.payments import PaymentEvent, PaymentKind
 from streams.providers import Rejection, StripeAdapter
 from streams.providers.testing import SignedDelivery, make_stripe_delivery, stripe_event
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.core import Core
 
-from streams.domain.payments import PaymentEvent, PaymentKind
+from streams.domain.common.payments import PaymentEvent, PaymentKind
 from streams.providers import (
     PlatformKey,
     Rejection,

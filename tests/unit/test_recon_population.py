@@ -1,5 +1,5 @@
 """A day of generated traffic with injected faults, driven through the pure stages in
-event-time order the way the agents will drive them: the order machine, settlement control
+event-time order the way the stages will drive them: the order machine, settlement control
 totals, reconciliation, and the mismatch-rate stage.
 
 Every injected fault must show up as exactly one break of its category (or, for the batch
@@ -19,20 +19,23 @@ from typing import Any
 
 import pytest
 
-from streams.domain.ids import entry_id
-from streams.domain.order_inputs import (
+from streams.domain.common.ids import entry_id
+from streams.domain.common.outputs import AlertOut, AuditOut
+from streams.domain.common.payments import PaymentEvent, PaymentKind
+from streams.domain.common.time import Tick
+from streams.domain.orders.inputs import (
     Context,
     OrderEvent,
     OrderEventType,
     RiskDecision,
     RiskVerdict,
-    Tick,
 )
-from streams.domain.order_outputs import AlertOut, AuditOut, LedgerEntryOut, LedgerOp
-from streams.domain.order_state import OrderState
-from streams.domain.orders import step as order_step
-from streams.domain.payments import PaymentEvent, PaymentKind
-from streams.domain.recon_inputs import (
+from streams.domain.orders.machine import step as order_step
+from streams.domain.orders.outputs import LedgerEntryOut, LedgerOp
+from streams.domain.orders.state import OrderState
+from streams.domain.recon.batches import BatchContext, BatchState
+from streams.domain.recon.batches import step as batch_step
+from streams.domain.recon.inputs import (
     BatchClosed,
     LedgerEntry,
     OrderSnapshot,
@@ -43,20 +46,18 @@ from streams.domain.recon_inputs import (
     WatermarkAdvanced,
     parse_settlement,
 )
-from streams.domain.recon_outputs import (
+from streams.domain.recon.machine import step as recon_step
+from streams.domain.recon.outputs import (
     ControlCommandOut,
     ReconAuditAction,
     ReconBreakOut,
     ReconOutcome,
     SettlementProof,
 )
-from streams.domain.recon_report import build_report
-from streams.domain.recon_state import ReconState
-from streams.domain.recon_thresholds import RateContext, RateState
-from streams.domain.recon_thresholds import step as rate_step
-from streams.domain.reconciliation import step as recon_step
-from streams.domain.settlement_batches import BatchContext, BatchState
-from streams.domain.settlement_batches import step as batch_step
+from streams.domain.recon.report import build_report
+from streams.domain.recon.state import ReconState
+from streams.domain.recon.thresholds import RateContext, RateState
+from streams.domain.recon.thresholds import step as rate_step
 
 SEED = 20240601
 ORDERS = 3000
@@ -302,12 +303,12 @@ def order_inputs(order: Order) -> list[tuple[int, Any]]:
     return inputs
 
 
-# --- the agents, reduced to their routing ---------------------------------------------
+# --- the stages, reduced to their routing ---------------------------------------------
 
 
 @dataclass
 class Pipeline:
-    """Routes records between the pure stages the way the agents will, in event time."""
+    """Routes records between the pure stages the way the stages will, in event time."""
 
     queue: list[tuple[int, int, str, Any]] = field(default_factory=list)
     sequence: Any = field(default_factory=itertools.count)
@@ -342,7 +343,7 @@ class Pipeline:
             now, _, kind, payload = heapq.heappop(self.queue)
             handlers[kind](now, payload)
 
-    # order agent
+    # order stage
     def to_orders(self, now: int, event: Any) -> None:
         ctx = Context(now_ms=now, credits_frozen=False, refunds_frozen=False)
         state, outputs = order_step(self.order_states.get(event.order_id), event, ctx)
@@ -350,7 +351,7 @@ class Pipeline:
         for output in outputs:
             if isinstance(output, LedgerEntryOut):
                 self.ledger.append(output)
-                # topup.credits is keyed by account; the agent re-keys by order id.
+                # topup.credits is keyed by account; the stage re-keys by order id.
                 entry = LedgerEntry.from_record(output.to_record())
                 self.at(now, "recon", (output.order_id, entry))
         if state.facts is not None and self.snapshot_versions.get(state.order_id) != state.version:
@@ -383,7 +384,7 @@ class Pipeline:
             self.ticks.add(("batch", batch_id, wake))
             self.at(wake, "batch_tick", batch_id)
 
-    # reconciliation agent
+    # reconciliation stage
     def to_recon(self, order_id: str, event: ReconInput | None, now: int) -> None:
         """Run one input (None: a Tick at `now`) against the order's stored row."""
         stored = self.recon_table.get(order_id)
@@ -392,7 +393,7 @@ class Pipeline:
         self.recon_table[order_id] = json.dumps(state.to_dict())
         for output in outputs:
             if isinstance(output, SettlementProof):
-                self.at(now, "order", output.event)  # to the order agent's payment input
+                self.at(now, "order", output.event)  # to the order stage's payment input
             elif isinstance(output, ReconOutcome):
                 self.outcomes.append(output)
                 self.to_rates(output.provider, output, now)
@@ -418,12 +419,12 @@ class Pipeline:
         key = wake.watermark_key
         if state.order_id not in self.waiting_for_watermark[key]:
             self.waiting_for_watermark[key].add(state.order_id)
-            # The agent hands a newly waiting order the watermark as it stands.
+            # The stage hands a newly waiting order the watermark as it stands.
             if key in self.watermarks:
                 current = WatermarkAdvanced(key[0], key[1], self.watermarks[key])
                 self.at(now, "recon", (state.order_id, current))
 
-    # mismatch-rate agent, keyed by provider
+    # mismatch-rate stage, keyed by provider
     def to_rates(self, provider: str, event: ReconOutcome | Tick, now: int) -> None:
         state, alerts = rate_step(self.rate_states.get(provider), event, RateContext(now_ms=now))
         self.rate_states[provider] = state

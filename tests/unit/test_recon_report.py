@@ -1,10 +1,10 @@
-"""The numbers and text of `topup-guard recon report` (streams/domain/recon_report.py)."""
+"""The numbers and text of `topup-guard recon report` (streams/domain/recon/report.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from streams.domain.recon_report import amount_at_stake, build_report, render_report
+from streams.domain.recon.report import amount_at_stake, build_report, render_report
 
 T0 = 1_700_000_000_000
 

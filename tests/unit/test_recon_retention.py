@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from streams import topics
-from streams.agents import reconciliation
 from streams.codecs import default_catalog
-from streams.domain.recon_inputs import ReconInput
+from streams.domain.recon.inputs import ReconInput
 from streams.metrics import Metrics
 from streams.runtime.context import Context, Record
 from streams.runtime.store import PartitionStore, encode_value
+from streams.stages import reconciliation
+from tests.builders import DIRECTORY
 from tests.builders import RECON_T0 as T0
 from tests.builders import recon_credit as credit
 from tests.builders import recon_line as line
@@ -33,7 +34,7 @@ class ReconPartition:
     def _context(self) -> Context:
         record = Record(topics.RECON_INPUTS, 0, 0, None, None, 0, [])
         return Context(record, default_catalog(), Metrics(), self.stores,
-                       {name: {} for name in self.stores})
+                       {name: {} for name in self.stores}, directory=DIRECTORY)
 
     def feed(self, item: ReconInput, at: int) -> None:
         ctx = self._context()

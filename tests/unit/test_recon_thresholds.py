@@ -1,4 +1,4 @@
-"""Mismatch rate per provider per hour (streams/domain/recon_thresholds.py)."""
+"""Mismatch rate per provider per hour (streams/domain/recon/thresholds.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from streams.domain.intake_health import IntakeHealth
-from streams.domain.order_inputs import Tick
-from streams.domain.order_outputs import AlertOut, Severity
-from streams.domain.recon_outputs import ReconCategory, ReconOutcome
-from streams.domain.recon_thresholds import (
+from streams.domain.common.outputs import AlertOut, Severity
+from streams.domain.common.time import Tick
+from streams.domain.recon.intake_health import IntakeHealth
+from streams.domain.recon.outputs import ReconCategory, ReconOutcome
+from streams.domain.recon.thresholds import (
     HOUR_MS,
     RateContext,
     RateInput,

@@ -1,4 +1,4 @@
-"""Reconciliation of one order (streams/domain/reconciliation.py): each break category from
+"""Reconciliation of one order (streams/domain/recon/machine.py): each break category from
 a scenario made for it, the seed's 12.2 and 12.3, the wire records, and idempotence under
 any order and repetition of the inputs."""
 
@@ -14,20 +14,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.domain.freeze import FreezeAction
-from streams.domain.ids import entry_id
-from streams.domain.order_inputs import Context, OrderEvent, OrderEventType, Tick
-from streams.domain.order_outputs import (
-    AlertOut,
-    AuditAction,
-    AuditOut,
-    LedgerEntryOut,
-    Severity,
-)
-from streams.domain.order_state import OrderState
-from streams.domain.orders import step as order_step
-from streams.domain.payments import PaymentEvent, PaymentKind
-from streams.domain.recon_inputs import (
+from streams.domain.common.freeze import FreezeAction
+from streams.domain.common.ids import entry_id
+from streams.domain.common.outputs import AlertOut, AuditOut, Severity
+from streams.domain.common.payments import PaymentEvent, PaymentKind
+from streams.domain.common.time import Tick
+from streams.domain.orders.inputs import Context, OrderEvent, OrderEventType
+from streams.domain.orders.machine import step as order_step
+from streams.domain.orders.outputs import AuditAction, LedgerEntryOut
+from streams.domain.orders.state import OrderState
+from streams.domain.recon.inputs import (
     BatchClosed,
     LedgerEntry,
     OrderSnapshot,
@@ -37,7 +33,8 @@ from streams.domain.recon_inputs import (
     SettlementLine,
     parse_settlement,
 )
-from streams.domain.recon_outputs import (
+from streams.domain.recon.machine import PROOF_EVENT_PREFIX, ReconOutput, step
+from streams.domain.recon.outputs import (
     ControlCommandOut,
     ReconAction,
     ReconAuditAction,
@@ -46,8 +43,7 @@ from streams.domain.recon_outputs import (
     ReconOutcome,
     SettlementProof,
 )
-from streams.domain.recon_state import ReconState, Wake
-from streams.domain.reconciliation import PROOF_EVENT_PREFIX, ReconOutput, step
+from streams.domain.recon.state import ReconState, Wake
 from tests.builders import (
     RECON_ACCOUNT as ACCOUNT,
 )

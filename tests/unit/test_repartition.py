@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from streams import topics
-from streams.agents.orders import order_key
 from streams.codecs import default_catalog
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
@@ -13,6 +12,7 @@ from streams.runtime.context import Record
 from streams.runtime.layout import TopicLayoutError, check_copartitioned
 from streams.runtime.repartition import Repartitioner
 from streams.runtime.ticks import IdleTicker, decode_tick
+from streams.stages.orders import order_key
 
 HOUR_MS = 3_600_000
 CATALOG = default_catalog()
@@ -29,7 +29,7 @@ def _order(order_id: str, partition: int, key: bytes | None = None, at: int = 0)
 
 def _router(metrics: Metrics | None = None) -> Repartitioner:
     return Repartitioner({topics.ORDERS: order_key(CATALOG)}, {topics.ORDERS: 4}, CATALOG,
-                         metrics or Metrics())
+                         metrics or Metrics(), topics.ALERTS)
 
 
 def test_a_record_in_place_is_handled_as_it_is_with_nothing_sent():

@@ -10,19 +10,19 @@ from dataclasses import asdict, replace
 import pytest
 
 from streams import topics
-from streams.agents.balances import apply_entry
-from streams.agents.orders import retirable
-from streams.agents.reconciliation import matched
 from streams.codecs import default_catalog
-from streams.domain.ids import entry_id
-from streams.domain.order_inputs import OrderEvent, OrderEventType, RiskDecision, RiskVerdict
-from streams.domain.order_outputs import AuditAction, LedgerOp, LedgerReason
-from streams.domain.order_state import OrderStatus
-from streams.domain.payments import PaymentEvent
-from streams.domain.recon_inputs import LedgerEntry
-from streams.domain.recon_outputs import ReconAuditAction
+from streams.domain.common.ids import entry_id
+from streams.domain.common.payments import PaymentEvent
+from streams.domain.orders.inputs import OrderEvent, OrderEventType, RiskDecision, RiskVerdict
+from streams.domain.orders.outputs import AuditAction, LedgerOp, LedgerReason
+from streams.domain.orders.state import OrderStatus
+from streams.domain.recon.inputs import LedgerEntry
+from streams.domain.recon.outputs import ReconAuditAction
 from streams.kafka_clients import ConsumedRecord
 from streams.ops import reversals
+from streams.stages.balances import apply_entry
+from streams.stages.orders import retirable
+from streams.stages.reconciliation import matched
 from tests.builders import recon_ledger_entry
 from tests.unit import test_order_machine as om
 from tests.unit import test_reconciliation as rc

@@ -1,5 +1,5 @@
 """A generated population of honest users and fraud rings, scored by the pure risk core
-exactly as the agents chain it: fan-out per dimension, velocity state per dimension key
+exactly as the stages chain it: fan-out per dimension, velocity state per dimension key
 (kept as JSON rows, as RocksDB would), answers back to the order's fan-in, signals, score.
 
 A ring member order is any order a ring's script makes. A ring "becomes detectable" at a
@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from streams.domain.fanin import (
+from streams.domain.orders.inputs import OrderEvent, OrderEventType, RiskDecision
+from streams.domain.risk.fanin import (
     FanInConfig,
     FanInState,
     Ready,
@@ -33,10 +34,9 @@ from streams.domain.fanin import (
     on_time,
     start,
 )
-from streams.domain.order_inputs import OrderEvent, OrderEventType, RiskDecision
-from streams.domain.risk_rules import RiskAssessment, RuleSet, score
-from streams.domain.signals import SignalValue, build_signals
-from streams.domain.velocity import (
+from streams.domain.risk.rules import RiskAssessment, RuleSet, score
+from streams.domain.risk.signals import SignalValue, build_signals
+from streams.domain.risk.velocity import (
     Dimension,
     DimensionCounts,
     LateObservation,
@@ -77,7 +77,7 @@ def _json_row(data: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class RiskPipeline:
-    """The risk agents' steps in one process, fed in event-time order."""
+    """The risk stages' steps in one process, fed in event-time order."""
 
     rules: RuleSet
     velocity_config: VelocityConfig = field(default_factory=VelocityConfig)

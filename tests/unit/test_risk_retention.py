@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from streams import topics
-from streams.agents import DEFAULT_RISK_RULES, risk
 from streams.codecs import default_catalog
-from streams.domain.order_inputs import OrderEvent
+from streams.domain.orders.inputs import OrderEvent
 from streams.metrics import Metrics
 from streams.rule_files import load_rules
 from streams.runtime.context import Context, Record
 from streams.runtime.store import PartitionStore, encode_value
-from tests.builders import order_event, payment_event
+from streams.stages import DEFAULT_RISK_RULES, risk
+from tests.builders import DIRECTORY, order_event, payment_event
 
 DAY_MS = 24 * 60 * 60 * 1000
 T0 = 1_795_000_000_000
@@ -29,7 +29,7 @@ class RiskPartition:
 
     def _run(self, topic: str, call: object) -> None:
         ctx = Context(Record(topic, 0, 0, None, None, 0, []), default_catalog(), Metrics(),
-                      self.stores, {name: {} for name in self.stores})
+                      self.stores, {name: {} for name in self.stores}, directory=DIRECTORY)
         call(ctx)  # type: ignore[operator]
         for name, layer in ctx.layers.items():
             self.stores[name].write((key.encode(), encode_value(value))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.domain.fanin import Ready, RiskOrder
-from streams.domain.order_inputs import OrderEvent, RiskDecision, RiskVerdict
-from streams.domain.risk_rules import (
+from streams.domain.orders.inputs import OrderEvent, RiskDecision, RiskVerdict
+from streams.domain.risk.fanin import Ready, RiskOrder
+from streams.domain.risk.rules import (
     FAMILIES,
     Compare,
     RiskAssessment,
@@ -19,8 +19,8 @@ from streams.domain.risk_rules import (
     parse_rules,
     score,
 )
-from streams.domain.signals import SIGNALS, build_signals
-from streams.domain.velocity import Dimension, ObservationKind
+from streams.domain.risk.signals import SIGNALS, build_signals
+from streams.domain.risk.velocity import Dimension, ObservationKind
 from streams.rule_files import load_rules
 from tests.unit.test_risk_population import (
     HOUR,

@@ -1,4 +1,4 @@
-"""Control totals of settlement files (streams/domain/settlement_batches.py)."""
+"""Control totals of settlement files (streams/domain/recon/batches.py)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.domain.order_inputs import Tick
-from streams.domain.order_outputs import AlertOut, Severity
-from streams.domain.recon_inputs import BatchClosed
-from streams.domain.settlement_batches import (
-    BatchContext,
-    BatchInput,
-    BatchState,
-    RecordIds,
-    step,
-)
+from streams.domain.common.outputs import AlertOut, Severity
+from streams.domain.common.time import Tick
+from streams.domain.recon.batches import BatchContext, BatchInput, BatchState, RecordIds, step
+from streams.domain.recon.inputs import BatchClosed
 from tests.builders import BATCH
 from tests.builders import BATCH_DECIDE_AT as DECIDE_AT
 from tests.builders import BATCH_T0 as T0

@@ -15,6 +15,7 @@ from streams.runtime.context import Context, Record
 from streams.runtime.stage import Stage
 from streams.runtime.store import PartitionStore, StoreSpec, encode_value
 from streams.runtime.timers import TimerSpec, clock_key, with_timers
+from tests.builders import DIRECTORY
 
 STORE = StoreSpec("timed")
 
@@ -41,7 +42,7 @@ class Partition:
     def _ctx(self) -> Context:
         record = Record(topics.TICKS, 1, 0, None, None, 0, [])
         return Context(record, default_catalog(), Metrics(), {STORE.name: self.store},
-                       {STORE.name: {}})
+                       {STORE.name: {}}, directory=DIRECTORY)
 
     def _commit(self, ctx: Context) -> None:
         layer = ctx.layers.get(STORE.name, {})

@@ -111,4 +111,4 @@ def test_every_topic_a_stage_module_sends_to_is_declared_by_its_stages(graph):
         source = Path(importlib.import_module(module).__file__ or "").read_text()
         sent = {getattr(topics, name) for name in SENT_TO.findall(source)}
         assert sent - {topics.DLQ} <= outputs, module
-    assert declared["streams.agents.intake"] >= {topics.PAYMENTS, topics.ALERTS}
+    assert declared["streams.stages.intake"] >= {topics.PAYMENTS, topics.ALERTS}

@@ -16,7 +16,7 @@ from bench.workload import SECRET, order_and_callback
 from streams import topics
 from streams.codecs import default_catalog
 from streams.config import Settings, load_settings
-from streams.domain.recon_outputs import ReconOutcome
+from streams.domain.recon.outputs import ReconOutcome
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
 from streams.runtime.context import UndeclaredOutput

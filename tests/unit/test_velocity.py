@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.domain.velocity import (
+from streams.domain.risk.velocity import (
     WINDOWS,
     Dimension,
     DimensionCounts,
@@ -300,7 +300,7 @@ def test_counts_equal_a_brute_force_recount(moves: list[tuple]) -> None:
 
 
 def test_the_velocity_evidence_names_each_answered_dimension_and_window() -> None:
-    from streams.domain.velocity import (
+    from streams.domain.risk.velocity import (
         WINDOW_NAMES,
         Dimension,
         DimensionCounts,

@@ -12,14 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from streams import topics
-from streams.agents import DEFAULT_RISK_RULES, risk
-from streams.agents.velocity_retention import RETIRES_PER_RECORD
 from streams.codecs import default_catalog
-from streams.domain.fanin import RiskOrder, fan_out
-from streams.domain.order_inputs import OrderEvent
-from streams.domain.payments import PaymentKind
-from streams.domain.promotions import PromoConfig
-from streams.domain.velocity import (
+from streams.domain.common.payments import PaymentKind
+from streams.domain.orders.inputs import OrderEvent
+from streams.domain.risk.fanin import RiskOrder, fan_out
+from streams.domain.risk.promotions import PromoConfig
+from streams.domain.risk.velocity import (
     WINDOWS,
     Dimension,
     DimensionCounts,
@@ -35,7 +33,9 @@ from streams.rule_files import load_rules
 from streams.runtime.context import Context, Record, Send
 from streams.runtime.stage import Stage
 from streams.runtime.store import PartitionStore, encode_value
-from tests.builders import order_event, payment_event
+from streams.stages import DEFAULT_RISK_RULES, risk
+from streams.stages.velocity_retention import RETIRES_PER_RECORD
+from tests.builders import DIRECTORY, order_event, payment_event
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -57,7 +57,7 @@ class Partition:
 
     def run(self, topic: str, item: Any) -> list[Send]:
         ctx = Context(Record(topic, 0, 0, None, None, 0, []), CATALOG, Metrics(), self.stores,
-                      {name: {} for name in self.stores})
+                      {name: {} for name in self.stores}, directory=DIRECTORY)
         self.stage.handle(ctx, item)
         for name, layer in ctx.layers.items():
             self.stores[name].write((key.encode(), encode_value(value))

@@ -1,0 +1,1 @@
+"""The order state machine: its inputs, its state, its outputs and its validation."""

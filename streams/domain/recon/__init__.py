@@ -1,0 +1,1 @@
+"""Reconciliation: per-order matching, settlement batches, thresholds, intake health, reports."""

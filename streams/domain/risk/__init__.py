@@ -1,0 +1,1 @@
+"""Risk: velocity windows, promotions, the order's fan-in, signals and the rules over them."""
