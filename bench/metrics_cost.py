@@ -4,6 +4,8 @@ The topology's own work (bench.domain_only: every stage, the worker's batch hand
 stores and state encoding, no Kafka) over the same input records, with three recorders:
 
 - `none`: the worker's metrics interface recording nothing, the baseline;
+- `none_again`: the same once more, an A/A check: its ratio to `none` is what the method
+  itself shows where there is no difference;
 - `per_call`: prometheus-client called on every `inc`/`observe`, as the worker did before
   its recording was buffered (the "before");
 - `buffered`: the worker's `Metrics`, recording in plain counters handed to
@@ -122,15 +124,16 @@ def replayed(calls: list[tuple[str, str, float, dict[str, str]]], topology_cpu_s
     return {
         "calls": len(calls), "topology_cpu_s": topology_cpu_s,
         "share_of_topology": {arm: (statistics.median(seconds[arm]) - none) / topology_cpu_s
-                              for arm in ("per_call", "buffered")},
+                              for arm in COMPARED},
         "us_per_call": {arm: 1e6 * statistics.median(seconds[arm]) / len(calls)
                         for arm in ARMS},
     }
 
 
 ARMS: dict[str, Callable[[], Metrics]] = {
-    "none": Unrecorded, "per_call": PerCall, "buffered": Metrics,
+    "none": Unrecorded, "none_again": Unrecorded, "per_call": PerCall, "buffered": Metrics,
 }
+COMPARED = ("none_again", "per_call", "buffered")
 
 
 def seconds_with(metrics: Metrics, bootstrap: str, inputs: list[Record], orders: int,
@@ -178,8 +181,8 @@ def measure(bootstrap: str, orders: int, rounds: int) -> dict[str, object]:
         "orders": orders, "rounds": rounds,
         "replayed": replayed(recording.calls, statistics.median(cpu["none"]), 4 * rounds),
         "events_per_cpu_s": {arm: 2 * orders / statistics.median(cpu[arm]) for arm in ARMS},
-        "cpu_ratio": {arm: _ratios(cpu, arm) for arm in ("per_call", "buffered")},
-        "wall_ratio": {arm: _ratios(wall, arm) for arm in ("per_call", "buffered")},
+        "cpu_ratio": {arm: _ratios(cpu, arm) for arm in COMPARED},
+        "wall_ratio": {arm: _ratios(wall, arm) for arm in COMPARED},
     }
 
 
