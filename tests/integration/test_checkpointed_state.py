@@ -23,9 +23,9 @@ from streams.runtime import crash_points
 from streams.runtime.store import PartitionStore
 from streams.topology import all_stages
 from tests.builders import NOW_MS, order_event, payment_event
+from tests.integration.crash_workload import NEVER_FIRES
 from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS
-from tests.integration.test_crash import NEVER_FIRES
 from tests.kafka_harness import (
     WorkerProcess,
     decode_all,
