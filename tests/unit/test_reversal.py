@@ -24,7 +24,7 @@ from streams.stages.balances import apply_entry
 from streams.stages.orders import retirable
 from streams.stages.reconciliation import matched
 from tests.builders import recon_ledger_entry
-from tests.unit import test_order_machine as om
+from tests.unit import order_machine_runner as om
 from tests.unit import test_reconciliation as rc
 
 REVERSAL_ID = entry_id(om.ORDER_ID, "REVERSAL", "txn-1", None)
