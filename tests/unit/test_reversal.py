@@ -25,7 +25,7 @@ from streams.stages.orders import retirable
 from streams.stages.reconciliation import matched
 from tests.builders import recon_ledger_entry
 from tests.unit import order_machine_runner as om
-from tests.unit import test_reconciliation as rc
+from tests.unit import recon_machine_runner as rc
 
 REVERSAL_ID = entry_id(om.ORDER_ID, "REVERSAL", "txn-1", None)
 
