@@ -12,8 +12,8 @@ from pathlib import Path
 
 from streams import topics
 from streams.config import Settings
+from tests.integration.crash_workload import NEVER_FIRES, assert_exactly_once, crash_workload, feed
 from tests.integration.intake_fixtures import HMAC_SECRETS
-from tests.integration.test_crash import NEVER_FIRES, assert_exactly_once, crash_workload, feed
 from tests.kafka_harness import WorkerProcess, decode_all, http, read_until
 
 ORDERS = int(os.environ.get("TOPUP_CHAOS_ORDERS", "300"))

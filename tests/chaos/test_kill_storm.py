@@ -24,8 +24,8 @@ from streams import topics
 from streams.kafka_clients import read_committed
 from tests.chaos.harness import SEEDS, chaos_env
 from tests.chaos.state_harness import Slots, member_partitions, unprocessed
+from tests.integration.crash_workload import assert_exactly_once, crash_workload
 from tests.integration.flow import Flow
-from tests.integration.test_crash import assert_exactly_once, crash_workload
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 SLOTS = ["storm-0", "storm-1", "storm-2"]

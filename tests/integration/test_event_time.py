@@ -9,7 +9,7 @@ from streams import topics
 from tests.builders import NOW_MS, order_event, payment_event
 from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS
-from tests.integration.test_risk import _latest, _risk_env
+from tests.integration.risk_env import latest, risk_env
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 MINUTE = 60_000
@@ -19,7 +19,7 @@ INT64_MAX = 2**63 - 1
 
 def test_far_future_orders_are_dead_lettered_once_and_the_farm_is_still_blocked(
         kafka_env, workers, tmp_path):
-    env = _risk_env(kafka_env, tmp_path)
+    env = risk_env(kafka_env, tmp_path)
     settings = settings_from(env)
     worker = workers.start("time", **env)
     flow = Flow(settings)
@@ -38,7 +38,7 @@ def test_far_future_orders_are_dead_lettered_once_and_the_farm_is_still_blocked(
         order_id = order["order_id"]
         if order_id.startswith("o-farm"):
             read_until(settings, [topics.RISK_DECISIONS],
-                       lambda rs, oid=order_id: oid in _latest(rs, topics.RISK_DECISIONS,
+                       lambda rs, oid=order_id: oid in latest(rs, topics.RISK_DECISIONS,
                                                                "order_id"),
                        workers=[worker])
     # Afterwards an ordinary order and its payment: credited once, at a sane time.
@@ -50,7 +50,7 @@ def test_far_future_orders_are_dead_lettered_once_and_the_farm_is_still_blocked(
         lambda rs: any(c["order_id"] == "o-after" for c in decode_all(rs, topics.CREDITS)),
         workers=[worker])
 
-    decisions = _latest(records, topics.RISK_DECISIONS, "order_id")
+    decisions = latest(records, topics.RISK_DECISIONS, "order_id")
     assert {o: d["decision"] for o, d in decisions.items() if o.startswith("o-farm")} == {
         "o-farm-1": "ALLOW", "o-farm-2": "ALLOW", "o-farm-3": "BLOCK", "o-farm-4": "BLOCK"}
     assert "o-future" not in decisions and "o-max" not in decisions

@@ -16,7 +16,7 @@ from streams.ops.scan import end_offsets
 from tests.builders import NOW_MS, order_event
 from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS
-from tests.integration.test_risk import RULES
+from tests.integration.risk_env import RULES
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 CLI = str(Path(sys.executable).with_name("topup-guard"))

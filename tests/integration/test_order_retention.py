@@ -11,7 +11,7 @@ from streams.kafka_clients import ConsumedRecord
 from streams.partitioning import partition_for
 from tests.builders import NOW_MS, order_event, payment_event
 from tests.integration.flow import Flow
-from tests.integration.test_checkpointed_state import _env
+from tests.integration.store_checks import state_env
 from tests.kafka_harness import decode_all, read_until, settings_from
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -39,7 +39,7 @@ def _last_state(
 def test_an_ended_order_is_removed_and_a_late_callback_never_credits_it_again(
     kafka_env, workers
 ):
-    env = {**_env(kafka_env), "TOPUP_ORDER_RETENTION_DAYS": "1"}
+    env = {**state_env(kafka_env), "TOPUP_ORDER_RETENTION_DAYS": "1"}
     settings = settings_from(env)
     changelog = f"{settings.app_id}-order-state-changelog"
     flow = Flow(settings)

@@ -29,7 +29,7 @@ from streams.internal_records import VerifiedPayment
 from streams.kafka_clients import producer
 from tests.integration.intake_fixtures import provider_secrets
 from tests.kafka_harness import decode_all, read_until, settings_from
-from tests.unit.test_recon_population import (
+from tests.recon_population import (
     EXPECTED,
     SEED,
     Order,

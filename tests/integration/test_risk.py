@@ -9,46 +9,10 @@ from bench.harness import recreate_topics
 from streams import topics
 from tests.builders import NOW_MS, order_event, payment_event
 from tests.integration.flow import Flow, partition_of
-from tests.integration.intake_fixtures import HMAC_SECRETS
+from tests.integration.risk_env import latest, risk_env
 from tests.kafka_harness import decode_all, read_until, settings_from, wait_for_http
 
 MINUTE = 60_000
-RULES = """\
-version: "test-1"
-rules:
-  - id: device_farm
-    family: device
-    description: three accounts on one device in a day
-    points: 80
-    when: {signal: velocity.device.24h.distinct_accounts, op: ">=", value: 3}
-  - id: large_amount
-    family: amount
-    description: a large top-up
-    points: 50
-    when:
-      all:
-        - {signal: order.amount_minor, op: ">=", value: 100000}
-        - {signal: order.amount_minor, op: "<", value: 500000}
-  - id: very_large_amount
-    family: amount
-    description: a very large top-up
-    points: 70
-    when: {signal: order.amount_minor, op: ">=", value: 500000}
-  - id: shared_ip
-    family: network
-    description: two accounts on one ip within the hour
-    points: 20
-    when: {signal: velocity.ip.1h.distinct_accounts, op: ">=", value: 2}
-"""
-
-
-def _latest(records, topic: str, key: str) -> dict[str, dict]:
-    latest: dict[str, dict] = {}
-    for record in decode_all(records, topic):
-        latest[record[key]] = record
-    return latest
-
-
 def _statuses(records) -> dict[str, str]:
     best: dict[str, tuple[int, str]] = {}
     for status in decode_all(records, topics.ORDER_STATUS):
@@ -57,20 +21,13 @@ def _statuses(records) -> dict[str, str]:
     return {order_id: status for order_id, (_, status) in best.items()}
 
 
-def _risk_env(kafka_env, tmp_path) -> dict[str, str]:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES)
-    return {**kafka_env, "TOPUP_RISK_RULES": str(rules),
-            "TOPUP_HMAC_SECRETS": ",".join(HMAC_SECRETS)}
-
-
 @pytest.mark.parametrize("partitioner", ["murmur2_random", "consistent_random"])
 def test_decisions_gate_credits_until_a_human_or_the_buyer_answers(
     kafka_env, workers, tmp_path, partitioner
 ):
     """Also with orders from librdkafka's default partitioner: the device farm is still
     blocked once its orders are moved to their keys' partitions."""
-    env = _risk_env(kafka_env, tmp_path)
+    env = risk_env(kafka_env, tmp_path)
     settings = settings_from(env)
     worker = workers.start("risk", **env)
     flow = Flow(settings)
@@ -91,13 +48,13 @@ def test_decisions_gate_credits_until_a_human_or_the_buyer_answers(
         flow.flush()
         if order_id.startswith("o-farm"):
             read_until(settings, [topics.RISK_DECISIONS],
-                       lambda rs, oid=order_id: oid in _latest(rs, topics.RISK_DECISIONS,
+                       lambda rs, oid=order_id: oid in latest(rs, topics.RISK_DECISIONS,
                                                                "order_id"),
                        workers=[worker])
     decided = read_until(settings, [topics.RISK_DECISIONS, topics.AUDIT],
-                         lambda rs: len(_latest(rs, topics.RISK_DECISIONS, "order_id")) == 6,
+                         lambda rs: len(latest(rs, topics.RISK_DECISIONS, "order_id")) == 6,
                          workers=[worker])
-    decisions = _latest(decided, topics.RISK_DECISIONS, "order_id")
+    decisions = latest(decided, topics.RISK_DECISIONS, "order_id")
     assert {o: (d["decision"], d["reasons"]) for o, d in decisions.items()} == {
         "o-allow": ("ALLOW", []),
         "o-farm-1": ("ALLOW", []),
@@ -171,11 +128,11 @@ def _decide_one_by_one(settings, orders, workers_) -> dict[str, tuple]:
         flow.flush()
         records = read_until(
             settings, [topics.RISK_DECISIONS],
-            lambda rs, oid=order["order_id"]: oid in _latest(rs, topics.RISK_DECISIONS,
+            lambda rs, oid=order["order_id"]: oid in latest(rs, topics.RISK_DECISIONS,
                                                               "order_id"),
             workers=workers_,
         )
-        decision = _latest(records, topics.RISK_DECISIONS, "order_id")[order["order_id"]]
+        decision = latest(records, topics.RISK_DECISIONS, "order_id")[order["order_id"]]
         decisions[order["order_id"]] = (decision["decision"], decision["score"],
                                         tuple(decision["reasons"]))
     return decisions
@@ -190,7 +147,7 @@ def test_four_partitions_and_two_workers_decide_as_one_partition_does(
         mine = [o for o in orders if o["user_id"] == f"user-{user}"]
         assert len({partition_of(o["order_id"]) for o in mine}) > 1
 
-    wide_env = _risk_env(kafka_env, tmp_path)
+    wide_env = risk_env(kafka_env, tmp_path)
     wide = [workers.start("wide-a", **wide_env), workers.start("wide-b", **wide_env)]
     for worker in wide:
         wait_for_http(worker)

@@ -21,13 +21,13 @@ from streams.topology import all_stages
 from streams.worker_config import runtime_config
 from tests.chaos.state_harness import member_partitions
 from tests.integration.flow import Flow
-from tests.integration.test_checkpointed_state import (
+from tests.integration.store_checks import (
     RESTORED,
-    _assert_stores_hold_the_changelogs,
-    _changelog_records,
-    _credits_until,
-    _env,
-    _pay,
+    assert_stores_hold_the_changelogs,
+    changelog_records,
+    credits_until,
+    pay,
+    state_env,
 )
 from tests.kafka_harness import WorkerProcess, http, settings_from
 
@@ -38,7 +38,7 @@ _GAUGE = re.compile(r"^(topup_standby_\w+) (\S+)$", re.M)
 def _standby_env(kafka_env: dict[str, str]) -> dict[str, str]:
     # No idle ticks: once traffic stops no worker commits anything, so a standby that has
     # caught up has exactly nothing left for the owner to restore.
-    return {**_env(kafka_env), "TOPUP_STANDBY_REPLICAS": "1", "TOPUP_IDLE_ADVANCE_S": "3600"}
+    return {**state_env(kafka_env), "TOPUP_STANDBY_REPLICAS": "1", "TOPUP_IDLE_ADVANCE_S": "3600"}
 
 
 def _gauges(text: str) -> dict[str, float]:
@@ -82,7 +82,7 @@ def _wait_restores(worker: WorkerProcess, count: int, timeout_s: float = 120
 
 
 def _committed_changelog_records(settings: Settings, partitions: set[int]) -> int:
-    return sum(1 for record in _changelog_records(settings) if record.partition in partitions)
+    return sum(1 for record in changelog_records(settings) if record.partition in partitions)
 
 
 def test_a_failover_restores_only_the_tail_the_standby_had_not_applied(kafka_env, workers,
@@ -94,16 +94,16 @@ def test_a_failover_restores_only_the_tail_the_standby_had_not_applied(kafka_env
     # "b" owns everything first; "a" joins and gets half, and keeps b's half warm. "a"
     # never owned b's half, so only its standby can have built those stores.
     b = workers.start("b", **env)
-    expected = _pay(flow, 0, 60)
-    _credits_until(settings, expected, b)
+    expected = pay(flow, 0, 60)
+    credits_until(settings, expected, b)
     a = workers.start("a", **env)
     _wait_restores(a, 1)
     deadline = time.monotonic() + 60
     while len(members := member_partitions(settings)) != 2 or not all(members):
         assert time.monotonic() < deadline, members
         time.sleep(0.2)
-    expected |= _pay(flow, 60, 120, twice=True)
-    _credits_until(settings, expected, b)
+    expected |= pay(flow, 60, 120, twice=True)
+    credits_until(settings, expected, b)
     _wait_caught_up(lambda: _worker_gauges(a), "a")
 
     # The store partitions a's last assignment opened are its own; the rest are b's.
@@ -120,11 +120,11 @@ def test_a_failover_restores_only_the_tail_the_standby_had_not_applied(kafka_env
     assert restored == 0 and line.endswith("full: -"), a.log_tail()
 
     # Exactly once after the takeover: every payment again, and a few new orders.
-    expected |= _pay(flow, 0, 180) | _pay(flow, 180, 10)
-    counts = _credits_until(settings, expected, a)
+    expected |= pay(flow, 0, 180) | pay(flow, 180, 10)
+    counts = credits_until(settings, expected, a)
     assert set(counts) == expected and max(counts.values()) == 1
     a.stop()
-    _assert_stores_hold_the_changelogs(settings, tmp_path / "state-a")
+    assert_stores_hold_the_changelogs(settings, tmp_path / "state-a")
 
 
 def _end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
@@ -141,8 +141,8 @@ def test_a_standby_only_reads_and_its_copies_are_the_changelogs(kafka_env, worke
     settings = settings_from(env)
     flow = Flow(settings)
     worker = workers.start("w", **env)
-    expected = _pay(flow, 0, 60, twice=True)
-    _credits_until(settings, expected, worker)
+    expected = pay(flow, 0, 60, twice=True)
+    credits_until(settings, expected, worker)
     worker.stop()
     before = _end_offsets(settings)
 
@@ -163,4 +163,4 @@ def test_a_standby_only_reads_and_its_copies_are_the_changelogs(kafka_env, worke
     assert standby.held() == set()
 
     assert _end_offsets(settings) == before
-    _assert_stores_hold_the_changelogs(settings, standby_dir)
+    assert_stores_hold_the_changelogs(settings, standby_dir)

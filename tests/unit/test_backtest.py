@@ -12,7 +12,7 @@ from streams.domain.orders.inputs import OrderEvent
 from streams.domain.risk.rules import parse_rules
 from streams.ops.backtest import Outcome, Recorded, compare
 from streams.rule_files import load_rules
-from tests.unit.test_risk_population import RULES_PATH, RiskPipeline, generate
+from tests.unit.risk_population import RULES_PATH, RiskPipeline, generate
 
 CURRENT = load_rules(RULES_PATH)
 

@@ -24,7 +24,7 @@ from streams.domain.orders.outputs import (
     StatusChange,
 )
 from streams.domain.orders.state import OrderState, OrderStatus, derive_status
-from tests.unit.test_order_machine import (
+from tests.unit.order_machine_runner import (
     ALLOWED_MOVES,
     HOLD_MS,
     ORDER_ID,

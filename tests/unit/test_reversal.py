@@ -9,6 +9,8 @@ from dataclasses import asdict, replace
 
 import pytest
 
+import tests.unit.order_machine_runner as om
+import tests.unit.recon_machine_runner as rc
 from streams import topics
 from streams.codecs import default_catalog
 from streams.domain.common.ids import entry_id
@@ -24,8 +26,6 @@ from streams.stages.balances import apply_entry
 from streams.stages.orders import retirable
 from streams.stages.reconciliation import matched
 from tests.builders import recon_ledger_entry
-from tests.unit import test_order_machine as om
-from tests.unit import test_reconciliation as rc
 
 REVERSAL_ID = entry_id(om.ORDER_ID, "REVERSAL", "txn-1", None)
 

@@ -22,7 +22,7 @@ from streams.domain.risk.rules import (
 from streams.domain.risk.signals import SIGNALS, build_signals
 from streams.domain.risk.velocity import Dimension, ObservationKind
 from streams.rule_files import load_rules
-from tests.unit.test_risk_population import (
+from tests.unit.risk_population import (
     HOUR,
     MINUTE,
     RULES_PATH,
