@@ -23,9 +23,8 @@ import argparse
 import json
 import random
 import tempfile
-from pathlib import Path
 
-from bench.worker_process import RULES
+from bench.worker_process import RULES, memory_mib
 from bench.workload import SECRET, callback_for, order_and_callback
 from streams import topics
 from streams.codecs import default_catalog
@@ -42,13 +41,6 @@ MAX_TICK_ROUNDS = 10_000
 TICK_MS = 3_600_000
 BATCH_ORDERS = 1_000
 LATER = "later"  # in every key of the later orders' state, so they can be told apart
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def store_sizes(driver: TopologyTestDriver) -> dict[str, tuple[int, int]]:
@@ -133,14 +125,14 @@ def run_state_size(orders: int) -> dict[str, float]:
     stages = all_stages(settings, catalog, metrics)
     driver = TopologyTestDriver(runtime_config(settings), stages, catalog, metrics,
                                 retain_outputs=False)
-    rss_before = rss_mib()
+    rss_before = memory_mib()["VmRSS"]
     try:
         for record in inputs:
             driver.pipe(record.topic, record.key, record.value, record.timestamp_ms)
         if driver.sent.get(topics.CREDITS, 0) != orders:
             raise RuntimeError(f"state-size: {driver.sent.get(topics.CREDITS)} credits for "
                                f"{orders} orders")
-        rss_held = rss_mib()
+        rss_held = memory_mib()["VmRSS"]
         held = store_sizes(driver)
         _quiet(driver, inputs[-1].timestamp_ms, DAY_MS)
         for record in later:

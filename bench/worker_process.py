@@ -92,11 +92,7 @@ class BenchWorker:
 
     def memory_mib(self) -> tuple[float, float]:
         """(VmRSS, VmHWM) in MiB, read from /proc."""
-        fields: dict[str, float] = {}
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            name, _, rest = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                fields[name] = int(rest.split()[0]) / 1024  # kB
+        fields = memory_mib(self.process.pid)
         return fields["VmRSS"], fields["VmHWM"]
 
     def kill(self) -> None:
@@ -118,3 +114,13 @@ class BenchWorker:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def memory_mib(pid: int | str = "self") -> dict[str, float]:
+    """A process's VmRSS and VmHWM in MiB, read from /proc."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(rest.split()[0]) / 1024  # kB
+    return fields
