@@ -13,8 +13,13 @@ import os
 import socket
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+import httpx2
 
 from streams.codecs import SchemaCatalog
 from streams.confluent import ConfluentFraming
@@ -30,6 +35,10 @@ TEST_PORT = int(os.environ.get("TOPUP_TEST_REGISTRY_PORT", "18081"))
 USER, PASSWORD = "topup-test", "registry-secret-7f3a"
 # The first start fetches Apicurio (158 MB) from Maven Central.
 START_TIMEOUT_S = 900
+# confluent-kafka's client waits forever by default: a registry that accepts a connection and
+# never answers (seen once in CI, on a freshly started Apicurio) hung a test for 600 s.
+REQUEST_TIMEOUT_S = 15
+T = TypeVar("T")
 
 
 @dataclass
@@ -67,12 +76,24 @@ def start_standin_registry(port: int, data_dir: Path) -> RegistryProcess:
     return _start(STANDIN_DIR, env)
 
 
-def sr_config(url: str, auth: bool = False) -> dict[str, str]:
+def sr_config(url: str, auth: bool = False) -> dict[str, str | float]:
     """confluent-kafka SchemaRegistryClient settings; `auth` for the stand-in."""
-    config = {"url": url}
+    config: dict[str, str | float] = {"url": url, "timeout": REQUEST_TIMEOUT_S}
     if auth:
         config["basic.auth.user.info"] = f"{USER}:{PASSWORD}"
     return config
+
+
+def retrying(call: Callable[[], T], deadline_s: float = 120) -> T:
+    """`call` again while the registry does not answer (a timeout or a dropped connection),
+    up to a deadline: the setup of a test, not what it checks."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            return call()
+        except httpx2.TransportError:
+            if time.monotonic() > deadline:
+                raise
 
 
 def registry_catalog(url: str) -> SchemaCatalog:
@@ -98,7 +119,11 @@ class TcpForwarder:
                 client, _ = self.server.accept()
             except OSError:  # closed
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.target))
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:  # the target is gone: refuse rather than hold the connection
+                client.close()
+                continue
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
 
@@ -116,4 +141,7 @@ class TcpForwarder:
                 sock.close()  # idempotent: both pipes of a connection close both sockets
 
     def close(self) -> None:
+        # close() alone would not wake the accept() above, and the port would go on listening.
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()

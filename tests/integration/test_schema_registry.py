@@ -33,6 +33,7 @@ from tests.registry_harness import (
     USER,
     TcpForwarder,
     registry_catalog,
+    retrying,
     sr_config,
     start_registry,
     start_standin_registry,
@@ -223,7 +224,7 @@ def test_an_unreachable_registry_is_waited_out_not_dead_lettered(registry_env, w
     try:
         client = SchemaRegistryClient(sr_config(registry.url))
         schema = Schema(json.dumps(catalog.schema("OrderEvent")), "AVRO")
-        assert client.register_schema(f"{topics.ORDERS}-value", schema) == 1
+        assert retrying(lambda: client.register_schema(f"{topics.ORDERS}-value", schema)) == 1
         forwarder = TcpForwarder(port, registry_port)
         records = read_until(
             settings, [topics.ORDER_STATUS, topics.DLQ],
@@ -250,10 +251,11 @@ def test_a_registry_that_rejects_the_project_schemas_stops_the_start(
         for field in theirs["fields"]:
             if field["name"] == "amount_minor":
                 field["type"] = "string"
-        AvroSerializer(client, json.dumps(theirs))(
+        serialize_theirs = AvroSerializer(client, json.dumps(theirs))
+        retrying(lambda: serialize_theirs(
             {**_ledger_entry(), "amount_minor": "1"},
             SerializationContext(topics.CREDITS, MessageField.VALUE),
-        )
+        ))
         env = {**registry_env, "TOPUP_SCHEMA_REGISTRY_URL": registry.url,
                "TOPUP_OUTPUT_FORMAT": "confluent"}
         worker = workers.start("registry-refused", **env)
