@@ -196,6 +196,7 @@ class Worker:
 
     def run(self) -> None:
         settings = self.settings
+        begun = time.monotonic()
         gc.set_threshold(*GC_THRESHOLD)
         # The internal topics the runtime itself adds (repartition, ticks) as well.
         internal = tuple(spec for spec in settings.topics
@@ -210,8 +211,12 @@ class Worker:
             settings.client, [spec.name for spec in (*settings.topics, *changelogs)]))
         self.repartitioner = Repartitioner(self.keyed, self._checked_layout(), self.catalog,
                                            self.metrics, settings.alert_topic)
+        prepared = time.monotonic()
         try:
             self._start_clients()
+            # Where a start's time goes, before the group's assignment (logged apart).
+            log.info("started: topics checked in %.2fs, producer fenced and consumer "
+                     "subscribed in %.2fs", prepared - begun, time.monotonic() - prepared)
             while not self.stopping.is_set():
                 try:
                     if messages := self._next_batch():
@@ -524,10 +529,11 @@ class Worker:
                               "and abort it with kafka-transactions.sh find-hanging / abort; "
                               "this worker keeps waiting", where, waited,
                               self.settings.transaction_timeout_s)
+        log.info("committed offsets stable after %.2fs", time.monotonic() - started)
         client = dict(self.settings.client)
-        ends = last_stable_offsets(client, list(targets))
         report = restore(client, f"{self.settings.app_id}-restore", targets, RESTORE_TIMEOUT_S)
-        self._restored_to.update(ends)
+        # Where the restore stopped, measured by it after the offsets were stable.
+        self._restored_to.update(report.ends)
         self._restored_stores.update(targets)
         return report
 
