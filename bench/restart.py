@@ -161,8 +161,11 @@ def _partition_dirs(state_dir: Path) -> int:
     return sum(1 for path in state_dir.glob("*/*") if path.is_dir())
 
 
-def run_failover(bootstrap: str, orders: int, standby: bool) -> dict[str, float]:
-    tag = "standby" if standby else "nostandby"
+def run_failover(bootstrap: str, orders: int, standby: bool, how: str = "sigkill"
+                 ) -> dict[str, float]:
+    """`how`: the second worker SIGKILLed (the broker notices at its session's expiry) or
+    SIGTERMed (it leaves the group as it stops)."""
+    tag = ("standby" if standby else "nostandby") + ("_sigterm" if how == "sigterm" else "")
     settings, seed_s = seeded(bootstrap, orders, f"failover-{tag}")
     app_id, work = settings.app_id, Path(tempfile.mkdtemp(prefix="bench-failover-"))
     env = {"TOPUP_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S),
@@ -179,6 +182,9 @@ def run_failover(bootstrap: str, orders: int, standby: bool) -> dict[str, float]
         doomed = BenchWorker(bootstrap, app_id, work / "b", env=env)
         both = [survivor, doomed]
         _poll(lambda: _members(admin, app_id) == 2, "two members", both)
+        # Both restored and processing before the failover is timed: killed or stopped
+        # during its own restore, the second worker would time that restore instead.
+        _poll(lambda: survivor.ready() and doomed.ready(), "both workers ready", both)
         wait_credited(reader, produce_probes(settings, f"two-{app_id}"), both, time.monotonic())
         if standby:
             _poll(lambda: survivor.metrics().get(("topup_standby_lag_records", "")) == 0.0,
@@ -188,7 +194,10 @@ def run_failover(bootstrap: str, orders: int, standby: bool) -> dict[str, float]
             _poll(lambda: _partition_dirs(survivor.state_dir)
                   <= _partition_dirs(doomed.state_dir), "old copies removed", both)
         killed = time.monotonic()
-        doomed.kill()
+        if how == "sigterm":
+            doomed.process.terminate()
+        else:
+            doomed.kill()
         probes = produce_probes(settings, f"failover-{app_id}")
         detected: list[float] = []
 
@@ -221,9 +230,9 @@ def run_restarts(bootstrap: str, sizes: tuple[int, ...], failover_orders: int
         for how in ("sigterm", "sigkill"):
             figures[f"{how}_credit {large} over {small}"] = (
                 figures[f"{large} {how}_credit_s"] / figures[f"{small} {how}_credit_s"])
-    for standby in (True, False):
+    for standby, how in ((True, "sigkill"), (True, "sigterm"), (False, "sigkill")):
         figures |= {f"{failover_orders} {name}": value for name, value in
-                    run_failover(bootstrap, failover_orders, standby).items()
+                    run_failover(bootstrap, failover_orders, standby, how).items()
                     if name != "seed_s"}
     return figures
 

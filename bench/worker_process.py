@@ -30,7 +30,8 @@ def free_port() -> int:
 
 class BenchWorker:
     def __init__(self, bootstrap: str, app_id: str | None = None, state_dir: Path | None = None,
-                 wrap: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+                 wrap: list[str] | None = None, env: dict[str, str] | None = None,
+                 loglevel: str = os.environ.get("TOPUP_BENCH_LOGLEVEL", "warning")) -> None:
         """`wrap` prefixes the command line (a profiler); `env` adds settings."""
         self.app_id = app_id or f"bench-{uuid.uuid4().hex[:8]}"
         self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="bench-state-"))
@@ -43,7 +44,7 @@ class BenchWorker:
             TOPUP_WEBHOOK_HOST="127.0.0.1", TOPUP_WEBHOOK_PORT=str(free_port()),
             TOPUP_HMAC_SECRETS=SECRET, TOPUP_RISK_RULES=str(RULES), **(env or {}),
         )
-        command = [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"]
+        command = [sys.executable, "-m", "streams.cli", "worker", "--loglevel", loglevel]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen([*(wrap or []), *command], env=env, stdout=log,
                                             stderr=subprocess.STDOUT)

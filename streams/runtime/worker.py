@@ -51,7 +51,7 @@ from streams.runtime.context import (
 )
 from streams.runtime.copartition import Holdings
 from streams.runtime.deadline import ClientUnusable, Stopping, Watchdog
-from streams.runtime.group_config import apply_group_settings
+from streams.runtime.group_config import MAX_HEARTBEAT_MS, apply_group_settings
 from streams.runtime.kafka_admin import admin_client, create_topics, max_message_bytes
 from streams.runtime.layout import check_copartitioned, partition_counts
 from streams.runtime.own_topics import TICKS, is_internal, repartition_topic
@@ -196,6 +196,7 @@ class Worker:
 
     def run(self) -> None:
         settings = self.settings
+        begun = time.monotonic()
         gc.set_threshold(*GC_THRESHOLD)
         # The internal topics the runtime itself adds (repartition, ticks) as well.
         internal = tuple(spec for spec in settings.topics
@@ -210,8 +211,12 @@ class Worker:
             settings.client, [spec.name for spec in (*settings.topics, *changelogs)]))
         self.repartitioner = Repartitioner(self.keyed, self._checked_layout(), self.catalog,
                                            self.metrics, settings.alert_topic)
+        prepared = time.monotonic()
         try:
             self._start_clients()
+            # Where a start's time goes, before the group's assignment (logged apart).
+            log.info("started: topics checked in %.2fs, producer fenced and consumer "
+                     "subscribed in %.2fs", prepared - begun, time.monotonic() - prepared)
             while not self.stopping.is_set():
                 try:
                     if messages := self._next_batch():
@@ -233,6 +238,7 @@ class Worker:
         except Stopping:
             log.info("stop requested while waiting for a client call")
         finally:
+            log.info("stopping")
             self._shutdown()
 
     def _start_clients(self) -> None:
@@ -268,7 +274,10 @@ class Worker:
         else:
             group = {"partition.assignment.strategy": "range",
                      "session.timeout.ms": settings.session_timeout_s * 1000,
-                     "heartbeat.interval.ms": max(1000, settings.session_timeout_s * 1000 // 3)}
+                     # A survivor learns of a rebalance at its next heartbeat: a
+                     # failover waits up to one interval after the broker noticed.
+                     "heartbeat.interval.ms": min(MAX_HEARTBEAT_MS,
+                                                  settings.session_timeout_s * 1000 // 3)}
         self.holdings.clear()
         self.consumer = Consumer({
             **settings.client,
@@ -315,6 +324,7 @@ class Worker:
     def _shutdown(self) -> None:
         """Bounded: abort what can be aborted, leave the group, close the stores."""
         self.ready.clear()
+        begun = time.monotonic()
         producer = getattr(self, "producer", None)
         if producer is not None and self._txn_open:
             with contextlib.suppress(KafkaException, ClientUnusable):
@@ -322,6 +332,7 @@ class Worker:
                                   CLOSE_TIMEOUT_S, stoppable=False)
         if getattr(self, "consumer", _RETIRED) is not _RETIRED:
             self._close_consumer()
+        left = time.monotonic()
         if producer is not None:
             with contextlib.suppress(KafkaException, ClientUnusable):
                 self.watchdog.run("producer.flush", lambda: producer.flush(5),
@@ -330,6 +341,9 @@ class Worker:
         self._closed()
         if self.standby is not None:
             self.standby.stop()
+        # A stop's own time: the partitions' next owner waits for the first figure.
+        log.info("stopped: group left %.2fs after the loop ended, stores closed %.2fs "
+                 "after that", left - begun, time.monotonic() - left)
 
     def _next_batch(self) -> list[Message]:
         """What has arrived, up to a batch, without waiting for a batch to fill: waiting
@@ -524,10 +538,11 @@ class Worker:
                               "and abort it with kafka-transactions.sh find-hanging / abort; "
                               "this worker keeps waiting", where, waited,
                               self.settings.transaction_timeout_s)
+        log.info("committed offsets stable after %.2fs", time.monotonic() - started)
         client = dict(self.settings.client)
-        ends = last_stable_offsets(client, list(targets))
         report = restore(client, f"{self.settings.app_id}-restore", targets, RESTORE_TIMEOUT_S)
-        self._restored_to.update(ends)
+        # Where the restore stopped, measured by it after the offsets were stable.
+        self._restored_to.update(report.ends)
         self._restored_stores.update(targets)
         return report
 
@@ -565,9 +580,13 @@ class Worker:
             consumer.unassign()
         self.ticker.revoked(released)
         # Closing a RocksDB flushes it (0.3-0.8 s for a few partitions, measured): under the
-        # incremental protocol the partitions kept here are processing meanwhile.
+        # incremental protocol the partitions kept here are processing meanwhile. On a
+        # stop, this runs inside consumer.close(), before the group is left: flushed in
+        # the foreground, a million orders' stores held the leave past close's bound, and
+        # the partitions' next owner waited for the session to expire (6 s, measured).
+        # _shutdown waits for these closes after the group is left.
         self._close_stores([(name, p) for name in self.specs for p in released],
-                           in_background=self.incremental)
+                           in_background=self.incremental or self.stopping.is_set())
 
     def _close_stores(self, keys: list[tuple[str, int]], in_background: bool = False) -> None:
         """Closes store partitions, kept on disk until `closed` removes them; in the

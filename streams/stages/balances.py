@@ -58,12 +58,9 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
 
     def handle(ctx: Context, entry: dict[str, Any]) -> None:
         applied, balances = ctx.table(APPLIED.name), ctx.table(BALANCES.name)
-        clock = max(applied.get(CLOCK_KEY) or 0, entry["created_at"])
-        applied[CLOCK_KEY] = clock
+        clock = advance_clock(applied, entry["created_at"])
         # Due ones go first, so an entry applied exactly a window ago is already forgotten.
-        forgotten = forget_due(applied, clock)
-        if forgotten:
-            metrics.inc("topup_ledger_entries_forgotten_total", forgotten)
+        forget(applied, clock)
         if applied.get(entry["entry_id"]) is not None:
             metrics.inc("topup_ledger_duplicates_total")
             return
@@ -73,5 +70,23 @@ def stage(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Stage
         # balance stays as it was.
         balances[entry["account_id"]] = apply_entry(balances.get(entry["account_id"]), entry)
 
+    def forget(applied: Table, clock: int) -> None:
+        if forgotten := forget_due(applied, clock):
+            metrics.inc("topup_ledger_entries_forgotten_total", forgotten)
+
+    def on_tick(ctx: Context, advance_ms: int) -> None:
+        # A quiet ledger partition: its clock moves on by the wall-clock time that passed
+        # (the runtime's tick, a record), so remembered ids still go when no entry comes.
+        applied = ctx.table(APPLIED.name)
+        forget(applied, advance_clock(applied, (applied.get(CLOCK_KEY) or 0) + advance_ms))
+
     return Stage("balances", (topics.CREDITS,), (BALANCES, APPLIED),
-                 avro_decoder(catalog, "LedgerEntry"), handle)
+                 avro_decoder(catalog, "LedgerEntry"), handle, on_tick=on_tick)
+
+
+def advance_clock(applied: Table, event_time: int) -> int:
+    """The partition's ledger clock moved to `event_time`, never back; the clock."""
+    clock = max(applied.get(CLOCK_KEY) or 0, event_time)
+    if clock != applied.get(CLOCK_KEY):
+        applied[CLOCK_KEY] = clock
+    return clock

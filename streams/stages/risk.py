@@ -281,10 +281,12 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
 
     stage = Stage("velocity", (topics.RISK_OBSERVATIONS,), (VELOCITY,), decode, handle,
                   outputs=(topics.RISK_ANSWERS, topics.AUDIT))
-    # No idle ticks: removal is space, not money, and an honestly dated observation
-    # within the slack must find its row as it was (see velocity_retention).
+    # Idle ticks too: a quiet partition must still shed rows past their time, or a
+    # spell without observations would hold them for good. Ticks extrapolate from the
+    # last observation by the wall-clock time that passed, so an honestly dated
+    # observation is never more than the slack behind and still finds its row.
     return with_timers(stage, TimerSpec(VELOCITY.name, on_due, event_time=_observed_at,
-                                        due_limit=RETIRES_PER_RECORD, idle_ticks=False))
+                                        due_limit=RETIRES_PER_RECORD))
 
 
 def _observed_at(observation: Observation) -> int:
