@@ -19,27 +19,41 @@ LEDGER_OPS = frozenset({"CREDIT", "DEBIT", "REVERSAL"})
 IdPart = str | int | None
 
 
-def _encode(parts: tuple[IdPart, ...]) -> bytes:
+_SCHEME_CHUNK = b"s%d:%b" % (len(_SCHEME.encode()), _SCHEME.encode())
+
+
+def _encode_part(part: IdPart) -> bytes:
     # Each part is tagged and length-prefixed, so no text inside a part can imitate a
     # boundary ("a|b","c" and "a","b|c" differ) and None differs from "".
+    if part is None:
+        return b"n"
+    if isinstance(part, bool):
+        raise TypeError("id parts are str, int or None, not bool")
+    if isinstance(part, int):
+        return b"i%d;" % part
+    if isinstance(part, str):
+        data = part.encode("utf-8")
+        return b"s%d:" % len(data) + data
+    raise TypeError(f"id parts are str, int or None, not {type(part).__name__}")
+
+
+def _encode(parts: tuple[IdPart, ...]) -> bytes:
     chunks: list[bytes] = []
     for part in parts:
-        if part is None:
-            chunks.append(b"n")
-        elif isinstance(part, bool):
-            raise TypeError("id parts are str, int or None, not bool")
-        elif isinstance(part, int):
-            chunks.append(b"i%d;" % part)
-        elif isinstance(part, str):
+        # Plain str and int take the short way (ids are hashed several times per
+        # record); subclasses (enums, bool) go through every check.
+        if type(part) is str:
             data = part.encode("utf-8")
-            chunks.append(b"s%d:" % len(data) + data)
+            chunks.append(b"s%d:%b" % (len(data), data))
+        elif type(part) is int:
+            chunks.append(b"i%d;" % part)
         else:
-            raise TypeError(f"id parts are str, int or None, not {type(part).__name__}")
+            chunks.append(_encode_part(part))
     return b"".join(chunks)
 
 
 def _digest(*parts: IdPart) -> str:
-    return hashlib.sha256(_encode((_SCHEME, *parts))).hexdigest()[:_HEX_CHARS]
+    return hashlib.sha256(_SCHEME_CHUNK + _encode(parts)).hexdigest()[:_HEX_CHARS]
 
 
 def entry_id(order_id: str, op: str, external_txn_id: str | None, refund_id: str | None) -> str:

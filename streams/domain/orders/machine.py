@@ -24,11 +24,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
+from streams.domain.common.evolve import evolve
 from streams.domain.common.ids import IdPart, derived_id, entry_id
 from streams.domain.common.outputs import AlertOut, AuditOut, Severity
 from streams.domain.common.payments import PaymentEvent, PaymentKind
@@ -246,7 +247,7 @@ def _hold(
     action: AuditAction = AuditAction.HOLD,
 ) -> OrderState:
     fx.audit(action, rule, inputs | {"hold": reason.value}, f"ON_HOLD:{reason.value}")
-    return replace(state, hold_reasons=state.hold_reasons | {reason})
+    return evolve(state, hold_reasons=state.hold_reasons | {reason})
 
 
 def _release(
@@ -258,7 +259,7 @@ def _release(
 ) -> OrderState:
     for reason in sorted(reasons):
         fx.audit(AuditAction.RELEASE, rule, {"hold": reason.value}, f"RELEASED:{reason}", actor)
-    return replace(state, hold_reasons=state.hold_reasons - reasons)
+    return evolve(state, hold_reasons=state.hold_reasons - reasons)
 
 
 _BOOKED_AS: Final = {
@@ -284,7 +285,7 @@ def _book(
         return state
     fx.emit(entry)
     fx.audit(_BOOKED_AS[entry.op], rule, inputs, "BOOKED", actor)
-    return replace(state, emitted_entry_ids=state.emitted_entry_ids | {entry.entry_id})
+    return evolve(state, emitted_entry_ids=state.emitted_entry_ids | {entry.entry_id})
 
 
 # --- handlers: one per kind of change; the table below says where each applies ---------
@@ -295,14 +296,14 @@ def _create(state: OrderState, event: OrderEvent, fx: _Effects) -> OrderState:
     held_ids = (held.correlation_id for held in state.held_payments if held.correlation_id)
     facts = OrderFacts.from_event(event, fx.input_correlation_id or next(held_ids, None))
     fx.order_correlation_id = facts.correlation_id
-    state = replace(state, facts=facts)
+    state = evolve(state, facts=facts)
     return state if state.risk is None else _apply_risk(state, state.risk, fx)
 
 
 def _hold_until_order(state: OrderState, event: PaymentEvent, fx: _Effects) -> OrderState:
     fx.audit(AuditAction.HOLD, Rule.HOLD_UNTIL_CREATED, _payment_details(event), "HELD_UNTIL_ORDER")
     held = HeldPayment(event, arrived_at=fx.now, correlation_id=fx.input_correlation_id)
-    return replace(state, held_payments=(*state.held_payments, held))
+    return evolve(state, held_payments=(*state.held_payments, held))
 
 
 def _hold_until_refund_request(
@@ -315,20 +316,20 @@ def _hold_until_refund_request(
         "HELD_UNTIL_REFUND_REQUEST",
     )
     held = HeldPayment(event, arrived_at=fx.now, correlation_id=fx.input_correlation_id)
-    return replace(state, held_payments=(*state.held_payments, held))
+    return evolve(state, held_payments=(*state.held_payments, held))
 
 
 def _record_verdict(state: OrderState, verdict: RiskVerdict, fx: _Effects) -> OrderState:
     if state.risk is not None:
         return _ignore_verdict(state, verdict, fx)
     fx.audit(AuditAction.RISK_VERDICT, Rule.RISK_GATE, _verdict_details(verdict), "RECORDED")
-    return replace(state, risk=verdict)
+    return evolve(state, risk=verdict)
 
 
 def _initiate(state: OrderState, event: OrderEvent, fx: _Effects) -> OrderState:
     if state.payment is not None:
         raise Refused("payment already received")
-    return replace(state, payment_initiated=True)
+    return evolve(state, payment_initiated=True)
 
 
 def _accept_payment(state: OrderState, event: PaymentEvent, fx: _Effects) -> OrderState:
@@ -339,7 +340,7 @@ def _accept_payment(state: OrderState, event: PaymentEvent, fx: _Effects) -> Ord
 
 def _take_payment(state: OrderState, event: PaymentEvent, fx: _Effects) -> OrderState:
     """Record the order's payment; hold it if it disagrees with the order."""
-    state = replace(state, payment=Payment.from_event(event))
+    state = evolve(state, payment=Payment.from_event(event))
     mismatches = payment_mismatches(state.order_id, _facts(state), event)
     if mismatches:
         evidence = _raise_mismatches(mismatches, event, fx)
@@ -378,7 +379,7 @@ def _second_payment(state: OrderState, event: PaymentEvent, fx: _Effects) -> Ord
     fx.alert(AlertKind.DUPLICATE_PAYMENT, Severity.WARN, event.provider, details)
     fx.audit(AuditAction.HOLD, Rule.DOUBLE_CHARGE, details, "NOT_CREDITED:REVIEW_CASE")
     fx.review("DUPLICATE_PAYMENT", event.provider, details)
-    return replace(state, extra_txn_ids=state.extra_txn_ids | {event.external_txn_id})
+    return evolve(state, extra_txn_ids=state.extra_txn_ids | {event.external_txn_id})
 
 
 def _fail_payment(state: OrderState, event: PaymentEvent, fx: _Effects) -> OrderState:
@@ -401,14 +402,14 @@ def _cancel(state: OrderState, event: OrderEvent, fx: _Effects) -> OrderState:
 
 def _close(state: OrderState, fx: _Effects, status: OrderStatus) -> OrderState:
     state = _release(state, fx, state.hold_reasons, Rule.ORDER_ENDED)
-    return replace(state, closed=status)
+    return evolve(state, closed=status)
 
 
 def _complete_step_up(state: OrderState, event: OrderEvent, fx: _Effects) -> OrderState:
     if state.credited:
         raise Refused("step-up completed after the order was credited")
     # Remembered so a STEP_UP verdict that arrives after the completion holds nothing.
-    state = replace(state, step_up_completed=True)
+    state = evolve(state, step_up_completed=True)
     if HoldReason.STEP_UP not in state.hold_reasons:
         return state
     return _release(state, fx, frozenset({HoldReason.STEP_UP}), Rule.STEP_UP)
@@ -420,7 +421,7 @@ def _approve_review(state: OrderState, event: OrderEvent, fx: _Effects) -> Order
         raise Refused("no review pending")
     state = _release(state, fx, reviewable, Rule.REVIEW, event.actor)
     # Approval also revives an order that had ended before its late payment arrived.
-    return replace(state, review_approved=True, closed=None)
+    return evolve(state, review_approved=True, closed=None)
 
 
 def _reject_review(state: OrderState, event: OrderEvent, fx: _Effects) -> OrderState:
@@ -433,7 +434,7 @@ def _reject_review(state: OrderState, event: OrderEvent, fx: _Effects) -> OrderS
         inputs["external_txn_id"] = state.payment.external_txn_id
     ended = state.closed or OrderStatus.FAILED
     fx.audit(AuditAction.REVIEW_REJECTED, Rule.REVIEW, inputs, ended.value, event.actor)
-    return replace(state, hold_reasons=frozenset(), closed=ended)
+    return evolve(state, hold_reasons=frozenset(), closed=ended)
 
 
 def _verdict_details(verdict: RiskVerdict) -> dict[str, str]:
@@ -449,7 +450,7 @@ def _verdict_details(verdict: RiskVerdict) -> dict[str, str]:
 def _apply_verdict(state: OrderState, verdict: RiskVerdict, fx: _Effects) -> OrderState:
     if state.risk is not None:
         return _ignore_verdict(state, verdict, fx)
-    state = replace(state, risk=verdict)
+    state = evolve(state, risk=verdict)
     # An order that ended unpaid can change no more; one holding a late payment still can.
     if state.credited or (state.closed is not None and not state.hold_reasons):
         return _late_verdict(state, verdict, fx)
@@ -520,7 +521,7 @@ def _request_refund(state: OrderState, event: OrderEvent, fx: _Effects) -> Order
             f"refund of {event.amount_minor} is not within the {state.refundable_minor} refundable"
         )
     refund = Refund(refund_id, event.amount_minor, RefundState.IN_PROGRESS)
-    state = replace(state, refunds=(*state.refunds, refund))
+    state = evolve(state, refunds=(*state.refunds, refund))
     inputs = {"refund_id": refund_id, "amount_minor": str(event.amount_minor)}
     fx.audit(AuditAction.REFUND_ACCEPTED, Rule.REFUND, inputs, "REFUND_IN_PROGRESS", event.actor)
     if fx.ctx.refunds_frozen:
@@ -539,9 +540,9 @@ def _finish_refund(
     state: OrderState, refund: Refund, outcome: RefundState, fx: _Effects
 ) -> OrderState:
     refunds = tuple(
-        replace(r, state=outcome) if r.refund_id == refund.refund_id else r for r in state.refunds
+        evolve(r, state=outcome) if r.refund_id == refund.refund_id else r for r in state.refunds
     )
-    state = replace(state, refunds=refunds)
+    state = evolve(state, refunds=refunds)
     # A freeze was holding back this refund; with the refund over it has nothing to hold.
     held_back = state.hold_reasons & {HoldReason.REFUND_FREEZE}
     return _release(state, fx, held_back, Rule.REFUND)
@@ -776,12 +777,12 @@ def _duplicate_of(state: OrderState, event: OrderInput) -> str | None:
 
 def _remember(state: OrderState, event: OrderInput) -> OrderState:
     if isinstance(event, OrderEvent):
-        return replace(state, seen_order_events=state.seen_order_events | {event.event_id})
+        return evolve(state, seen_order_events=state.seen_order_events | {event.event_id})
     # A held payment is remembered by the hold itself until it applies.
     held = any(held.event is event for held in state.held_payments)
     if isinstance(event, PaymentEvent) and state.facts is not None and not held:
         key = (event.provider, event.event_id)
-        return replace(state, seen_payment_events=state.seen_payment_events | {key})
+        return evolve(state, seen_payment_events=state.seen_payment_events | {key})
     return state
 
 
@@ -797,7 +798,7 @@ def _move(state: OrderState, fx: _Effects, why: str) -> OrderState:
         state.order_id, status, state.status, reason, version, fx.now, fx.correlation_id
     )
     fx.emit(change)
-    return replace(state, status=status, version=version)
+    return evolve(state, status=status, version=version)
 
 
 def _credit_due(state: OrderState, ctx: Context) -> bool:
@@ -929,7 +930,7 @@ def _apply_held_payments(state: OrderState, fx: _Effects) -> OrderState:
         (held for held in state.held_payments if _applicable(state, held.event)), None
     ):
         remaining = tuple(held for held in state.held_payments if held is not ready)
-        state = replace(state, held_payments=remaining)
+        state = evolve(state, held_payments=remaining)
         state = _dispatch(state, ready.event, fx, ready.correlation_id)
     return state
 
@@ -943,9 +944,9 @@ def _raise_orphan_alerts(state: OrderState, fx: _Effects) -> OrderState:
             details = _payment_details(event) | {"arrived_at": str(held.arrived_at)}
             fx.alert(AlertKind.ORPHAN_PAYMENT, Severity.WARN, event.provider, details)
             fx.audit(AuditAction.HOLD, Rule.ORPHAN_PAYMENT, details, "STILL_HELD")
-            held = replace(held, orphan_alerted=True)
+            held = evolve(held, orphan_alerted=True)
         held_payments.append(held)
-    return replace(state, held_payments=tuple(held_payments))
+    return evolve(state, held_payments=tuple(held_payments))
 
 
 def _order_id_of(event: OrderInput | Tick) -> str:

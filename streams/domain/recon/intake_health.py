@@ -11,9 +11,10 @@ last minute of a quiet provider waits for its next delivery.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
+from streams.domain.common.evolve import evolve
 from streams.domain.common.time import MINUTE_MS
 
 BASIS_POINTS = 10_000
@@ -99,7 +100,7 @@ def count_delivery(
     if tally is None or minute > tally.minute:
         finished = None if tally is None else tally.reading()
         tally = IntakeTally(provider, minute)
-    tally = replace(
+    tally = evolve(
         tally,
         deliveries=tally.deliveries + 1,
         verification_failures=tally.verification_failures + verification_failed,

@@ -30,10 +30,11 @@ Ids derive from the fact, never from arrival order, and outputs carry `ctx.now_m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from streams.domain.common.evolve import evolve
 from streams.domain.common.freeze import FreezeAction
 from streams.domain.common.ids import derived_id, entry_id
 from streams.domain.common.outputs import AlertOut, AuditOut, Severity
@@ -278,11 +279,11 @@ def _raise(
     action = ReconAuditAction(finding.action.value)
     fx.audit(derived_id("au", "recon", break_id), action, finding.rule, inputs, finding.category)
     fx.outcome(finding.provider, finding.category)
-    return replace(state, break_ids=state.break_ids | {break_id})
+    return evolve(state, break_ids=state.break_ids | {break_id})
 
 
 def _decide(state: ReconState, key: str) -> ReconState:
-    return replace(state, decided=state.decided | {key})
+    return evolve(state, decided=state.decided | {key})
 
 
 # --- checks --------------------------------------------------------------------------
@@ -558,8 +559,8 @@ def _record_line(state: ReconState, line: SettlementLine, ctx: ReconContext) -> 
     due_at = max(line.settled_at, ctx.now_ms) + ctx.config.missing_credit_grace_ms
     settled = SettledLine(line, due_at)
     if state.line_for(line.txn_key) is not None:
-        return replace(state, duplicates=(*state.duplicates, settled))
-    return replace(state, lines=(*state.lines, settled))
+        return evolve(state, duplicates=(*state.duplicates, settled))
+    return evolve(state, lines=(*state.lines, settled))
 
 
 def _record_entry(state: ReconState, entry: LedgerEntry, ctx: ReconContext) -> ReconState:
@@ -568,20 +569,20 @@ def _record_entry(state: ReconState, entry: LedgerEntry, ctx: ReconContext) -> R
         # a credit no provider line covers is no longer MISSING_AT_PROVIDER. A line that
         # does come still meets the credit (the provider did move that money): MATCHED.
         reversed_credit = entry_id(entry.order_id, "CREDIT", entry.external_txn_id, None)
-        return replace(
+        return evolve(
             state, decided=state.decided | {decision_key(Check.REVERSED, reversed_credit)}
         )
     if any(b.entry.entry_id == entry.entry_id for b in state.entries):
         return state
     covered_from = entry.created_at + ctx.config.missing_line_grace_ms
-    return replace(state, entries=(*state.entries, BookedEntry(entry, covered_from)))
+    return evolve(state, entries=(*state.entries, BookedEntry(entry, covered_from)))
 
 
 def _record_order(state: ReconState, order: OrderSnapshot) -> ReconState:
     # Holds can change without a status change, so an equal version is news too.
     if state.order is not None and order.version < state.order.version:
         return state  # a snapshot reordered behind a newer one
-    return replace(state, order=order)
+    return evolve(state, order=order)
 
 
 def _record_watermark(state: ReconState, mark: WatermarkAdvanced) -> ReconState:
@@ -591,7 +592,7 @@ def _record_watermark(state: ReconState, mark: WatermarkAdvanced) -> ReconState:
     if current is not None and current.covers_until >= mark.covers_until:
         return state  # watermarks never go back
     marks = sorted((*others, mark), key=lambda w: (w.provider, w.merchant_id))
-    return replace(state, watermarks=tuple(marks))
+    return evolve(state, watermarks=tuple(marks))
 
 
 def _record(state: ReconState, event: ReconInput | Tick, ctx: ReconContext) -> ReconState:

@@ -14,9 +14,10 @@ ip or token).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from streams.domain.common.evolve import evolve
 from streams.domain.common.payments import PaymentEvent, PaymentKind
 from streams.domain.orders.inputs import OrderEvent, OrderEventType
 from streams.domain.risk.velocity import Dimension, DimensionCounts, Observation, ObservationKind
@@ -176,7 +177,7 @@ def _complete(
         timed_out=timed_out,
         decided_at=decided_at,
     )
-    return replace(state, completed=True), ready
+    return evolve(state, completed=True), ready
 
 
 def start(
@@ -194,7 +195,7 @@ def start(
     config = config or FanInConfig()
     state, ready = _start(state, order, config)
     if arrived_at is not None and not state.completed and state.deadline is not None:
-        state = replace(state, deadline=max(state.deadline, arrived_at + config.deadline_ms))
+        state = evolve(state, deadline=max(state.deadline, arrived_at + config.deadline_ms))
     return state, ready
 
 
@@ -207,7 +208,7 @@ def _start(
     if state.order is not None:
         return state, None
     _check_expected(order, state.answers)
-    state = replace(state, order=order, deadline=order.occurred_at + config.deadline_ms)
+    state = evolve(state, order=order, deadline=order.occurred_at + config.deadline_ms)
     if state.expected <= set(state.answers):
         return _complete(state, order, order.occurred_at, timed_out=False)
     return state, None
@@ -223,7 +224,7 @@ def add_answer(
         raise ValueError(f"fan-in of {state.order_id} got an answer for {counts.order_id}")
     if state.completed or counts.dimension in state.answers:
         return state, None
-    state = replace(state, answers={**state.answers, counts.dimension: counts})
+    state = evolve(state, answers={**state.answers, counts.dimension: counts})
     order = state.order
     if order is None:
         return state, None
