@@ -199,11 +199,12 @@ def _delta(before: dict[tuple[str, str], float], after: dict[tuple[str, str], fl
 
 
 def where_time_goes(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float],
-                    window_s: float) -> dict[str, float]:
+                    window_s: float, workers: int = 1) -> dict[str, float]:
     """The worker loop over the callback window, from its own metrics: how many
     transactions, how many records each, and how a batch's time splits between handling
     the records and committing them. A callback's credit waits about one batch cycle per
-    hop (an internal topic between stages) plus the fetch of the next hop."""
+    hop (an internal topic between stages) plus the fetch of the next hop. Per worker:
+    `busy_share` is the share of its window spent handling and committing."""
     batches = _delta(before, after, "topup_batches_committed_total")
     records = _delta(before, after, "topup_records_consumed_total")
     commit_s = _delta(before, after, "topup_transaction_commit_seconds_sum")
@@ -213,10 +214,10 @@ def where_time_goes(before: dict[tuple[str, str], float], after: dict[tuple[str,
         "records": records,
         "batches": batches,
         "records_per_batch": records / per_batch,
-        "batch_cycle_ms": window_s / per_batch * 1000,
+        "batch_cycle_ms": window_s * workers / per_batch * 1000,
         "handle_ms_per_batch": handle_s / per_batch * 1000,
         "commit_ms_per_batch": commit_s / per_batch * 1000,
-        "busy_share": min(1.0, (handle_s + commit_s) / window_s) if window_s > 0 else math.nan,
+        "busy_share": (handle_s + commit_s) / (window_s * workers) if window_s > 0 else math.nan,
     }
 
 
@@ -249,7 +250,8 @@ def run_latency(bootstrap: str, rate_per_s: int, seconds: float = 20.0,
             for worker in group:
                 worker.check_alive()
             time.sleep(0.1)
-        loop = where_time_goes(before, _merged(group), time.monotonic() - window_start)
+        loop = where_time_goes(before, _merged(group), time.monotonic() - window_start,
+                               workers)
     finally:
         watcher.stopping.set()
         for worker in group:

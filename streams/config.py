@@ -63,7 +63,7 @@ class Settings:
     # A batch takes no more records than its handling and commit can do in this long,
     # from what records and commits have cost so far (runtime/batch_policy.py): it bounds
     # what a burst adds to every hop. 0: only batch_max_records bounds a batch.
-    batch_target_ms: int = 0
+    batch_target_ms: int = 200
     # The broker holds an empty fetch this long; a record committed meanwhile may wait
     # as long before the next stage reads it (once per hop between stages).
     fetch_wait_max_ms: int = 100
