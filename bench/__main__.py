@@ -57,8 +57,11 @@ class Sizes:
     orders: int = 200_000
     perf_records: int = 1_000_000
     peer_records: int = 200_000
-    latency_rates: tuple[int, ...] = (1_000, 5_000)
+    # "RATE" on one worker, "RATExN" on N workers in one group.
+    latency_rates: tuple[str, ...] = ("300", "500", "1000x2")
     latency_seconds: float = 20.0
+    # Callbacks/s for the one-vs-two-workers throughput runs; 0 skips them.
+    latency_saturate: int = 2000
     recovery_orders: int = 1_000_000
     recovery_dedup_ids: int = 5_000_000
     state_orders: int = 20_000
@@ -113,12 +116,26 @@ def _domain_only_seconds(bootstrap: str, orders: int) -> float:
     return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
 
 
+def _rate_and_workers(spec: str) -> tuple[int, int]:
+    rate, _, workers = spec.partition("x")
+    return int(rate), int(workers or 1)
+
+
 def _latency(bootstrap: str, sizes: Sizes) -> dict[str, float]:
-    figures = {}
-    for rate in sizes.latency_rates:
-        result = run_latency(bootstrap, rate, sizes.latency_seconds)
+    figures: dict[str, float] = {}
+    for spec in sizes.latency_rates:
+        rate, workers = _rate_and_workers(spec)
+        result = run_latency(bootstrap, rate, sizes.latency_seconds, workers)
         figures |= {f"{rate}/s {name}": value for name, value in result.items()
                     if name != "rate_per_s"}
+    if sizes.latency_saturate:
+        # One worker, then two, at a rate neither keeps up with, in the same run: what
+        # each credits per second is its throughput on the credit path.
+        one, two = (run_latency(bootstrap, sizes.latency_saturate, sizes.latency_seconds,
+                                workers) for workers in (1, 2))
+        figures |= {"one_worker_credits_per_s": one["credits_per_s"],
+                    "two_workers_credits_per_s": two["credits_per_s"],
+                    "two_workers_over_one": two["credits_per_s"] / one["credits_per_s"]}
     return figures
 
 
@@ -206,7 +223,11 @@ TITLES = {
                "{latency_seconds} s (their orders pre-produced and decided), from the "
                "broker's acknowledgement of the write to the credit readable (read_committed) "
                "on topup.credits. `sustained` is 1 when the end of the run was no slower than "
-               "its start.",
+               "its start. Rates are on one worker unless `workers` says more. Where the time "
+               "goes, from the workers' metrics over the run: transactions (`batches`), "
+               "records each, a batch's cycle and its handling and commit time; a credit "
+               "waits about one cycle per hop. `two_workers_over_one`: credits/s of two "
+               "workers over one, each at {latency_saturate} callbacks/s (above both).",
     "recovery": "Recovery: changelogs holding {recovery_orders} credited orders and "
                 "{recovery_dedup_ids} dedup ids; a worker restores them, is killed, its state "
                 "dir deleted, and a new worker started: seconds until it is ready and until it "
@@ -285,6 +306,8 @@ def main() -> None:
     parser.add_argument("--peer-records", type=int, default=defaults.peer_records)
     parser.add_argument("--latency-rates", default=",".join(map(str, defaults.latency_rates)))
     parser.add_argument("--latency-seconds", type=float, default=defaults.latency_seconds)
+    parser.add_argument("--latency-saturate", type=int, default=defaults.latency_saturate,
+                        help="callbacks/s for the one-vs-two-workers runs (0: none)")
     parser.add_argument("--recovery-orders", type=int, default=defaults.recovery_orders)
     parser.add_argument("--recovery-dedup-ids", type=int, default=defaults.recovery_dedup_ids)
     parser.add_argument("--state-orders", type=int, default=defaults.state_orders)
@@ -301,7 +324,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     sizes = Sizes(args.orders, args.perf_records, args.peer_records,
-                  tuple(int(r) for r in args.latency_rates.split(",")), args.latency_seconds,
+                  tuple(r.strip() for r in args.latency_rates.split(",")),
+                  args.latency_seconds, args.latency_saturate,
                   args.recovery_orders, args.recovery_dedup_ids, args.state_orders,
                   tuple(int(n) for n in args.restart_orders.split(",")), args.failover_orders,
                   args.scaleout_rate)

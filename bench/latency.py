@@ -32,7 +32,16 @@ READY_TIMEOUT_S = 120.0
 DRAIN_MIN_S = 30.0
 
 
-def _wait_orders_settled(worker: BenchWorker, orders: int, timeout_s: float) -> None:
+def _merged(workers: list[BenchWorker]) -> dict[tuple[str, str], float]:
+    """Every worker's metrics, each sample summed over the workers."""
+    merged: dict[tuple[str, str], float] = {}
+    for worker in workers:
+        for key, value in worker.metrics().items():
+            merged[key] = merged.get(key, 0.0) + value
+    return merged
+
+
+def _wait_orders_settled(workers: list[BenchWorker], orders: int, timeout_s: float) -> None:
     """The order stage has read every order's risk decision, and then the worker has read
     nothing for a while: what deciding the orders fed onward (order status, reconciliation
     inputs) is done too, and nothing of the orders competes with the callbacks."""
@@ -40,8 +49,9 @@ def _wait_orders_settled(worker: BenchWorker, orders: int, timeout_s: float) -> 
     decisions = f'topic="{topics.RISK_DECISIONS}"'
     last_total, quiet_since = -1.0, time.monotonic()
     while True:
-        worker.check_alive()
-        consumed = worker.consumed()
+        for worker in workers:
+            worker.check_alive()
+        consumed = workers[0].consumed(_merged(workers))
         total = sum(consumed.values())
         if total != last_total:
             last_total, quiet_since = total, time.monotonic()
@@ -49,7 +59,7 @@ def _wait_orders_settled(worker: BenchWorker, orders: int, timeout_s: float) -> 
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"worker did not settle {orders} orders in {timeout_s:.0f}s; "
-                               f"see {worker.log_path}")
+                               f"see {workers[0].log_path}")
         time.sleep(0.25)
 
 
@@ -182,37 +192,80 @@ def _sustained(latencies: list[float], complete: bool) -> bool:
     return _percentile(last, 0.5) <= 1.25 * _percentile(first, 0.5) + 0.1
 
 
-def run_latency(bootstrap: str, rate_per_s: int, seconds: float = 20.0) -> dict[str, float]:
-    """Callback write -> credit readable, at `rate_per_s` for `seconds`, from fresh topics."""
+def _delta(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float],
+           name: str) -> float:
+    """How much every sample of `name` (summed over its labels) grew between the two."""
+    return sum(value - before.get(key, 0.0) for key, value in after.items() if key[0] == name)
+
+
+def where_time_goes(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float],
+                    window_s: float, workers: int = 1) -> dict[str, float]:
+    """The worker loop over the callback window, from its own metrics: how many
+    transactions, how many records each, and how a batch's time splits between handling
+    the records and committing them. A callback's credit waits about one batch cycle per
+    hop (an internal topic between stages) plus the fetch of the next hop. Per worker:
+    `busy_share` is the share of its window spent handling and committing."""
+    batches = _delta(before, after, "topup_batches_committed_total")
+    records = _delta(before, after, "topup_records_consumed_total")
+    commit_s = _delta(before, after, "topup_transaction_commit_seconds_sum")
+    handle_s = _delta(before, after, "topup_stage_handle_seconds_sum")
+    per_batch = max(batches, 1.0)
+    return {
+        "records": records,
+        "batches": batches,
+        "records_per_batch": records / per_batch,
+        "batch_cycle_ms": window_s * workers / per_batch * 1000,
+        "handle_ms_per_batch": handle_s / per_batch * 1000,
+        "commit_ms_per_batch": commit_s / per_batch * 1000,
+        "busy_share": (handle_s + commit_s) / (window_s * workers) if window_s > 0 else math.nan,
+    }
+
+
+def run_latency(bootstrap: str, rate_per_s: int, seconds: float = 20.0,
+                workers: int = 1) -> dict[str, float]:
+    """Callback write -> credit readable, at `rate_per_s` for `seconds`, from fresh topics,
+    with `workers` workers in one group. `credits_per_s` is how fast credits came from
+    the first write to the last credit: at a rate above what the workers keep up with, it
+    is their throughput on the credit path."""
     settings = load_settings({"KAFKA_BOOTSTRAP_SERVERS": bootstrap})
     count = max(1, round(rate_per_s * seconds))
     recreate_topics(settings)
     # Reading from before the first callback, so no credit is missed or stamped late.
     watcher = _CreditWatcher(settings)
     watcher.start()
-    worker = BenchWorker(bootstrap)
+    app_id = f"bench-latency-{uuid.uuid4().hex[:8]}"
+    group = [BenchWorker(bootstrap, app_id=app_id) for _ in range(workers)]
     try:
-        worker.wait_ready(READY_TIMEOUT_S)
+        for worker in group:
+            worker.wait_ready(READY_TIMEOUT_S)
         callbacks = _pre_produce(settings, count)
         # Generous: 100 orders/s is several times slower than the worker settles them.
-        _wait_orders_settled(worker, count, timeout_s=max(120.0, count / 100))
+        _wait_orders_settled(group, count, timeout_s=max(120.0, count / 100))
         if not watcher.assigned.wait(30):
             raise RuntimeError("credit reader not assigned in 30s")
+        before, window_start = _merged(group), time.monotonic()
         acked, achieved = _paced_write(settings, callbacks, rate_per_s)
         deadline = time.monotonic() + max(DRAIN_MIN_S, seconds)
         while watcher.count() < len(acked) and time.monotonic() < deadline:
-            worker.check_alive()
+            for worker in group:
+                worker.check_alive()
             time.sleep(0.1)
+        loop = where_time_goes(before, _merged(group), time.monotonic() - window_start,
+                               workers)
     finally:
         watcher.stopping.set()
-        worker.stop()
+        for worker in group:
+            worker.stop()
     watcher.join(30)
     # In write order, so the sustained check can compare the end of the run to its start.
     latencies = [watcher.readable[key] - acked[key] for key, _ in callbacks
                  if key in acked and key in watcher.readable]
     ordered = sorted(latencies)
+    first_ack = min(acked.values(), default=math.nan)
+    last_credit = max(watcher.readable.values(), default=math.nan)
     return {
         "rate_per_s": float(rate_per_s),
+        "workers": float(workers),
         "achieved_rate_per_s": achieved,
         "callbacks": float(count),
         "credits": float(len(latencies)),
@@ -221,6 +274,9 @@ def run_latency(bootstrap: str, rate_per_s: int, seconds: float = 20.0) -> dict[
         "p999_ms": _percentile(ordered, 0.999) * 1000,
         "max_ms": (ordered[-1] if ordered else math.nan) * 1000,
         "sustained": 1.0 if _sustained(latencies, len(latencies) == count) else 0.0,
+        "credits_per_s": len(latencies) / (last_credit - first_ack) if latencies else 0.0,
+        "records_per_callback": loop.pop("records") / count,
+        **loop,
     }
 
 
@@ -230,9 +286,11 @@ def main() -> None:
     parser.add_argument("--rate", type=int, action="append", required=True,
                         help="callbacks per second; repeat for several runs")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     for rate in args.rate:
-        print(json.dumps(run_latency(args.bootstrap, rate, args.seconds)), flush=True)
+        print(json.dumps(run_latency(args.bootstrap, rate, args.seconds, args.workers)),
+              flush=True)
 
 
 if __name__ == "__main__":

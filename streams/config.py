@@ -60,6 +60,13 @@ class Settings:
     # One transaction per batch: larger batches amortize its commit and fold more writes
     # of a hot key into one changelog record; a quiet pipeline never waits for one to fill.
     batch_max_records: int = 2000
+    # A batch takes no more records than its handling and commit can do in this long,
+    # from what records and commits have cost so far (runtime/batch_policy.py): it bounds
+    # what a burst adds to every hop. 0: only batch_max_records bounds a batch.
+    batch_target_ms: int = 200
+    # The broker holds an empty fetch this long; a record committed meanwhile may wait
+    # as long before the next stage reads it (once per hop between stages).
+    fetch_wait_max_ms: int = 100
     # A transactional client call that has not returned by then is abandoned and the
     # producer and consumer re-created (librdkafka #5456: some calls ignore their timeout).
     txn_call_timeout_s: int = 30
@@ -138,6 +145,16 @@ def _positive_int(name: str, raw: str) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value < 1:
         raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value}")
     return value
 
 
@@ -289,6 +306,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOPUP_STATE_CLEANUP_DELAY_S": ("state_cleanup_delay_s", _positive_int),
     "TOPUP_STANDBY_REPLICAS": ("standby_replicas", _standby_replicas),
     "TOPUP_BATCH_MAX_RECORDS": ("batch_max_records", _positive_int),
+    "TOPUP_BATCH_TARGET_MS": ("batch_target_ms", _non_negative_int),
+    "TOPUP_FETCH_WAIT_MAX_MS": ("fetch_wait_max_ms", _positive_int),
     "TOPUP_MAX_EVENT_SKEW_S": ("max_event_skew_s", _positive_int),
     "TOPUP_MAX_AMOUNT_MINOR": ("max_amount_minor", _amount_limit),
     "TOPUP_MAX_EVENT_AGE_S": ("max_event_age_s", _positive_int),

@@ -20,6 +20,8 @@ def runtime_config(settings: Settings) -> RuntimeConfig:
         topic_retention_days=settings.topic_retention_days,
         state_dir=settings.state_dir,
         batch_max_records=settings.batch_max_records,
+        batch_target_ms=settings.batch_target_ms,
+        fetch_wait_max_ms=settings.fetch_wait_max_ms,
         idle_advance_s=settings.idle_advance_s,
         session_timeout_s=settings.session_timeout_s,
         stall_threshold_s=settings.stall_threshold_s,

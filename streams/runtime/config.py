@@ -30,6 +30,11 @@ class RuntimeConfig:
     topic_retention_days: int = 7
     state_dir: Path = Path(".state")
     batch_max_records: int = 2000
+    # Latency target of one batch's handling and commit (batch_policy.py); 0: none.
+    batch_target_ms: int = 0
+    # How long the broker holds a fetch that finds nothing readable (librdkafka's
+    # fetch.wait.max.ms): a record committed meanwhile can wait up to this long per hop.
+    fetch_wait_max_ms: int = 100
     idle_advance_s: int = 5
     session_timeout_s: int = 10
     stall_threshold_s: int = 60

@@ -38,6 +38,7 @@ from streams.partitioning import PARTITIONER
 from streams.registry import RegistryUnavailable
 from streams.runtime import crash_points
 from streams.runtime.assignment_log import AssignmentLog
+from streams.runtime.batch_policy import BatchPolicy
 from streams.runtime.changelog_topics import changelog_overrides, validate_replication
 from streams.runtime.closed_stores import ClosedStores
 from streams.runtime.config import RuntimeConfig
@@ -157,6 +158,8 @@ class Worker:
         self.stopping = threading.Event()
         self._stores_lock = threading.Lock()
         self.watchdog = Watchdog(settings.txn_call_timeout_s, self.stopping)
+        self.batch_policy = BatchPolicy(settings.batch_max_records,
+                                        settings.batch_target_ms / 1000)
         self.last_commit = time.monotonic()
         # When records in hand first went uncommitted (None: nothing in hand).
         self.uncommitted_since: float | None = None
@@ -287,7 +290,7 @@ class Worker:
             # Also makes committed() ask for stable offsets (KIP-447), see _on_assign.
             "isolation.level": "read_committed",
             **group,
-            "fetch.wait.max.ms": 100,
+            "fetch.wait.max.ms": settings.fetch_wait_max_ms,
             "enable.partition.eof": False,
         })
         self.consumer.subscribe(
@@ -348,15 +351,16 @@ class Worker:
     def _next_batch(self) -> list[Message]:
         """What has arrived, up to a batch, without waiting for a batch to fill: waiting
         for a full batch would add the whole timeout to every hop of a quiet pipeline.
-        Under load the fetched queue fills whole batches anyway. While a record refused
-        by the producer is being looked for, one record per transaction."""
+        Under load the fetched queue fills whole batches anyway, bounded by the batch
+        policy's latency target. While a record refused by the producer is being looked
+        for, one record per transaction."""
         self.metrics.set("topup_seconds_since_last_commit", self.seconds_since_commit())
         first = self.consumer.poll(0.2)
         if first is None:
             return []
         if self._isolate_until:
             return [first]
-        return [first, *self.consumer.consume(self.settings.batch_max_records - 1, 0)]
+        return [first, *self.consumer.consume(self.batch_policy.limit() - 1, 0)]
 
     def seconds_since_commit(self) -> float:
         return time.monotonic() - self.last_commit
@@ -696,13 +700,15 @@ class Worker:
         self._txn_open = True
         handling: list[Record] = []
         try:
+            handle_started = time.perf_counter()
             pending = self.handle_batch(records, self._produce, handling)
             encoded = encode_writes(pending)
             self._write_changelogs(encoded)
             commit_started = time.perf_counter()
             self._commit(next_offsets)
-            self.metrics.observe("topup_transaction_commit_seconds",
-                                 time.perf_counter() - commit_started)
+            commit_s = time.perf_counter() - commit_started
+            self.metrics.observe("topup_transaction_commit_seconds", commit_s)
+            self.batch_policy.observed(len(records), commit_started - handle_started, commit_s)
         except KafkaException as exc:
             self._failed(exc.args[0], records, handling, batch_start, next_offsets)
             return

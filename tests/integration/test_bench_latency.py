@@ -12,3 +12,15 @@ def test_every_callback_is_credited_and_the_percentiles_are_ordered(kafka_env):
     assert results["credits"] == results["callbacks"]
     assert 0 < results["p50_ms"] <= results["p99_ms"] <= results["p999_ms"] <= results["max_ms"]
     assert results["achieved_rate_per_s"] > 40
+
+
+def test_two_workers_share_the_run_and_the_loop_is_accounted(kafka_env):
+    results = run_latency(kafka_env["KAFKA_BOOTSTRAP_SERVERS"], rate_per_s=50, seconds=3.0,
+                          workers=2)
+    assert results["workers"] == 2
+    assert results["credits"] == results["callbacks"] == 150
+    # Each callback is handled at least at intake and at the orders stage.
+    assert results["records_per_callback"] >= 2
+    assert results["batches"] >= 2
+    assert 0 < results["handle_ms_per_batch"] < results["batch_cycle_ms"]
+    assert results["credits_per_s"] > 0

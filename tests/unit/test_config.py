@@ -38,11 +38,20 @@ def test_defaults_without_any_setting():
         ("TOPUP_STANDBY_REPLICAS", "-1"),
         # Each worker keeps a copy of every partition it does not own: 2 is not a choice.
         ("TOPUP_STANDBY_REPLICAS", "2"),
+        ("TOPUP_BATCH_TARGET_MS", "-1"),
+        ("TOPUP_BATCH_TARGET_MS", "soon"),
+        ("TOPUP_FETCH_WAIT_MAX_MS", "0"),
     ],
 )
 def test_a_malformed_setting_fails_naming_it(name, value):
     with pytest.raises(ConfigError, match=name):
         load_settings({name: value})
+
+
+def test_the_batch_target_defaults_to_200_ms_and_0_turns_it_off():
+    assert load_settings({}).batch_target_ms == 200
+    assert load_settings({"TOPUP_BATCH_TARGET_MS": "0"}).batch_target_ms == 0
+    assert load_settings({"TOPUP_FETCH_WAIT_MAX_MS": "20"}).fetch_wait_max_ms == 20
 
 
 def test_standby_replicas_default_to_none_and_take_one():
