@@ -105,8 +105,8 @@ def _check(name: str, outputs: Counter[Tuple15], expected: Counter[Tuple15]) -> 
 
 def run_window_step(bootstrap: str, records: int, seed: int = 1) -> dict[str, float]:
     """Both sides over one pre-produced workload; rates are input records per second."""
-    dimensions = tuple((name, attribute) for name, attribute, _ in window_step.DIMENSIONS)
-    our_semantics = (dimensions, window_step.WINDOWS_MS, window_step.GRACE_MS)
+    attributes = tuple((name, attribute) for name, attribute, _ in window_step.DIMENSIONS)
+    our_semantics = (attributes, window_step.WINDOWS_MS, window_step.GRACE_MS)
     their_semantics = (peer_window_quix.DIMENSIONS, peer_window_quix.WINDOWS_MS,
                        peer_window_quix.GRACE_MS)
     if our_semantics != their_semantics:
