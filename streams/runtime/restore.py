@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 Changelog = tuple[str, int]
 
+LATEST: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+EARLIEST: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+COMMITTED, UNCOMMITTED = IsolationLevel.READ_COMMITTED, IsolationLevel.READ_UNCOMMITTED
+
 # A store partition restored with at least this many records is flushed after the
 # restore, so a kill -9 later does not replay them from RocksDB's write-ahead log.
 FLUSH_AFTER_RECORDS = 10_000
@@ -44,13 +48,13 @@ class RestoreReport:
         return f"from checkpoints: {tails or '-'}; full: {fulls or '-'}"
 
 
-def _offsets(admin: AdminClient, partitions: list[Changelog], *specs: OffsetSpec
-             ) -> list[dict[Changelog, int]]:
-    """The offsets at each spec, asked all at once: a restart waits for one round trip,
-    not one per spec."""
+def _offsets(admin: AdminClient, partitions: list[Changelog],
+             *asks: tuple[OffsetSpec, IsolationLevel]) -> list[dict[Changelog, int]]:
+    """The offsets at each (spec, isolation), asked all at once: a restart waits for one
+    round trip, not one per ask."""
     asked = [admin.list_offsets({TopicPartition(topic, p): spec for topic, p in partitions},
-                                isolation_level=IsolationLevel.READ_COMMITTED)
-             for spec in specs]
+                                isolation_level=isolation)
+             for spec, isolation in asks]
     return [{(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
             for futures in asked]
 
@@ -61,23 +65,33 @@ def last_stable_offsets(
     """Where committed data ends: records after it are in open or aborted transactions."""
     if not partitions:
         return {}
-    return _offsets(AdminClient(dict(client)), partitions,
-                    OffsetSpec.latest())[0]  # type: ignore[no-untyped-call]
+    return _offsets(AdminClient(dict(client)), partitions, (LATEST, COMMITTED))[0]
 
 
 def restore_starts(
     targets: Mapping[Changelog, PartitionStore],
     earliest: Mapping[Changelog, int],
     ends: Mapping[Changelog, int],
+    highs: Mapping[Changelog, int],
     report: RestoreReport,
 ) -> dict[Changelog, int]:
-    """The offset each store's restore starts at; a store whose checkpoint lies outside
-    its changelog's range (topic recreated, retention passed) is emptied first."""
+    """The offset each store's restore starts at, and in `report.ends` where it stops. A
+    store whose checkpoint lies outside its changelog's range (topic recreated, retention
+    passed) is emptied first. One whose checkpoint lies past the last stable offset but
+    within the log is kept as it is: it holds writes this worker applied after their
+    commit, behind a transaction still open before them (a hanging one, or a zombie's
+    the stable offsets did not show); replaying up to the last stable offset instead would
+    take committed writes back."""
     starts = {}
     for changelog, store in targets.items():
         low, end = earliest[changelog], ends[changelog]
         checkpoint = store.checkpoint
-        if checkpoint is not None and not low <= checkpoint <= end:
+        if checkpoint is not None and end < checkpoint <= highs[changelog]:
+            log.warning("%s[%d]: checkpoint %d past the last stable offset %d: a transaction "
+                        "open before it; the local store is kept, nothing replayed",
+                        *changelog, checkpoint, end)
+            end = checkpoint
+        elif checkpoint is not None and not low <= checkpoint <= end:
             store.discard(f"checkpoint {checkpoint} outside the changelog's range "
                           f"[{low}, {end}]")
             checkpoint = None
@@ -85,6 +99,7 @@ def restore_starts(
             report.full[changelog] = store.discarded
         starts[changelog] = low if checkpoint is None else checkpoint
         report.started_at[changelog] = starts[changelog]
+        report.ends[changelog] = end
     return starts
 
 
@@ -98,11 +113,10 @@ def restore(
     if not targets:
         return report
     admin = AdminClient(dict(client))
-    ends, earliest = _offsets(admin, list(targets),
-                              OffsetSpec.latest(),  # type: ignore[no-untyped-call]
-                              OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-    report.ends = dict(ends)
-    starts = restore_starts(targets, earliest, ends, report)
+    stable, earliest, highs = _offsets(admin, list(targets), (LATEST, COMMITTED),
+                                       (EARLIEST, COMMITTED), (LATEST, UNCOMMITTED))
+    starts = restore_starts(targets, earliest, stable, highs, report)
+    ends = report.ends
     for changelog, reason in report.full.items():
         log.warning("full restore of %s[%d]: %s", *changelog, reason)
     behind = {tp: end for tp, end in ends.items() if starts[tp] < end}
