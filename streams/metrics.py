@@ -20,6 +20,7 @@ arithmetic is batched, the distribution is the same.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from bisect import bisect_left
 from collections.abc import Iterable
@@ -121,6 +122,20 @@ class Metrics:
             if value == value:
                 observed.counts[bisect_left(observed.bounds, value)] += 1
             observed.total += value
+
+    def forget(self, name: str, **labels: str) -> None:
+        """Drops one series, as it was recorded: a gauge for what this process no longer
+        does (a partition gone to another worker) would otherwise keep its last value,
+        and an alert on it, for good."""
+        child = self._children.pop((name, tuple(labels.items())), None)
+        family = self._families.get(name)
+        if family is None:
+            return
+        with self._lock:
+            if child is not None:
+                self._gauged.pop(child, None)
+            with contextlib.suppress(KeyError):
+                family.remove(*(str(labels[label]) for label in family._labelnames))
 
     def flush(self) -> None:
         """Hands what was recorded since the last flush to prometheus-client."""

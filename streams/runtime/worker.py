@@ -154,6 +154,8 @@ class Worker:
         # Changelog (topic, partition) -> the offset after this batch's last write there,
         # from the delivery reports: the checkpoint written with the batch's local writes.
         self._changelog_ends: dict[tuple[str, int], int] = {}
+        # Input partitions with a lag series on /metrics, forgotten when they leave.
+        self._lag_reported: set[tuple[str, int]] = set()
         self.ready = threading.Event()
         self.stopping = threading.Event()
         self._stores_lock = threading.Lock()
@@ -187,7 +189,7 @@ class Worker:
         metrics.describe("topup_transaction_commit_seconds", "Time to commit one transaction")
         metrics.describe("topup_stage_handle_seconds", "Handling time of one record, by stage")
         metrics.describe("topup_consumer_lag_records",
-                         "Records behind the high watermark, by input partition")
+                         "Records behind the high watermark, by input partition this worker owns")
         metrics.describe("topup_client_recreations_total",
                          "Producer and consumer dropped and re-created after a fault")
         metrics.describe("topup_seconds_since_last_commit",
@@ -310,6 +312,7 @@ class Worker:
         # until the new consumer is assigned and restored.
         self.uncommitted_since = None
         self._close_consumer()
+        self._forget_lag(list(self._lag_reported))
         # The new consumer's assignment decides what is ours: until then, no ticks.
         self.ticker.revoked(range(self.settings.partitions))
         self._close_stores(list(self.stores))
@@ -573,6 +576,7 @@ class Worker:
             return  # a dropped consumer's late callback
         # Called only inside consume(), never with a transaction open.
         self.assignment_log.write("revoked", ((tp.topic, tp.partition) for tp in partitions))
+        self._forget_lag((tp.topic, tp.partition) for tp in partitions)
         released = self.holdings.remove((tp.topic, tp.partition) for tp in partitions)
         if self.incremental:
             consumer.incremental_unassign(partitions)
@@ -752,6 +756,14 @@ class Worker:
             if high >= 0:
                 self.metrics.set("topup_consumer_lag_records", max(0, high - offset),
                                  topic=topic, partition=str(partition))
+                self._lag_reported.add((topic, partition))
+
+    def _forget_lag(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """A partition's lag is its owner's to report: another worker's now."""
+        for topic, partition in set(partitions) & self._lag_reported:
+            self.metrics.forget("topup_consumer_lag_records", topic=topic,
+                                partition=str(partition))
+            self._lag_reported.discard((topic, partition))
 
     def _failed(self, error: KafkaError, records: list[Record], handling: list[Record],
                 batch_start: dict[tuple[str, int], int],

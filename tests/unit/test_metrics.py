@@ -46,6 +46,21 @@ def test_a_thousand_bogus_providers_make_one_other_series() -> None:
     assert len(_samples(metrics, "topup_webhook_http")) <= 2
 
 
+def test_a_forgotten_series_leaves_the_exposition_and_the_others_stay() -> None:
+    metrics = Metrics(process_metrics=False)
+    metrics.set("topup_lag", 7, topic="t", partition="0")
+    metrics.set("topup_lag", 9, topic="t", partition="1")
+    metrics.render()
+    metrics.set("topup_lag", 8, topic="t", partition="0")  # pending, not yet flushed
+    metrics.forget("topup_lag", topic="t", partition="0")
+    metrics.forget("topup_lag", topic="t", partition="5")  # never recorded: no error
+    metrics.forget("topup_never", topic="t")
+    assert [(s.labels["partition"], s.value) for s in _samples(metrics, "topup_lag")] == [
+        ("1", 9.0)]
+    metrics.set("topup_lag", 3, topic="t", partition="0")  # owned again
+    assert sorted(s.labels["partition"] for s in _samples(metrics, "topup_lag")) == ["0", "1"]
+
+
 def test_an_unbounded_label_is_capped_and_the_rest_count_as_other() -> None:
     metrics = Metrics()
     for n in range(1000):
