@@ -5,10 +5,11 @@ SIGSTOPped past its session timeout and resumed, a zombie the group must fence.
 Checkpointed stores and fencing together must never cost a credit or add one. Once per
 seed (SEEDS); TOPUP_CHAOS_SEEDS and TOPUP_CHAOS_KILLS make it a longer soak.
 
-The broker outage has a test of its own (test_broker_outage.py) and is not part of this
-run: a single broker restarted during a commit can leave a transaction hanging for good
-(topology.md, "A hanging transaction"), which this run with an outage added hit in one
-of three tries; that is the broker's to fix, and it would hide what this run checks."""
+The broker outage has a test of its own (test_broker_outage.py, on a 3-node cluster) and
+is not yet part of this run: on this run's single broker a restart during a commit can
+leave a transaction hanging for good (topology.md, "A hanging transaction"), hit in one of
+three tries. Issue 16's 20 s broker stop in the middle needs this run moved onto
+deploy/kafka/cluster with one node stopped, which is still to do."""
 
 from __future__ import annotations
 
