@@ -72,7 +72,21 @@ class Traffic:
             >= len(self.expected),
             timeout_s=timeout_s, workers=workers,
         )
-        assert_exactly_once(decode_all(records, topics.CREDITS), self.expected)
+        try:
+            assert_exactly_once(decode_all(records, topics.CREDITS), self.expected)
+        except AssertionError:
+            for worker in workers:
+                try:
+                    _, body = http("GET", f"http://127.0.0.1:{worker.web_port}/metrics")
+                    text = body.decode() if isinstance(body, bytes) else str(body)
+                    print("METRICS", worker, "\n".join(
+                        line for line in text.splitlines()
+                        if ("lag" in line or "commit" in line or "unstable" in line
+                            or "recreat" in line or "stall" in line) and not line.startswith("#")),
+                        flush=True)
+                except OSError as exc:
+                    print("METRICS unavailable", exc)
+            raise
         return time.monotonic() - started
 
 

@@ -53,8 +53,21 @@ def feed(settings, orders: list[dict], callbacks: list, slice_size: int, pause_s
     """Traffic that keeps arriving while workers die: a slice, then a pause, in event time
     order, produced by a plain producer with `partitioner`."""
     flow = Flow(settings)
+    failed: list[str] = []
     flow.producer = Producer({"bootstrap.servers": settings.bootstrap_servers,
-                              "partitioner": partitioner})
+                              "partitioner": partitioner,
+                              "error_cb": lambda e: None})
+    def on_delivery(err, msg):
+        if err is not None:
+            failed.append(f"{msg.topic()}: {err}")
+            print("DELIVERY FAILED", msg.topic(), err, flush=True)
+    real = flow.producer
+    class Wrapped:
+        def produce(self, *a, **k):
+            real.produce(*a, on_delivery=on_delivery, **k)
+        def flush(self, t):
+            return real.flush(t)
+    flow.producer = Wrapped()  # type: ignore[assignment]
     pending = [("order", o) for o in orders] + [("callback", c) for c in callbacks]
     pending.sort(key=lambda item: item[1]["occurred_at"] if item[0] == "order" else item[1][1])
     for start in range(0, len(pending), slice_size):
@@ -73,6 +86,9 @@ def assert_exactly_once(credits: list[dict], expected: dict) -> None:
     """Every expected entry_id credited once, none other, and the balances they add up to."""
     counts = Counter(c["entry_id"] for c in credits)
     assert [e for e, n in counts.items() if n > 1] == []
+    missing = set(expected) - set(counts)
+    extra = set(counts) - set(expected)
+    print("MISSING", len(missing), sorted(missing)[:20], "EXTRA", len(extra), flush=True)
     assert set(counts) == set(expected)
 
     derived: dict[str, int] = defaultdict(int)
