@@ -12,6 +12,7 @@ from pathlib import Path
 
 from streams import topics
 from streams.config import Settings
+from tests.chaos.state_harness import offsets_report
 from tests.integration.crash_workload import NEVER_FIRES, assert_exactly_once, crash_workload, feed
 from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import WorkerProcess, decode_all, http, read_until
@@ -42,7 +43,15 @@ class Traffic:
         if not hold_callbacks:
             self.released.set()
 
+        self.error: BaseException | None = None
+
         def run() -> None:
+            try:
+                produce()
+            except BaseException as exc:  # handed to assert_exactly_once
+                self.error = exc
+
+        def produce() -> None:
             if hold_callbacks:
                 feed(settings, order_events, [], slice_size, pause_s)
                 self.released.wait()
@@ -66,6 +75,7 @@ class Traffic:
         started = time.monotonic()
         self.release()
         self.thread.join(timeout=timeout_s)
+        assert self.error is None, f"the traffic itself failed: {self.error!r}"
         records = read_until(
             self.settings, [topics.CREDITS],
             lambda rs: len({c["entry_id"] for c in decode_all(rs, topics.CREDITS)})
@@ -75,17 +85,7 @@ class Traffic:
         try:
             assert_exactly_once(decode_all(records, topics.CREDITS), self.expected)
         except AssertionError:
-            for worker in workers:
-                try:
-                    _, body = http("GET", f"http://127.0.0.1:{worker.web_port}/metrics")
-                    text = body.decode() if isinstance(body, bytes) else str(body)
-                    print("METRICS", worker, "\n".join(
-                        line for line in text.splitlines()
-                        if ("lag" in line or "commit" in line or "unstable" in line
-                            or "recreat" in line or "stall" in line) and not line.startswith("#")),
-                        flush=True)
-                except OSError as exc:
-                    print("METRICS unavailable", exc)
+            print("offsets at the failure:\n" + offsets_report(self.settings), flush=True)
             raise
         return time.monotonic() - started
 
