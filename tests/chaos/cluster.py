@@ -35,21 +35,7 @@ class Cluster:
         self._together("start-node", nodes)
 
     def hanging_transactions(self) -> str:
-        """Kafka's own search (kafka-transactions.sh find-hanging) on every node:
-        transactions open on a partition past a minute that their coordinator does not
-        know as open."""
-        lib = os.environ.get("TOPUP_KAFKA_LIB_DIR", str(KAFKA_DIR / ".lib"))
-        found = []
-        for node in NODES:
-            result = subprocess.run(
-                ["java", "-cp", f"{lib}/*",
-                 f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}",
-                 "org.apache.kafka.tools.TransactionsCommand",
-                 "--bootstrap-server", self.bootstrap, "find-hanging", "--broker-id",
-                 str(node), "--max-transaction-timeout", "1"],
-                capture_output=True, text=True, timeout=120, check=True)
-            found += result.stdout.strip().splitlines()[1:]  # the first line is a header
-        return "\n".join(found)
+        return hanging_transactions(self.bootstrap, NODES)
 
     def _run(self, *args: str) -> str:
         result = subprocess.run([str(KAFKA_DIR / "cluster"), *args], env=self.env,
@@ -65,3 +51,19 @@ class Cluster:
         for proc in procs:
             _, err = proc.communicate(timeout=300)
             assert proc.returncode == 0, f"cluster {command} failed: {err}"
+
+
+def hanging_transactions(bootstrap: str, nodes: tuple[int, ...]) -> str:
+    """Kafka's own search (kafka-transactions.sh find-hanging) on every node: transactions
+    open on a partition past a minute that their coordinator does not know as open."""
+    lib = os.environ.get("TOPUP_KAFKA_LIB_DIR", str(KAFKA_DIR / ".lib"))
+    found = []
+    for node in nodes:
+        result = subprocess.run(
+            ["java", "-cp", f"{lib}/*",
+             f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}",
+             "org.apache.kafka.tools.TransactionsCommand", "--bootstrap-server", bootstrap,
+             "find-hanging", "--broker-id", str(node), "--max-transaction-timeout", "1"],
+            capture_output=True, text=True, timeout=120, check=True)
+        found += result.stdout.strip().splitlines()[1:]  # the first line is a header
+    return "\n".join(found)

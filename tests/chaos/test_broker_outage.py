@@ -16,20 +16,18 @@ leader; one broker of three always leaves a leader for the markers."""
 
 from __future__ import annotations
 
-import signal
 import time
 
 import pytest
 
-from streams import topics
-from streams.kafka_clients import read_committed
 from tests.chaos.cluster import Cluster
-from tests.chaos.harness import SEEDS, Traffic, chaos_env, health, wait_for
-from tests.kafka_harness import decode_all, settings_from
-
-RESUME_BOUND_S = 150.0
-# TOPUP_SHUTDOWN_TIMEOUT_S (15, chaos_env) plus the interpreter's own exit.
-SHUTDOWN_BOUND_S = 25.0
+from tests.chaos.harness import chaos_env, health, wait_for
+from tests.chaos.outage import (
+    RESUME_BOUND_S,
+    assert_resumed_unless_kafka_hung,
+    sigterm_ends,
+    start_traffic,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,29 +41,6 @@ def kafka_replication_factor() -> int:
 def kafka_bootstrap(kafka_cluster: Cluster) -> str:
     """This module's tests run on the cluster, not on the session's single broker."""
     return kafka_cluster.bootstrap
-
-
-def start_traffic(kafka_env: dict, workers) -> tuple:
-    env = chaos_env(kafka_env)
-    first = workers.start("first", **env)
-    second = workers.start("second", **env)
-    wait_for("both workers serve", lambda: health(first) == 200 and health(second) == 200, 120)
-    traffic = Traffic(settings_from(env), seed=SEEDS[1], slice_size=20, pause_s=0.2).start()
-    wait_for("credits flowing", lambda: credited(traffic) > 0, 60)
-    return first, second, traffic
-
-
-def credited(traffic: Traffic) -> int:
-    records = read_committed(traffic.settings, [topics.CREDITS], until=time.monotonic() + 5,
-                             idle_s=0.5)
-    return len(decode_all(records, topics.CREDITS))
-
-
-def sigterm_ends(worker) -> None:
-    worker.process.send_signal(signal.SIGTERM)
-    term_at = time.monotonic()
-    worker.process.wait(timeout=SHUTDOWN_BOUND_S)
-    assert time.monotonic() - term_at < SHUTDOWN_BOUND_S
 
 
 @pytest.mark.parametrize("outage_s", [5, 20])
@@ -92,10 +67,9 @@ def test_workers_keep_every_credit_exactly_once_through_a_broker_outage(
 def test_workers_say_so_stop_when_told_and_resume_after_losing_a_majority(
     kafka_cluster, kafka_env, workers
 ):
-    """Two of three brokers stopped for 20 s: nothing can commit. /health answers 503,
-    SIGTERM ends a worker within SHUTDOWN_BOUND_S, and once the brokers are back the other
-    resumes by itself: credits again, never twice. Every credit arrives unless Kafka hung
-    a transaction (find-hanging lists it; topology.md, "A hanging transaction")."""
+    """Two of three brokers stopped together for 20 s: nothing can commit. /health
+    answers 503, SIGTERM ends a worker within its bound, and once the brokers are back
+    the other resumes by itself (outage.assert_resumed_unless_kafka_hung)."""
     first, second, traffic = start_traffic(kafka_env, workers)
     away_since = time.monotonic()
     kafka_cluster.stop_nodes([2, 3])
@@ -105,20 +79,15 @@ def test_workers_say_so_stop_when_told_and_resume_after_losing_a_majority(
         time.sleep(max(0.0, away_since + 20 - time.monotonic()))  # the outage itself
     finally:
         kafka_cluster.start_nodes([2, 3])
-    back = credited(traffic)
+    assert_resumed_unless_kafka_hung(traffic, first, kafka_cluster.hanging_transactions)
 
-    wait_for("/health 200 again", lambda: health(first) == 200, RESUME_BOUND_S)
+
+def test_a_worker_started_while_a_broker_is_away_starts(kafka_cluster, kafka_env, workers):
+    """A rolling restart of the brokers must not stop workers from (re)starting: the
+    replication check counts the brokers holding replicas, not only the live ones."""
+    kafka_cluster.stop_nodes([3])
     try:
-        traffic.assert_exactly_once([first], timeout_s=RESUME_BOUND_S)
-    except AssertionError:
-        assert first.process.poll() is None, first.log()
-        credits = decode_all(read_committed(traffic.settings, [topics.CREDITS],
-                                            until=time.monotonic() + 10, idle_s=1.0),
-                             topics.CREDITS)
-        ids = [c["entry_id"] for c in credits]
-        assert len(ids) == len(set(ids)), "a credit written twice"
-        assert set(ids) <= set(traffic.expected), "a credit nobody paid for"
-        assert len(ids) > back, "no credit since the brokers came back"
-        hanging = kafka_cluster.hanging_transactions()
-        assert hanging, "credits missing, and no transaction left hanging by Kafka"
-        print("incomplete only behind transactions Kafka left hanging:\n" + hanging)
+        worker = workers.start("during", **chaos_env(kafka_env))
+        wait_for("the worker serves", lambda: health(worker) == 200, 120)
+    finally:
+        kafka_cluster.start_nodes([3])
