@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 from tests.kafka_harness import KAFKA_DIR, TEST_PORT
@@ -62,6 +63,7 @@ def hanging_transactions(bootstrap: str, nodes: tuple[int, ...]) -> str:
         result = subprocess.run(
             ["java", "-cp", f"{lib}/*",
              f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}",
+             f"-Dkafka.logs.dir={tempfile.gettempdir()}",
              "org.apache.kafka.tools.TransactionsCommand", "--bootstrap-server", bootstrap,
              "find-hanging", "--broker-id", str(node), "--max-transaction-timeout", "1"],
             capture_output=True, text=True, timeout=120, check=True)
