@@ -17,8 +17,15 @@ def kafka_bootstrap() -> str:
     return start_broker()
 
 
+@pytest.fixture(scope="session")
+def kafka_replication_factor() -> int:
+    """Of every topic a test creates; modules on a cluster of their own override it."""
+    return 1
+
+
 @pytest.fixture
-def kafka_env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
+def kafka_env(kafka_bootstrap: str, kafka_replication_factor: int,
+              tmp_path: Path) -> dict[str, str]:
     """Environment for one test: its own app id (consumer group, changelogs) and topics."""
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("TOPUP_", "KAFKA_"))
@@ -28,6 +35,7 @@ def kafka_env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
         TOPUP_APP_ID=f"topup-test-{uuid.uuid4().hex[:8]}",
         TOPUP_PARTITIONS="4",
         TOPUP_STATE_DIR=str(tmp_path / "state"),
+        TOPUP_REPLICATION_FACTOR=str(kafka_replication_factor),
     )
     reset_topics(settings_from(env))
     return env

@@ -37,14 +37,18 @@ def validate_replication(config: RuntimeConfig, changelogs: list[str], timeout_s
     setting is below production strength or an existing changelog was made weaker."""
     admin = admin_client(config.client)
     wanted = config.replication_factor
-    brokers = len(admin.describe_cluster(request_timeout=timeout_s).result().nodes)
-    if wanted > brokers:
+    topics = admin.list_topics(timeout=timeout_s).topics
+    # The brokers alive now, and those holding replicas: a worker (re)started while one
+    # broker is away (a rolling restart) must not take the cluster for smaller than it is.
+    brokers = {node.id for node in admin.describe_cluster(request_timeout=timeout_s).result().nodes}
+    brokers |= {replica for topic in topics.values() for partition in topic.partitions.values()
+                for replica in partition.replicas}
+    if wanted > len(brokers):
         raise ReplicationRefused(f"TOPUP_REPLICATION_FACTOR is {wanted} but the cluster has only "
-                          f"{brokers} broker(s)")
+                                 f"{len(brokers)} broker(s)")
     if wanted < PRODUCTION_REPLICATION_FACTOR:
         log.warning("TOPUP_REPLICATION_FACTOR=%d: changelogs survive no broker loss; use %d "
                     "in production", wanted, PRODUCTION_REPLICATION_FACTOR)
-    topics = admin.list_topics(timeout=timeout_s).topics
     existing = [name for name in changelogs if name in topics]
     if not existing:
         return

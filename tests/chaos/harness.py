@@ -12,6 +12,7 @@ from pathlib import Path
 
 from streams import topics
 from streams.config import Settings
+from tests.chaos.state_harness import offsets_report
 from tests.integration.crash_workload import NEVER_FIRES, assert_exactly_once, crash_workload, feed
 from tests.integration.intake_fixtures import HMAC_SECRETS
 from tests.kafka_harness import WorkerProcess, decode_all, http, read_until
@@ -42,7 +43,15 @@ class Traffic:
         if not hold_callbacks:
             self.released.set()
 
+        self.error: BaseException | None = None
+
         def run() -> None:
+            try:
+                produce()
+            except BaseException as exc:  # handed to assert_exactly_once
+                self.error = exc
+
+        def produce() -> None:
             if hold_callbacks:
                 feed(settings, order_events, [], slice_size, pause_s)
                 self.released.wait()
@@ -66,13 +75,18 @@ class Traffic:
         started = time.monotonic()
         self.release()
         self.thread.join(timeout=timeout_s)
+        assert self.error is None, f"the traffic itself failed: {self.error!r}"
         records = read_until(
             self.settings, [topics.CREDITS],
             lambda rs: len({c["entry_id"] for c in decode_all(rs, topics.CREDITS)})
             >= len(self.expected),
             timeout_s=timeout_s, workers=workers,
         )
-        assert_exactly_once(decode_all(records, topics.CREDITS), self.expected)
+        try:
+            assert_exactly_once(decode_all(records, topics.CREDITS), self.expected)
+        except AssertionError:
+            print("offsets at the failure:\n" + offsets_report(self.settings), flush=True)
+            raise
         return time.monotonic() - started
 
 

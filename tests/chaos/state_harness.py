@@ -97,3 +97,28 @@ def unprocessed(settings: Settings, timeout_s: float = 30.0) -> dict[tuple[str, 
     finally:
         reader.close()
     return counts
+
+
+def offsets_report(settings: Settings) -> str:
+    """For a failed run: every partition the group has committed on, and every changelog,
+    with its committed offset, last stable offset and high watermark. A last stable
+    offset held below the high watermark is a transaction still open there."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    request = [ConsumerGroupTopicPartitions(settings.app_id)]
+    result = admin.list_consumer_group_offsets(request)[settings.app_id].result()
+    committed = {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
+    changelogs = [t for t in admin.list_topics(timeout=30).topics
+                  if t.startswith(settings.app_id)]
+    described = admin.list_topics(timeout=30).topics
+    partitions = set(committed) | {(t, p) for t in changelogs for p in described[t].partitions}
+
+    def ends(isolation: IsolationLevel) -> dict[tuple[str, int], int]:
+        futures = admin.list_offsets({TopicPartition(t, p): OffsetSpec.latest()
+                                      for t, p in partitions}, isolation_level=isolation)
+        return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+
+    stable, high = ends(IsolationLevel.READ_COMMITTED), ends(IsolationLevel.READ_UNCOMMITTED)
+    lines = [f"{t}[{p}] committed={committed.get((t, p), '-')} lso={stable[(t, p)]} "
+             f"hwm={high[(t, p)]}{'  <- open transaction' if stable[(t, p)] < high[(t, p)] else ''}"
+             for t, p in sorted(partitions)]
+    return "\n".join(lines)

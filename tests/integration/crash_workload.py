@@ -53,8 +53,14 @@ def feed(settings, orders: list[dict], callbacks: list, slice_size: int, pause_s
     """Traffic that keeps arriving while workers die: a slice, then a pause, in event time
     order, produced by a plain producer with `partitioner`."""
     flow = Flow(settings)
+    failed: list[str] = []
+
+    def delivered(error, message) -> None:
+        if error is not None:
+            failed.append(f"{message.topic()}: {error}")
+
     flow.producer = Producer({"bootstrap.servers": settings.bootstrap_servers,
-                              "partitioner": partitioner})
+                              "partitioner": partitioner, "on_delivery": delivered})
     pending = [("order", o) for o in orders] + [("callback", c) for c in callbacks]
     pending.sort(key=lambda item: item[1]["occurred_at"] if item[0] == "order" else item[1][1])
     for start in range(0, len(pending), slice_size):
@@ -67,13 +73,17 @@ def feed(settings, orders: list[dict], callbacks: list, slice_size: int, pause_s
         while flow.producer.flush(5) > 0:
             pass
         time.sleep(pause_s)
+    # An input that never reached Kafka is the test's failure, not the workers'.
+    assert not failed, f"upstream deliveries failed: {failed[:5]}"
 
 
 def assert_exactly_once(credits: list[dict], expected: dict) -> None:
     """Every expected entry_id credited once, none other, and the balances they add up to."""
     counts = Counter(c["entry_id"] for c in credits)
     assert [e for e, n in counts.items() if n > 1] == []
-    assert set(counts) == set(expected)
+    missing, extra = set(expected) - set(counts), set(counts) - set(expected)
+    assert not missing and not extra, (
+        f"{len(missing)} missing, e.g. {sorted(missing)[:5]}; {len(extra)} unexpected")
 
     derived: dict[str, int] = defaultdict(int)
     for credit in credits:

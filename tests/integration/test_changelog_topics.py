@@ -11,7 +11,7 @@ from tests.kafka_harness import settings_from
 
 
 def test_a_replication_factor_above_the_brokers_is_refused_at_start(kafka_env, workers):
-    worker = workers.start("a", **kafka_env, TOPUP_REPLICATION_FACTOR="2")
+    worker = workers.start("a", **{**kafka_env, "TOPUP_REPLICATION_FACTOR": "2"})
     assert worker.process.wait(timeout=120) == 2
     assert "TOPUP_REPLICATION_FACTOR is 2 but the cluster has only 1 broker" in worker.log()
 
