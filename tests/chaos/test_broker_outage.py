@@ -9,10 +9,11 @@ started again.
   quorum nothing can commit. /health answers 503, SIGTERM ends a worker in time, and the
   other resumes by itself once they are back, never crediting twice.
 
-A single node is not used: its controlled shutdown during a commit can complete a
-transaction without writing its markers (topology.md, "A hanging transaction"), which no
-worker may end on its own. So can a majority lost at once, for a partition left with no
-leader; one broker of three always leaves a leader for the markers."""
+Every topic has three replicas: one broker of three stopped always leaves a leader for a
+commit's markers. A partition without one (a single node's, or one whose in-sync replicas
+all left together) can have a transaction completed without its markers (topology.md, "A
+hanging transaction"), which no worker may end on its own; test_single_broker_outage.py
+holds a single node to what it can promise."""
 
 from __future__ import annotations
 
