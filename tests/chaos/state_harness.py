@@ -107,10 +107,9 @@ def offsets_report(settings: Settings) -> str:
     request = [ConsumerGroupTopicPartitions(settings.app_id)]
     result = admin.list_consumer_group_offsets(request)[settings.app_id].result()
     committed = {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
-    changelogs = [t for t in admin.list_topics(timeout=30).topics
-                  if t.startswith(settings.app_id)]
     described = admin.list_topics(timeout=30).topics
-    partitions = set(committed) | {(t, p) for t in changelogs for p in described[t].partitions}
+    partitions = set(committed) | {(t, p) for t, meta in described.items()
+                                   if t.startswith(settings.app_id) for p in meta.partitions}
 
     def ends(isolation: IsolationLevel) -> dict[tuple[str, int], int]:
         futures = admin.list_offsets({TopicPartition(t, p): OffsetSpec.latest()

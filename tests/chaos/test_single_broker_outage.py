@@ -5,7 +5,7 @@ within its bound, and the other resumes by itself once the broker is back. A sin
 can hang a transaction itself (its partitions have no leader while it leaves; topology.md,
 "A hanging transaction"); the check allows that only when Kafka's find-hanging lists it.
 Every credit arriving exactly once through an outage is proven on a replicated cluster
-(test_broker_outage.py). The session's broker is always started again."""
+(replicated/test_broker_outage.py). The session's broker is always started again."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ its last value, and an alert on it firing, for what another worker now does."""
 from __future__ import annotations
 
 import re
-import time
 
 from streams import topics
+from tests.chaos.harness import wait_for
 from tests.chaos.state_harness import member_partitions
 from tests.integration.flow import Flow
 from tests.integration.store_checks import credits_until, pay, state_env
@@ -22,21 +22,14 @@ def _lag_partitions(worker: WorkerProcess) -> set[int]:
     return {int(p) for p in _ORDERS_LAG.findall(body.decode())}
 
 
-def _wait(what: str, condition, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout_s}s: {what}"
-        time.sleep(0.2)
-
-
 def test_lag_series_leave_with_the_partitions(kafka_env, workers):
     env = state_env(kafka_env)
     settings = settings_from(env)
     first = workers.start("first", **env)
     flow = Flow(settings)
     credits_until(settings, pay(flow, 0, 40), first)
-    _wait("lag reported for every orders partition",
-          lambda: _lag_partitions(first) == set(range(settings.partitions)))
+    wait_for("lag reported for every orders partition",
+             lambda: _lag_partitions(first) == set(range(settings.partitions)), 120)
 
     second = workers.start("second", **env)
 
@@ -44,8 +37,8 @@ def test_lag_series_leave_with_the_partitions(kafka_env, workers):
         owned = [m.get(topics.ORDERS, set()) for m in member_partitions(settings)]
         return len(owned) == 2 and all(owned)
 
-    _wait("the orders partitions split between two workers", split)
+    wait_for("the orders partitions split between two workers", split, 120)
     credits_until(settings, pay(flow, 40, 40), second)
-    _wait("each worker's lag series only for its own partitions",
-          lambda: bool(_lag_partitions(second))
-          and not _lag_partitions(first) & _lag_partitions(second))
+    wait_for("each worker's lag series only for its own partitions",
+             lambda: bool(_lag_partitions(second))
+             and not _lag_partitions(first) & _lag_partitions(second), 120)

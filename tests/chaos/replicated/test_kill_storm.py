@@ -36,20 +36,6 @@ OUTAGE_S = 20
 PLAIN_INPUTS = (topics.ORDERS, topics.WEBHOOKS)
 
 
-@pytest.fixture(scope="module")
-def kafka_replication_factor() -> int:
-    """Every topic on all three brokers, as in production: a stopped broker takes no
-    partition offline (a partition without a leader can hang a transaction)."""
-    return 3
-
-
-@pytest.fixture(scope="module")
-def kafka_bootstrap(kafka_cluster: Cluster) -> str:
-    """On the cluster: one broker of three stopped in the middle leaves a leader for
-    every partition (a single broker can hang a transaction; topology.md)."""
-    return kafka_cluster.bootstrap
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 def test_kills_and_a_zombie_on_three_workers_keep_every_credit_exactly_once(
     kafka_cluster, kafka_env, workers, seed

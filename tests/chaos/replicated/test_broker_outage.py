@@ -21,7 +21,6 @@ import time
 
 import pytest
 
-from tests.chaos.cluster import Cluster
 from tests.chaos.harness import chaos_env, health, wait_for
 from tests.chaos.outage import (
     RESUME_BOUND_S,
@@ -29,19 +28,6 @@ from tests.chaos.outage import (
     sigterm_ends,
     start_traffic,
 )
-
-
-@pytest.fixture(scope="module")
-def kafka_replication_factor() -> int:
-    """Every topic on all three brokers, as in production: a stopped broker takes no
-    partition offline (a partition without a leader can hang a transaction)."""
-    return 3
-
-
-@pytest.fixture(scope="module")
-def kafka_bootstrap(kafka_cluster: Cluster) -> str:
-    """This module's tests run on the cluster, not on the session's single broker."""
-    return kafka_cluster.bootstrap
 
 
 @pytest.mark.parametrize("outage_s", [5, 20])
