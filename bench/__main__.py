@@ -253,8 +253,9 @@ TITLES = {
                "records its restore applied. Failover at {failover_orders}: two workers, the "
                "second SIGKILLed, seconds from the kill until the survivor credits a probe "
                "on every partition, with standby replicas and without (the survivor's old "
-               "copy removed after the cleanup delay); the session timeout (6 s) is in it, "
-               "`detect_s` is when the group was seen down to one member.",
+               "copy removed after the cleanup delay), or stopped with SIGTERM; the session "
+               "timeout (6 s; 3 s in the `3s_session` rows) is in it, `detect_s` is when "
+               "the group was seen down to one member.",
     "scaleout": "Scale-out: orders and callbacks at {scaleout_rate} orders/s; workers go "
                 "1 -> 2 -> 3 -> 2 (started, then one stopped with SIGTERM) under the eager "
                 "`range` protocol (classic) and under KIP-848 (consumer), topics recreated "
