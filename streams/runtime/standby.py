@@ -10,7 +10,8 @@ replays from it to the last stable offset, as for any local store. It never prod
 never commits offsets: it only reads Kafka.
 
 The worker calls `release` before it opens a store partition as owner, which returns once
-the standby has closed it, so one RocksDB never has two writers.
+the standby has closed it, and the standby opens a copy the worker gave away only once the
+worker's (background) close of it has finished: one RocksDB never has two writers.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
@@ -43,8 +45,12 @@ CLOSE_TIMEOUT_S = 5.0
 
 class Standby:
     def __init__(self, settings: RuntimeConfig, specs: Mapping[str, StoreSpec],
-                 closed: ClosedStores, metrics: Metrics) -> None:
+                 closed: ClosedStores, metrics: Metrics,
+                 wait_closed: Callable[[Path], None] = lambda path: None) -> None:
+        """`wait_closed(path)` returns once the owner's close of that store partition, if
+        one is under way, has finished."""
         self.settings, self.specs, self.closed, self.metrics = settings, specs, closed, metrics
+        self._wait_closed = wait_closed
         self._every = {(name, p) for name in specs for p in range(settings.partitions)}
         self._by_changelog = {spec.changelog(settings.app_id): name
                               for name, spec in specs.items()}
@@ -76,6 +82,11 @@ class Standby:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="standby", daemon=True)
             self._thread.start()
+
+    def follow(self, keys: Iterable[Key]) -> None:
+        """Keeps `keys` warm too: store partitions the worker has just given away."""
+        with self._lock:
+            self._wanted |= set(keys)
 
     def release(self, keys: Iterable[Key]) -> None:
         """Stops tailing `keys` and closes their stores; on return the owner may open them."""
@@ -219,6 +230,7 @@ class Standby:
     def _open(self, key: Key) -> PartitionStore:
         spec = self.specs[key[0]]
         path = spec.path(self.settings.state_dir, key[1])
+        self._wait_closed(path)
         self.closed.hold(path)
         store = PartitionStore(path, spec.ttl_s, spec.changelog(self.settings.app_id))
         self._stores[key] = store

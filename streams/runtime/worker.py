@@ -147,7 +147,8 @@ class Worker:
         self.specs = {spec.name: spec for stage in self.stages for spec in stage.stores}
         self.stores: dict[tuple[str, int], PartitionStore] = {}
         self.closed = ClosedStores(settings.state_dir, settings.state_cleanup_delay_s)
-        self.standby = (Standby(settings, self.specs, self.closed, metrics)
+        self.standby = (Standby(settings, self.specs, self.closed, metrics,
+                                lambda path: self._closed([path]))
                         if settings.standby_replicas else None)
         # Store partitions being closed off the processing thread, by path.
         self._closing: dict[Path, threading.Thread] = {}
@@ -593,8 +594,13 @@ class Worker:
         # the foreground, a million orders' stores held the leave past close's bound, and
         # the partitions' next owner waited for the session to expire (6 s, measured).
         # _shutdown waits for these closes after the group is left.
-        self._close_stores([(name, p) for name in self.specs for p in released],
-                           in_background=self.incremental or self.stopping.is_set())
+        given_away = [(name, p) for name in self.specs for p in released]
+        self._close_stores(given_away, in_background=self.incremental or self.stopping.is_set())
+        if self.incremental and self.standby is not None and not self.stopping.is_set():
+            # No assignment follows a revocation under KIP-848 to start the standby (as
+            # it does under the eager protocol): kept warm from here, opened by the
+            # standby once their closes above are done.
+            self.standby.follow(given_away)
 
     def _close_stores(self, keys: list[tuple[str, int]], in_background: bool = False) -> None:
         """Closes store partitions, kept on disk until `closed` removes them; in the

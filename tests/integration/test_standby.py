@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Callable
 
+import pytest
 from confluent_kafka import IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
@@ -125,6 +126,38 @@ def test_a_failover_restores_only_the_tail_the_standby_had_not_applied(kafka_env
     assert set(counts) == expected and max(counts.values()) == 1
     a.stop()
     assert_stores_hold_the_changelogs(settings, tmp_path / "state-a")
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_a_worker_keeps_warm_the_partitions_it_hands_over(kafka_env, workers, protocol):
+    """The other direction: b owned everything and hands half to a newcomer, then takes it
+    back when the newcomer dies. Its own copies of that half are removed a second after it
+    closed them (TOPUP_STATE_CLEANUP_DELAY_S), so only its standby can have kept them. Under
+    KIP-848 no assignment follows the revocation to start that standby."""
+    env = {**_standby_env(kafka_env), "TOPUP_GROUP_PROTOCOL": protocol,
+           "TOPUP_STATE_CLEANUP_DELAY_S": "1"}
+    settings = settings_from(env)
+    flow = Flow(settings)
+    b = workers.start("b", **env)
+    expected = pay(flow, 0, 60)
+    credits_until(settings, expected, b)
+    a = workers.start("a", **env)
+    _wait_restores(a, 1)
+    deadline = time.monotonic() + 60
+    while len(members := member_partitions(settings)) != 2 or not all(members):
+        assert time.monotonic() < deadline, members
+        time.sleep(0.2)
+    expected |= pay(flow, 60, 120, twice=True)
+    credits_until(settings, expected, b)
+    _wait_caught_up(lambda: _worker_gauges(b), "b", timeout_s=60)
+
+    restores = len(_restores(b))
+    a.kill()
+    [*_, (restored, line)] = _wait_restores(b, restores + 1)
+    assert restored == 0 and line.endswith("full: -"), b.log_tail()
+    expected |= pay(flow, 180, 10)
+    counts = credits_until(settings, expected, b)
+    assert set(counts) == expected and max(counts.values()) == 1
 
 
 def _end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
