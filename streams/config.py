@@ -48,9 +48,9 @@ class Settings:
     ledger_dedup_days: int = 35
     orphan_hold_s: int = 900
     session_timeout_s: int = 10
-    # The consumer group protocol: "classic" (eager range: every rebalance stops every
-    # partition) or "consumer" (KIP-848, incremental: only moved partitions stop).
-    group_protocol: str = "classic"
+    # The consumer group protocol: "consumer" (KIP-848, incremental: only moved partitions
+    # stop) or "classic" (eager range: every rebalance stops every partition).
+    group_protocol: str = "consumer"
     # A revoked store partition stays on disk this long, so a restart or a rebalance that
     # hands it back restores only the changelog's tail; then it is removed.
     state_cleanup_delay_s: int = 600

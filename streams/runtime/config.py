@@ -43,8 +43,8 @@ class RuntimeConfig:
     txn_call_timeout_s: int = 30
     # Warm copies of the store partitions this worker does not own (standby.py): 0 or 1.
     standby_replicas: int = 0
-    # "classic" (eager range) or "consumer" (KIP-848, incremental): see topology.md.
-    group_protocol: str = "classic"
+    # "consumer" (KIP-848, incremental) or "classic" (eager range): see topology.md.
+    group_protocol: str = "consumer"
 
     def directory(self) -> TopicDirectory:
         return TopicDirectory({spec.name: spec.record for spec in self.topics},

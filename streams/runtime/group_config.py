@@ -57,8 +57,10 @@ def apply_group_settings(settings: RuntimeConfig, timeout_s: float = 30.0) -> No
             f"the broker refused group {settings.app_id}'s settings "
             f"{group_settings(settings)} (TOPUP_SESSION_TIMEOUT_S with "
             f"TOPUP_GROUP_PROTOCOL=consumer): {exc.args[0]}; lower the broker's "
-            "group.consumer.min.session.timeout.ms / min.heartbeat.interval.ms or raise "
-            "the setting") from exc
+            "group.consumer.min.session.timeout.ms (45 s by default) and "
+            "group.consumer.min.heartbeat.interval.ms (5 s) to at most the session and "
+            f"{MAX_HEARTBEAT_MS} ms, raise TOPUP_SESSION_TIMEOUT_S, or set "
+            "TOPUP_GROUP_PROTOCOL=classic") from exc
     # The broker answers before the config reaches its coordinator (through the metadata
     # log, ~0.5 s): a member joining meanwhile kept the 45 s default session (measured in
     # the zombie test: fenced after 42 s instead of 6 s). Join only once it is in effect.

@@ -1,7 +1,7 @@
 """The processing loop: consume a batch, handle it, commit it in one transaction.
 
-One consumer (read_committed; eager range assignment, or with TOPUP_GROUP_PROTOCOL=consumer
-KIP-848's incremental range assignment, so co-partitioned topics land together, and a
+One consumer (read_committed; KIP-848's incremental range assignment, or with
+TOPUP_GROUP_PROTOCOL=classic the eager one, so co-partitioned topics land together, and a
 partition number is handled only while every topic's is held here: copartition.py) and
 one transactional producer per worker. Each batch is a transaction holding
 every output, every changelog write and the consumed offsets; the batch's writes reach

@@ -35,9 +35,9 @@ def test_an_eager_assignment_completes_every_number_at_once():
 
 
 def test_the_group_protocol_setting_and_the_group_liveness_it_implies():
-    assert load_settings({}).group_protocol == "classic"
-    settings = load_settings({"TOPUP_GROUP_PROTOCOL": "Consumer", "TOPUP_SESSION_TIMEOUT_S": "6"})
-    assert settings.group_protocol == "consumer"
+    assert load_settings({}).group_protocol == "consumer"
+    assert load_settings({"TOPUP_GROUP_PROTOCOL": "Classic"}).group_protocol == "classic"
+    settings = load_settings({"TOPUP_SESSION_TIMEOUT_S": "6"})
     assert group_settings(settings) == {"consumer.session.timeout.ms": "6000",
                                         "consumer.heartbeat.interval.ms": "1000"}
     with pytest.raises(ConfigError, match="TOPUP_GROUP_PROTOCOL"):
