@@ -156,6 +156,40 @@ ORDER_COMMAND: JsonCodec[OrderCommand] = JsonCodec(OrderCommand.to_json, OrderCo
 SETTLED_INPUT: JsonCodec[SettledInput] = JsonCodec(SettledInput.to_json, SettledInput.from_json)
 SETTLED_RECORD: JsonCodec[SettledRecord] = JsonCodec(SettledRecord.to_json,
                                                      SettledRecord.from_json)
-OBSERVATION: JsonCodec[Observation] = JsonCodec(Observation.to_dict, Observation.from_dict)
-DIMENSION_COUNTS: JsonCodec[DimensionCounts] = JsonCodec(DimensionCounts.to_dict,
-                                                         DimensionCounts.from_dict)
+
+
+def _observations_to_json(observations: tuple[Observation, ...]) -> dict[str, Any]:
+    return {"observations": [observation.to_dict() for observation in observations]}
+
+
+def _observations_from_json(data: Mapping[str, Any]) -> tuple[Observation, ...]:
+    if "observations" not in data:
+        # Written before observations were grouped: one observation, bare.
+        return (Observation.from_dict(data),)
+    return _non_empty(tuple(Observation.from_dict(item) for item in data["observations"]))
+
+
+def _answers_to_json(answers: tuple[DimensionCounts, ...]) -> dict[str, Any]:
+    return {"answers": [answer.to_dict() for answer in answers]}
+
+
+def _answers_from_json(data: Mapping[str, Any]) -> tuple[DimensionCounts, ...]:
+    if "answers" not in data:
+        # Written before answers were grouped: one dimension's counts, bare.
+        return (DimensionCounts.from_dict(data),)
+    return _non_empty(tuple(DimensionCounts.from_dict(item) for item in data["answers"]))
+
+
+def _non_empty(items: tuple[R, ...]) -> tuple[R, ...]:
+    if not items:
+        raise InvalidRecord("an empty group")
+    return items
+
+
+# topup.internal.risk-observations: one order event's observations whose dimension keys
+# share a partition, so a record carries up to five dimensions instead of one.
+OBSERVATIONS: JsonCodec[tuple[Observation, ...]] = JsonCodec(_observations_to_json,
+                                                             _observations_from_json)
+# topup.internal.risk-answers: the counts those observations answered, for one order.
+ANSWERS: JsonCodec[tuple[DimensionCounts, ...]] = JsonCodec(_answers_to_json,
+                                                            _answers_from_json)

@@ -57,8 +57,8 @@ RECON_INPUTS_TOPIC = TopicSpec(RECON_INPUTS, None, retention_days=35,
 SETTLEMENT_BATCHES_TOPIC = TopicSpec(SETTLEMENT_BATCHES, None, retention_days=35,
                                      codec=records.SETTLED_RECORD)
 RECON_OUTCOMES_TOPIC = TopicSpec(RECON_OUTCOMES, None, codec=records.RATE_INPUT)
-RISK_OBSERVATIONS_TOPIC = TopicSpec(RISK_OBSERVATIONS, None, codec=records.OBSERVATION)
-RISK_ANSWERS_TOPIC = TopicSpec(RISK_ANSWERS, None, codec=records.DIMENSION_COUNTS)
+RISK_OBSERVATIONS_TOPIC = TopicSpec(RISK_OBSERVATIONS, None, codec=records.OBSERVATIONS)
+RISK_ANSWERS_TOPIC = TopicSpec(RISK_ANSWERS, None, codec=records.ANSWERS)
 
 TOPICS: tuple[TopicSpec[Any], ...] = (
     TopicSpec(ORDERS, "OrderEvent"),

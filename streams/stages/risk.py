@@ -3,10 +3,11 @@
 The risk stage (keyed by order_id) turns each CREATED order into one observation per
 dimension it carries (user, account, device, ip, payment token), re-keyed by that
 dimension onto topup.internal.risk-observations, and each payment outcome likewise. The
-velocity stage (keyed by dimension) keeps the windowed counts and answers every attempt
-with its counts, keyed back by order_id on topup.internal.risk-answers. When every
-dimension has answered, or event time passes the fan-in deadline, the rules score the
-signals and the decision goes to topup.risk-decisions, where the order stage reads it.
+observations whose keys share a partition travel in one record. The velocity stage (keyed
+by dimension) keeps the windowed counts and answers every attempt with its counts, one
+record per order back on topup.internal.risk-answers. When every dimension has answered,
+or event time passes the fan-in deadline, the rules score the signals and the decision
+goes to topup.risk-decisions, where the order stage reads it.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from streams.domain.risk.velocity import (
     velocity_evidence,
 )
 from streams.metrics import Metrics
+from streams.partitioning import partition_for
 from streams.runtime.context import Context, Record, Send, Table, correlation_headers
 from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
@@ -75,7 +77,9 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
                time_bounds: EventTimeBounds = DEFAULT_TIME_BOUNDS,
                max_amount_minor: int = MAX_AMOUNT_MINOR,
                retention_ms: int = DEFAULT_RETENTION_MS,
-               providers: Collection[str] = PROVIDERS) -> Stage:
+               providers: Collection[str] = PROVIDERS, partitions: int = 1) -> Stage:
+    """`partitions`: the topology's partition count (TOPUP_PARTITIONS), which groups the
+    observations by the partition they go to."""
     metrics.describe("topup_risk_decisions_total", "Risk decisions, by outcome")
     metrics.describe("topup_risk_rule_hits_total", "Rules that fired, by rule id")
 
@@ -112,26 +116,31 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
             state = _fan_in(table, order.order_id)
             if state is None or state.order is None:
                 _send_observations(ctx, fan_out(order, ObservationKind.ATTEMPT,
-                                                order.occurred_at), headers)
+                                                order.occurred_at), headers, partitions)
             state, ready = start(state, order, FAN_IN_CONFIG, arrived_at=timers.now)
             table[order.order_id] = state
             timers.schedule(order.order_id, None if state.completed else state.deadline)
             retire_when_decided(timers, state)
-        elif isinstance(item, DimensionCounts):
-            state, ready = add_answer(_fan_in(table, item.order_id), item)
-            table[item.order_id] = state
-            if state.order is not None:
-                # The clock runs on answers: a fan-in times out once answers for orders
-                # after its deadline are back and its own are not. Run on orders, a backlog
-                # would time out every fan-in before its answers could return.
-                timers.advance(state.order.occurred_at)
-            if state.completed:
-                timers.cancel(item.order_id)
-            retire_when_decided(timers, state)
+        elif isinstance(item, tuple):
+            for answer in item:
+                ready = answered(table, timers, answer) or ready
         else:
-            _payment_outcome(ctx, table, item, headers)
+            _payment_outcome(ctx, table, item, headers, partitions)
         if ready is not None:
             _decide(ctx, ready, rules, metrics)
+
+    def answered(table: Table, timers: Timers, answer: DimensionCounts) -> Ready | None:
+        state, ready = add_answer(_fan_in(table, answer.order_id), answer)
+        table[answer.order_id] = state
+        if state.order is not None:
+            # The clock runs on answers: a fan-in times out once answers for orders
+            # after its deadline are back and its own are not. Run on orders, a backlog
+            # would time out every fan-in before its answers could return.
+            timers.advance(state.order.occurred_at)
+        if state.completed:
+            timers.cancel(answer.order_id)
+        retire_when_decided(timers, state)
+        return ready
 
     def retire_when_decided(timers: Timers, state: FanInState) -> None:
         """A decided fan-in is kept for the orders' retention (a repeated CREATED within it
@@ -174,19 +183,28 @@ def _fan_in(table: Table, order_id: str) -> FanInState | None:
 
 
 def _send_observations(
-    ctx: Context, observations: tuple[Observation, ...], headers: Any
+    ctx: Context, observations: tuple[Observation, ...], headers: Any, partitions: int
 ) -> None:
+    """One record per partition the observations go to: the records a velocity partition
+    reads per order are its dimensions' count, not always five. Keyed by the first
+    observation's routing key, which hashes to the partition as every other one in it."""
+    groups: dict[int, list[Observation]] = {}
     for observation in observations:
-        ctx.send(Send(topics.RISK_OBSERVATIONS, observation.routing_key.encode(),
-                      topics.RISK_OBSERVATIONS_TOPIC.encode(observation), headers))
+        key = observation.routing_key.encode()
+        groups.setdefault(partition_for(key, partitions), []).append(observation)
+    for partition, group in groups.items():
+        ctx.send(Send(topics.RISK_OBSERVATIONS, group[0].routing_key.encode(),
+                      topics.RISK_OBSERVATIONS_TOPIC.encode(tuple(group)), headers,
+                      partition=partition))
 
 
-def _payment_outcome(ctx: Context, table: Table, event: PaymentEvent, headers: Any) -> None:
+def _payment_outcome(ctx: Context, table: Table, event: PaymentEvent, headers: Any,
+                     partitions: int) -> None:
     outcome = payment_outcome(_fan_in(table, event.order_id), event)
     if outcome is None or table.get(outcome.key) is not None:
         return
     table[outcome.key] = event.occurred_at
-    _send_observations(ctx, outcome.observations, headers)
+    _send_observations(ctx, outcome.observations, headers, partitions)
 
 
 def _decide(ctx: Context, ready: Ready, rules: RuleSet, metrics: Metrics) -> None:
@@ -238,41 +256,45 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
                      "Observations further behind their partition's event time than the "
                      "retirement slack: their key's history may already be removed")
 
-    def decode(record: Record) -> Observation:
+    def decode(record: Record) -> tuple[Observation, ...]:
         try:
             return topics.RISK_OBSERVATIONS_TOPIC.decode(record.value)
         except (ValueError, KeyError, TypeError) as exc:
             raise DecodeError("BAD_PAYLOAD", f"risk observation refused: {exc}") from None
 
-    def handle(ctx: Context, observation: Observation) -> None:
+    def handle(ctx: Context, observations: tuple[Observation, ...]) -> None:
         table = ctx.table(VELOCITY.name)
-        partition = ctx.record.partition
         timers = ctx.timers
-        # Event time is already the observation's or later: behind it means behind the
-        # partition's event time before this observation (never behind itself).
-        if observation.occurred_at < timers.now - retire_slack_ms:
-            metrics.inc("topup_risk_velocity_behind_retention_total",
-                        dimension=observation.dimension.value)
-        key = observation.routing_key
-        state = table.load(key, VelocityState) or VelocityState()
-        state, outputs = observe(state, observation, config)
-        table[key] = state
-        keep_until(timers, key, state, config, retire_slack_ms)
-        sweep_unwoken(table, timers, partition, config, retire_slack_ms)
-        headers = correlation_headers(ctx.record.correlation_id)
-        for output in outputs:
-            if isinstance(output, DimensionCounts):
-                ctx.send(Send(topics.RISK_ANSWERS, output.order_id.encode(),
-                              topics.RISK_ANSWERS_TOPIC.encode(output), headers))
-            elif isinstance(output, LateObservation):
-                metrics.inc("topup_risk_late_observations_total",
+        answers: dict[str, list[DimensionCounts]] = {}
+        for observation in observations:
+            # Event time is already the observation's or later: behind it means behind
+            # the partition's event time before this record (never behind itself).
+            if observation.occurred_at < timers.now - retire_slack_ms:
+                metrics.inc("topup_risk_velocity_behind_retention_total",
                             dimension=observation.dimension.value)
-                _audit_velocity(ctx, "LATE_OBSERVATION", observation, output.audit_inputs())
-            elif isinstance(output, PromoRefundFlagged):
-                _audit_velocity(ctx, "PROMO_REFUND_FLAGGED", observation, {
-                    "promo_id": output.promo_id,
-                    "refunded_redemptions": str(output.refunded_redemptions),
-                })
+            key = observation.routing_key
+            state = table.load(key, VelocityState) or VelocityState()
+            state, outputs = observe(state, observation, config)
+            table[key] = state
+            keep_until(timers, key, state, config, retire_slack_ms)
+            for output in outputs:
+                if isinstance(output, DimensionCounts):
+                    answers.setdefault(output.order_id, []).append(output)
+                elif isinstance(output, LateObservation):
+                    metrics.inc("topup_risk_late_observations_total",
+                                dimension=observation.dimension.value)
+                    _audit_velocity(ctx, "LATE_OBSERVATION", observation,
+                                    output.audit_inputs())
+                elif isinstance(output, PromoRefundFlagged):
+                    _audit_velocity(ctx, "PROMO_REFUND_FLAGGED", observation, {
+                        "promo_id": output.promo_id,
+                        "refunded_redemptions": str(output.refunded_redemptions),
+                    })
+        sweep_unwoken(table, timers, ctx.record.partition, config, retire_slack_ms)
+        headers = correlation_headers(ctx.record.correlation_id)
+        for order_id, counts in answers.items():
+            ctx.send(Send(topics.RISK_ANSWERS, order_id.encode(),
+                          topics.RISK_ANSWERS_TOPIC.encode(tuple(counts)), headers))
 
     def on_due(ctx: Context, wake: str) -> None:
         # Every wake of this stage is a row's removal.
@@ -289,8 +311,8 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
                                         due_limit=RETIRES_PER_RECORD))
 
 
-def _observed_at(observation: Observation) -> int:
-    return observation.occurred_at
+def _observed_at(observations: tuple[Observation, ...]) -> int:
+    return max(observation.occurred_at for observation in observations)
 
 
 def _audit_velocity(

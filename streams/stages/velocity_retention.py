@@ -21,8 +21,8 @@ RETIRE = "~retire|"
 SWEEP_ROWS = 4
 # Rows removed per record at most: wakes are rounded to the hour, so an hour's rows come
 # due together, and one record must not carry them all in its transaction. A record adds
-# at most one row and the sweep four, so removal keeps up; a row kept a little past its
-# time answers as no row would (`retire_at`).
+# at most five rows (one per dimension) and the sweep four, so removal keeps up; a row
+# kept a little past its time answers as no row would (`retire_at`).
 RETIRES_PER_RECORD = 16
 
 

@@ -74,15 +74,37 @@ def test_rate_inputs_say_whether_they_are_a_decision_or_an_intake_reading():
         assert topics.RECON_OUTCOMES_TOPIC.decode(raw) == item
 
 
-def test_risk_observations_and_answers_are_their_domain_records():
-    observation = Observation(Dimension.DEVICE, "dev-1", ObservationKind.ATTEMPT, "o-1", "a-1",
-                              AT, 1000, "USD")
-    raw = topics.RISK_OBSERVATIONS_TOPIC.encode(observation)
-    assert raw == wire.dumps(observation.to_dict())
-    assert topics.RISK_OBSERVATIONS_TOPIC.decode(raw) == observation
-    answer = DimensionCounts.from_dict({"order_id": "o-1", "dimension": "device",
-                                        "key": "dev-1", "windows": {}})
-    assert topics.RISK_ANSWERS_TOPIC.decode(topics.RISK_ANSWERS_TOPIC.encode(answer)) == answer
+def _observation(dimension: Dimension, key: str) -> Observation:
+    return Observation(dimension, key, ObservationKind.ATTEMPT, "o-1", "a-1", AT, 1000, "USD")
+
+
+def _answer(dimension: str, key: str) -> DimensionCounts:
+    return DimensionCounts.from_dict({"order_id": "o-1", "dimension": dimension, "key": key,
+                                      "windows": {}})
+
+
+def test_risk_observations_and_answers_travel_in_groups_of_their_domain_records():
+    group = (_observation(Dimension.DEVICE, "dev-1"), _observation(Dimension.IP, "ip-1"))
+    raw = topics.RISK_OBSERVATIONS_TOPIC.encode(group)
+    assert raw == wire.dumps({"observations": [item.to_dict() for item in group]})
+    assert topics.RISK_OBSERVATIONS_TOPIC.decode(raw) == group
+    answers = (_answer("device", "dev-1"), _answer("ip", "ip-1"))
+    assert topics.RISK_ANSWERS_TOPIC.decode(topics.RISK_ANSWERS_TOPIC.encode(answers)) == answers
+
+
+def test_an_observation_or_answer_written_before_grouping_reads_as_a_group_of_one():
+    observation = _observation(Dimension.DEVICE, "dev-1")
+    assert topics.RISK_OBSERVATIONS_TOPIC.decode(wire.dumps(observation.to_dict())) == (
+        observation,)
+    answer = _answer("device", "dev-1")
+    assert topics.RISK_ANSWERS_TOPIC.decode(wire.dumps(answer.to_dict())) == (answer,)
+
+
+@pytest.mark.parametrize("spec", [topics.RISK_OBSERVATIONS_TOPIC, topics.RISK_ANSWERS_TOPIC])
+def test_an_empty_group_is_an_invalid_record(spec):
+    field = "observations" if spec is topics.RISK_OBSERVATIONS_TOPIC else "answers"
+    with pytest.raises(InvalidRecord, match="an empty group"):
+        spec.decode(wire.dumps({field: []}))
 
 
 @pytest.mark.parametrize(("raw", "says"), [

@@ -70,6 +70,30 @@ def test_an_order_and_its_callback_go_through_intake_risk_orders_and_balances(dr
     assert driver.get("balances", order["account_id"]) == {"USD": order["amount_minor"]}
 
 
+def test_an_orders_observations_go_one_record_per_partition_and_come_back_one_per_record(
+    driver
+):
+    order, _ = order_and_callback("t", 0, random.Random(1))
+    pipe_order(driver, {**order, "payment_token": "tok-1"})
+    records = driver.read_output(topics.RISK_OBSERVATIONS)
+    groups = [topics.RISK_OBSERVATIONS_TOPIC.decode(send.value) for send in records]
+    keys = {obs.routing_key for group in groups for obs in group}
+    partitions = {partition_for(key.encode(), driver.partitions) for key in keys}
+    # Five dimensions, each observed once, in as many records as partitions they hash to.
+    assert len(keys) == 5 and sum(len(group) for group in groups) == 5
+    assert len(records) == len(partitions) < 5
+    for send, group in zip(records, groups, strict=True):
+        assert {partition_for(obs.routing_key.encode(), driver.partitions)
+                for obs in group} == {send.partition}
+        assert partition_for(send.key, driver.partitions) == send.partition
+    answers = [topics.RISK_ANSWERS_TOPIC.decode(send.value)
+               for send in driver.read_output(topics.RISK_ANSWERS)]
+    assert sorted(sorted(answer.dimension for answer in group) for group in answers) == sorted(
+        sorted(obs.dimension for obs in group) for group in groups)
+    [decision] = driver.read_values(topics.RISK_DECISIONS)
+    assert decision["decision"] == "ALLOW"
+
+
 def test_a_callback_delivered_twice_is_passed_on_once_and_credited_once(driver):
     order, callback = order_and_callback("t", 1, random.Random(2))
     pipe_order(driver, order)

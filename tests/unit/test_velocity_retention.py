@@ -81,9 +81,9 @@ class VelocityPartition(Partition):
         super().__init__(risk.velocity_stage(metrics or Metrics(), config, slack_ms), path)
 
     def observe(self, observation: Observation) -> list[DimensionCounts]:
-        return [topics.RISK_ANSWERS_TOPIC.decode(send.value)
-                for send in self.run(topics.RISK_OBSERVATIONS, observation)
-                if send.topic == topics.RISK_ANSWERS]
+        return [answer for send in self.run(topics.RISK_OBSERVATIONS, (observation,))
+                if send.topic == topics.RISK_ANSWERS
+                for answer in topics.RISK_ANSWERS_TOPIC.decode(send.value)]
 
     def row_keys(self) -> set[str]:
         return self.rows(risk.VELOCITY.name)
@@ -114,9 +114,9 @@ class Pipeline:
                     queue.append((send.topic,
                                   topics.RISK_OBSERVATIONS_TOPIC.decode(send.value)))
                 elif send.topic == topics.RISK_ANSWERS:
-                    answer = topics.RISK_ANSWERS_TOPIC.decode(send.value)
-                    self.answers.append(answer)
-                    queue.append((send.topic, answer))
+                    answers = topics.RISK_ANSWERS_TOPIC.decode(send.value)
+                    self.answers += answers
+                    queue.append((send.topic, answers))
                 elif send.topic == topics.RISK_DECISIONS:
                     decision = CATALOG.decode("RiskDecision", send.value or b"")
                     self.decisions[decision["order_id"]] = decision
