@@ -196,6 +196,8 @@ class Context:
     # Set by the runtime for a stage with timers (streams.runtime.timers); a child context
     # opens its own, so its wakes stay isolated with its other writes.
     _timers: Timers | None = None
+    # Each store's Table, made once: a handler asks for its tables several times per record.
+    _tables: dict[str, Table] = field(default_factory=dict)
 
     @property
     def timers(self) -> Timers:
@@ -208,7 +210,10 @@ class Context:
         self._timers = timers
 
     def table(self, name: str) -> Table:
-        return Table(self.stores[name], self._overlays(name))
+        table = self._tables.get(name)
+        if table is None:
+            table = self._tables[name] = Table(self.stores[name], self._overlays(name))
+        return table
 
     def _overlays(self, name: str) -> tuple[dict[str, Any], ...]:
         layer = self.layers.setdefault(name, {})

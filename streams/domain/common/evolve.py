@@ -17,7 +17,9 @@ T = TypeVar("T")
 _INIT_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def _init_fields(cls: type) -> tuple[str, ...]:
+def init_fields(cls: type) -> tuple[str, ...]:
+    """The names of a dataclass's init fields, in order, looked up once per class (the
+    records' to_dict/from_dict use it too: `dataclasses.fields` walks the class each call)."""
     names = _INIT_FIELDS.get(cls)
     if names is None:
         names = _INIT_FIELDS[cls] = tuple(f.name for f in fields(cls) if f.init)
@@ -27,6 +29,6 @@ def _init_fields(cls: type) -> tuple[str, ...]:
 def evolve(obj: T, /, **changes: Any) -> T:
     """`obj` with `changes`, built through its constructor as dataclasses.replace does."""
     cls = type(obj)
-    kwargs = {name: getattr(obj, name) for name in _init_fields(cls)}
+    kwargs = {name: getattr(obj, name) for name in init_fields(cls)}
     kwargs.update(changes)
     return cls(**kwargs)

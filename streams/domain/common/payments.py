@@ -5,11 +5,12 @@ Pure data: built only from a verified callback, carried on an internal topic as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from streams.domain.common.currencies import check_currency
+from streams.domain.common.evolve import init_fields
 from streams.domain.common.int64 import MAX_AMOUNT_MINOR, check_moves_money
 
 # Avro `long`: anything larger could not be written to the output topics.
@@ -57,7 +58,7 @@ class PaymentEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; `kind` as its plain string value."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {name: getattr(self, name) for name in init_fields(type(self))}
         out["kind"] = self.kind.value
         return out
 
@@ -68,7 +69,7 @@ class PaymentEvent:
         Raises ValueError on a missing field or an invalid value.
         """
         try:
-            values = {f.name: d[f.name] for f in fields(cls) if f.name != "refund_id"}
+            values = {name: d[name] for name in init_fields(cls) if name != "refund_id"}
         except KeyError as exc:
             raise ValueError(f"payment event is missing field {exc.args[0]!r}") from None
         values["refund_id"] = d.get("refund_id")

@@ -7,10 +7,11 @@ so it can never disagree with them: e.g. ON_HOLD exactly while a hold reason rem
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from streams.domain.common.evolve import init_fields
 from streams.domain.common.ids import entry_id
 from streams.domain.common.payments import PaymentEvent
 from streams.domain.orders.inputs import OrderEvent, RiskVerdict
@@ -83,11 +84,11 @@ class OrderFacts:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in init_fields(type(self))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OrderFacts:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{name: data[name] for name in init_fields(cls)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +139,11 @@ class Payment:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in init_fields(type(self))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Payment:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{name: data[name] for name in init_fields(cls)})
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,10 @@ ip or token).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from streams.domain.common.evolve import evolve
+from streams.domain.common.evolve import evolve, init_fields
 from streams.domain.common.payments import PaymentEvent, PaymentKind
 from streams.domain.orders.inputs import OrderEvent, OrderEventType
 from streams.domain.risk.velocity import Dimension, DimensionCounts, Observation, ObservationKind
@@ -74,11 +74,11 @@ class RiskOrder:
         return {dimension: key for dimension, key in candidates.items() if key}
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in init_fields(type(self))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RiskOrder:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{name: data[name] for name in init_fields(cls)})
 
 
 def fan_out(order: RiskOrder, kind: ObservationKind, occurred_at: int) -> tuple[Observation, ...]:

@@ -97,20 +97,20 @@ def _catalog() -> dict[str, SignalSpec]:
 SIGNALS: Mapping[str, SignalSpec] = MappingProxyType(_catalog())
 
 
-def _velocity(
-    dimension: Dimension, window: str, counts: WindowCounts | None
-) -> dict[str, SignalValue]:
-    values: dict[str, SignalValue] = dict.fromkeys(_VELOCITY_METRICS)
-    if counts is not None:
-        values.update(
-            attempts=counts.attempts,
-            failures=counts.failures,
-            successes=counts.successes,
-            amount=counts.amount_minor,
-            distinct_accounts=counts.distinct_accounts,
-            failure_then_success=counts.failure_then_success,
-        )
-    return {velocity_signal(dimension, window, metric): v for metric, v in values.items()}
+# Each (dimension, window)'s signal names, in `_VELOCITY_METRICS` order: built once, as a
+# decision fills 90 of them.
+_VELOCITY_NAMES: dict[tuple[Dimension, str], tuple[str, ...]] = {
+    (dimension, window): tuple(velocity_signal(dimension, window, metric)
+                               for metric in _VELOCITY_METRICS)
+    for dimension in Dimension for window in WINDOW_NAMES
+}
+
+
+def _velocity(counts: WindowCounts | None) -> tuple[SignalValue, ...]:
+    if counts is None:
+        return (None,) * len(_VELOCITY_METRICS)
+    return (counts.attempts, counts.failures, counts.successes, counts.amount_minor,
+            counts.distinct_accounts, counts.failure_then_success)
 
 
 def build_signals(ready: Ready) -> dict[str, SignalValue]:
@@ -151,7 +151,8 @@ def build_signals(ready: Ready) -> dict[str, SignalValue]:
         answer = ready.answers.get(dimension)
         for window in WINDOW_NAMES:
             counts = None if answer is None else answer.windows[window]
-            signals.update(_velocity(dimension, window, counts))
+            signals.update(zip(_VELOCITY_NAMES[dimension, window], _velocity(counts),
+                               strict=True))
     for dimension in PROMO_DIMENSIONS:
         usage = promo_usage.get(dimension)
         prefix = f"promo.{dimension.value}"
