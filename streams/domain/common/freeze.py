@@ -141,10 +141,12 @@ def _frozen(active: ActiveFreezes, target: FreezeTarget, scopes: list[str]) -> b
 def credits_frozen(
     active: ActiveFreezes, provider: str | None, merchant_id: str | None, account_id: str | None
 ) -> bool:
-    return _frozen(active, FreezeTarget.CREDITS, scopes_of(provider, merchant_id, account_id))
+    return bool(active) and _frozen(active, FreezeTarget.CREDITS,
+                                    scopes_of(provider, merchant_id, account_id))
 
 
 def refunds_frozen(
     active: ActiveFreezes, provider: str | None, merchant_id: str | None, account_id: str | None
 ) -> bool:
-    return _frozen(active, FreezeTarget.REFUNDS, scopes_of(provider, merchant_id, account_id))
+    return bool(active) and _frozen(active, FreezeTarget.REFUNDS,
+                                    scopes_of(provider, merchant_id, account_id))

@@ -936,6 +936,8 @@ def _apply_held_payments(state: OrderState, fx: _Effects) -> OrderState:
 
 
 def _raise_orphan_alerts(state: OrderState, fx: _Effects) -> OrderState:
+    if not state.held_payments:
+        return state  # every step ends here: most orders hold nothing, so copy nothing
     held_payments = []
     for held in state.held_payments:
         if not held.orphan_alerted and fx.now > held.arrived_at + fx.ctx.orphan_hold_ms:
