@@ -30,7 +30,7 @@ from tests.integration.store_checks import (
     pay,
     state_env,
 )
-from tests.kafka_harness import WorkerProcess, http, settings_from
+from tests.kafka_harness import WorkerFactory, WorkerProcess, http, settings_from
 
 _CHANGELOG_PARTITION = re.compile(r"-changelog\[(\d+)\]")
 _GAUGE = re.compile(r"^(topup_standby_\w+) (\S+)$", re.M)
@@ -86,14 +86,11 @@ def _committed_changelog_records(settings: Settings, partitions: set[int]) -> in
     return sum(1 for record in changelog_records(settings) if record.partition in partitions)
 
 
-def test_a_failover_restores_only_the_tail_the_standby_had_not_applied(kafka_env, workers,
-                                                                     tmp_path):
-    env = _standby_env(kafka_env)
-    settings = settings_from(env)
-    flow = Flow(settings)
-
-    # "b" owns everything first; "a" joins and gets half, and keeps b's half warm. "a"
-    # never owned b's half, so only its standby can have built those stores.
+def _split_between_two(env: dict[str, str], workers: WorkerFactory, settings: Settings,
+                       flow: Flow) -> tuple[WorkerProcess, WorkerProcess, set[str]]:
+    """"b" owns everything first and credits some orders; "a" joins and gets half, each
+    keeping the other's half warm; more orders (each paid twice) are credited. Returns a,
+    b and the orders credited."""
     b = workers.start("b", **env)
     expected = pay(flow, 0, 60)
     credits_until(settings, expected, b)
@@ -105,6 +102,17 @@ def test_a_failover_restores_only_the_tail_the_standby_had_not_applied(kafka_env
         time.sleep(0.2)
     expected |= pay(flow, 60, 120, twice=True)
     credits_until(settings, expected, b)
+    return a, b, expected
+
+
+def test_a_failover_restores_only_the_tail_the_standby_had_not_applied(kafka_env, workers,
+                                                                     tmp_path):
+    env = _standby_env(kafka_env)
+    settings = settings_from(env)
+    flow = Flow(settings)
+
+    # "a" never owned b's half, so only its standby can have built those stores.
+    a, b, expected = _split_between_two(env, workers, settings, flow)
     _wait_caught_up(lambda: _worker_gauges(a), "a")
 
     # The store partitions a's last assignment opened are its own; the rest are b's.
@@ -138,17 +146,7 @@ def test_a_worker_keeps_warm_the_partitions_it_hands_over(kafka_env, workers, pr
            "TOPUP_STATE_CLEANUP_DELAY_S": "1"}
     settings = settings_from(env)
     flow = Flow(settings)
-    b = workers.start("b", **env)
-    expected = pay(flow, 0, 60)
-    credits_until(settings, expected, b)
-    a = workers.start("a", **env)
-    _wait_restores(a, 1)
-    deadline = time.monotonic() + 60
-    while len(members := member_partitions(settings)) != 2 or not all(members):
-        assert time.monotonic() < deadline, members
-        time.sleep(0.2)
-    expected |= pay(flow, 60, 120, twice=True)
-    credits_until(settings, expected, b)
+    a, b, expected = _split_between_two(env, workers, settings, flow)
     _wait_caught_up(lambda: _worker_gauges(b), "b", timeout_s=60)
 
     restores = len(_restores(b))
