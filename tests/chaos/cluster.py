@@ -19,11 +19,7 @@ class Cluster:
     def __init__(self, data_dir: Path) -> None:
         self.env = dict(os.environ, TOPUP_KAFKA_PORT=str(CLUSTER_PORT),
                         TOPUP_KAFKA_NODES=str(len(NODES)), TOPUP_KAFKA_DATA_DIR=str(data_dir),
-                        TOPUP_KAFKA_HEAP=os.environ.get("TOPUP_KAFKA_HEAP", "384m"),
-                        # Three JVMs start at once beside the session broker on two cores,
-                        # and none is ready before the quorum is: more than one node's 90 s.
-                        TOPUP_KAFKA_START_TIMEOUT=os.environ.get("TOPUP_KAFKA_START_TIMEOUT",
-                                                                 "240"))
+                        TOPUP_KAFKA_HEAP=os.environ.get("TOPUP_KAFKA_HEAP", "384m"))
         self.bootstrap = ""
 
     def start(self) -> None:
