@@ -77,9 +77,10 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
                time_bounds: EventTimeBounds = DEFAULT_TIME_BOUNDS,
                max_amount_minor: int = MAX_AMOUNT_MINOR,
                retention_ms: int = DEFAULT_RETENTION_MS,
-               providers: Collection[str] = PROVIDERS, partitions: int = 1) -> Stage:
+               providers: Collection[str] = PROVIDERS, *, partitions: int) -> Stage:
     """`partitions`: the topology's partition count (TOPUP_PARTITIONS), which groups the
-    observations by the partition they go to."""
+    observations by the partition they go to. No default: a wrong count would send every
+    key to a partition that is not its own."""
     metrics.describe("topup_risk_decisions_total", "Risk decisions, by outcome")
     metrics.describe("topup_risk_rule_hits_total", "Rules that fired, by rule id")
 

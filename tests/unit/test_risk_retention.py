@@ -22,7 +22,7 @@ T0 = 1_795_000_000_000
 class RiskPartition:
     def __init__(self, tmp_path: Path) -> None:
         self.stage = risk.risk_stage(default_catalog(), load_rules(DEFAULT_RISK_RULES),
-                                     Metrics(), retention_ms=DAY_MS)
+                                     Metrics(), retention_ms=DAY_MS, partitions=1)
         self.stores = {spec.name: PartitionStore(tmp_path / spec.name, None, spec.name)
                        for spec in self.stage.stores}
         self.decisions = 0

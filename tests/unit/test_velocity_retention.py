@@ -101,7 +101,8 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         rules = load_rules(DEFAULT_RISK_RULES)
-        self.risk = Partition(risk.risk_stage(CATALOG, rules, Metrics()), self.path / "risk")
+        self.risk = Partition(risk.risk_stage(CATALOG, rules, Metrics(), partitions=1),
+                              self.path / "risk")
         self.velocity = VelocityPartition(self.path / "velocity", self.slack_ms)
 
     def _route(self, topic: str, item: Any) -> None:
