@@ -158,38 +158,26 @@ SETTLED_RECORD: JsonCodec[SettledRecord] = JsonCodec(SettledRecord.to_json,
                                                      SettledRecord.from_json)
 
 
-def _observations_to_json(observations: tuple[Observation, ...]) -> dict[str, Any]:
-    return {"observations": [observation.to_dict() for observation in observations]}
+def _grouped(field: str, to_json: Callable[[R], Any],
+             from_json: Callable[[Any], R]) -> JsonCodec[tuple[R, ...]]:
+    """A codec for several records in one, under `field`; a record written before they
+    were grouped (one, bare) reads as a group of one."""
+    def write(items: tuple[R, ...]) -> dict[str, Any]:
+        return {field: [to_json(item) for item in items]}
 
+    def read(data: Mapping[str, Any]) -> tuple[R, ...]:
+        if field not in data:
+            return (from_json(data),)
+        items = tuple(from_json(item) for item in data[field])
+        if not items:
+            raise InvalidRecord("an empty group")
+        return items
 
-def _observations_from_json(data: Mapping[str, Any]) -> tuple[Observation, ...]:
-    if "observations" not in data:
-        # Written before observations were grouped: one observation, bare.
-        return (Observation.from_dict(data),)
-    return _non_empty(tuple(Observation.from_dict(item) for item in data["observations"]))
-
-
-def _answers_to_json(answers: tuple[DimensionCounts, ...]) -> dict[str, Any]:
-    return {"answers": [answer.to_dict() for answer in answers]}
-
-
-def _answers_from_json(data: Mapping[str, Any]) -> tuple[DimensionCounts, ...]:
-    if "answers" not in data:
-        # Written before answers were grouped: one dimension's counts, bare.
-        return (DimensionCounts.from_dict(data),)
-    return _non_empty(tuple(DimensionCounts.from_dict(item) for item in data["answers"]))
-
-
-def _non_empty(items: tuple[R, ...]) -> tuple[R, ...]:
-    if not items:
-        raise InvalidRecord("an empty group")
-    return items
+    return JsonCodec(write, read)
 
 
 # topup.internal.risk-observations: one order event's observations whose dimension keys
 # share a partition, so a record carries up to five dimensions instead of one.
-OBSERVATIONS: JsonCodec[tuple[Observation, ...]] = JsonCodec(_observations_to_json,
-                                                             _observations_from_json)
+OBSERVATIONS = _grouped("observations", Observation.to_dict, Observation.from_dict)
 # topup.internal.risk-answers: the counts those observations answered, for one order.
-ANSWERS: JsonCodec[tuple[DimensionCounts, ...]] = JsonCodec(_answers_to_json,
-                                                            _answers_from_json)
+ANSWERS = _grouped("answers", DimensionCounts.to_dict, DimensionCounts.from_dict)
