@@ -7,6 +7,7 @@ any consumer can deduplicate on it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -17,6 +18,9 @@ _PREFIX = re.compile(r"[a-z]{1,8}")
 LEDGER_OPS = frozenset({"CREDIT", "DEBIT", "REVERSAL"})
 
 IdPart = str | int | None
+# An order's entry ids are asked for several times per record it handles (is it
+# credited? reversed?); each is a SHA-256. Bounded: about 1.5 MB at most.
+ENTRY_IDS_CACHED = 8192
 
 
 _SCHEME_CHUNK = b"s%d:%b" % (len(_SCHEME.encode()), _SCHEME.encode())
@@ -56,6 +60,7 @@ def _digest(*parts: IdPart) -> str:
     return hashlib.sha256(_SCHEME_CHUNK + _encode(parts)).hexdigest()[:_HEX_CHARS]
 
 
+@functools.lru_cache(maxsize=ENTRY_IDS_CACHED)
 def entry_id(order_id: str, op: str, external_txn_id: str | None, refund_id: str | None) -> str:
     """The ledger entry id of one money movement, the same on every path that records it.
 
