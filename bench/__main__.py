@@ -139,6 +139,10 @@ def _latency(bootstrap: str, sizes: Sizes) -> dict[str, float]:
         figures |= {"one_worker_credits_per_s": one["credits_per_s"],
                     "two_workers_credits_per_s": two["credits_per_s"],
                     "two_workers_over_one": two["credits_per_s"] / one["credits_per_s"]}
+        # Whether the second worker had a core to use: the machine's cores by process.
+        figures |= {f"{prefix}_{name}": value
+                    for prefix, run in (("one_worker", one), ("two_workers", two))
+                    for name, value in run.items() if name.startswith("cpu_")}
     return figures
 
 
@@ -236,7 +240,11 @@ TITLES = {
                "goes, from the workers' metrics over the run: transactions (`batches`), "
                "records each, a batch's cycle and its handling and commit time; a credit "
                "waits about one cycle per hop. `two_workers_over_one`: credits/s of two "
-               "workers over one, each at {latency_saturate} callbacks/s (above both).",
+               "workers over one, each at {latency_saturate} callbacks/s (above both). The cpu_ rows "
+               "(bench/cpu.py, from /proc over the callback window): cores kept busy on "
+               "average by the whole machine, the workers (and their main threads, the only "
+               "ones that run Python), the local broker, the bench's own writer and reader, "
+               "and anything else.",
     "recovery": "Recovery: changelogs holding {recovery_orders} credited orders and "
                 "{recovery_dedup_ids} dedup ids; a worker restores them, is killed, its state "
                 "dir deleted, and a new worker started: seconds until it is ready and until it "

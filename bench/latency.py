@@ -18,6 +18,7 @@ import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
+from bench.cpu import CpuSample, cores_used, local_brokers
 from bench.harness import recreate_topics
 from bench.worker_process import BenchWorker
 from bench.workload import order_and_callback
@@ -243,15 +244,19 @@ def run_latency(bootstrap: str, rate_per_s: int, seconds: float = 20.0,
         _wait_orders_settled(group, count, timeout_s=max(120.0, count / 100))
         if not watcher.assigned.wait(30):
             raise RuntimeError("credit reader not assigned in 30s")
+        brokers = local_brokers()
+        pids = [worker.process.pid for worker in group]
         before, window_start = _merged(group), time.monotonic()
+        cpu_before = CpuSample.take(pids, brokers)
         acked, achieved = _paced_write(settings, callbacks, rate_per_s)
         deadline = time.monotonic() + max(DRAIN_MIN_S, seconds)
         while watcher.count() < len(acked) and time.monotonic() < deadline:
             for worker in group:
                 worker.check_alive()
             time.sleep(0.1)
-        loop = where_time_goes(before, _merged(group), time.monotonic() - window_start,
-                               workers)
+        window_s = time.monotonic() - window_start
+        cpu = cores_used(cpu_before, CpuSample.take(pids, brokers), window_s)
+        loop = where_time_goes(before, _merged(group), window_s, workers)
     finally:
         watcher.stopping.set()
         for worker in group:
@@ -277,6 +282,7 @@ def run_latency(bootstrap: str, rate_per_s: int, seconds: float = 20.0,
         "credits_per_s": len(latencies) / (last_credit - first_ack) if latencies else 0.0,
         "records_per_callback": loop.pop("records") / count,
         **loop,
+        **cpu,
     }
 
 

@@ -24,3 +24,8 @@ def test_two_workers_share_the_run_and_the_loop_is_accounted(kafka_env):
     assert results["batches"] >= 2
     assert 0 < results["handle_ms_per_batch"] < results["batch_cycle_ms"]
     assert results["credits_per_s"] > 0
+    # Both workers ran the domain, on their main threads, and the broker (local) worked.
+    assert 0 < results["cpu_worker_main_threads_cores"] <= results["cpu_workers_cores"]
+    assert results["cpu_broker_cores"] > 0
+    assert results["cpu_workers_cores"] + results["cpu_broker_cores"] \
+        <= results["cpu_busy_cores"] * 1.05 + 0.05 <= results["cpu_cores"] * 1.05 + 0.05
