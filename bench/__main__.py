@@ -240,8 +240,8 @@ TITLES = {
                "goes, from the workers' metrics over the run: transactions (`batches`), "
                "records each, a batch's cycle and its handling and commit time; a credit "
                "waits about one cycle per hop. `two_workers_over_one`: credits/s of two "
-               "workers over one, each at {latency_saturate} callbacks/s (above both). The cpu_ rows "
-               "(bench/cpu.py, from /proc over the callback window): cores kept busy on "
+               "workers over one, each at {latency_saturate} callbacks/s (above both). The "
+               "cpu_ rows (bench/cpu.py, from /proc over the callback window): cores kept busy on "
                "average by the whole machine, the workers (and their main threads, the only "
                "ones that run Python), the local broker, the bench's own writer and reader, "
                "and anything else.",

@@ -9,7 +9,7 @@ Python one, the only one that runs the domain) was short of CPU or waiting.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,20 +63,28 @@ def local_brokers() -> list[int]:
 
 @dataclass(frozen=True)
 class CpuSample:
-    workers: float
-    worker_main_threads: float
-    brokers: float
+    """CPU seconds so far, by pid for the processes named (a process that exits within
+    the window is left out of its delta rather than counted as negative)."""
+
+    workers: Mapping[int, float]
+    worker_main_threads: Mapping[int, float]
+    brokers: Mapping[int, float]
     bench: float
     machine_busy: float
 
     @classmethod
     def take(cls, worker_pids: Iterable[int], broker_pids: Iterable[int]) -> CpuSample:
         workers = list(worker_pids)
-        return cls(workers=sum(map(process_seconds, workers)),
-                   worker_main_threads=sum(map(main_thread_seconds, workers)),
-                   brokers=sum(map(process_seconds, broker_pids)),
+        return cls(workers={pid: process_seconds(pid) for pid in workers},
+                   worker_main_threads={pid: main_thread_seconds(pid) for pid in workers},
+                   brokers={pid: process_seconds(pid) for pid in broker_pids},
                    bench=process_seconds(os.getpid()),
                    machine_busy=machine_busy_seconds())
+
+
+def _grown(before: Mapping[int, float], after: Mapping[int, float]) -> float:
+    return sum(after[pid] - seconds for pid, seconds in before.items()
+               if after.get(pid, 0.0) >= seconds)
 
 
 def cores_used(before: CpuSample, after: CpuSample, window_s: float) -> dict[str, float]:
@@ -84,18 +92,17 @@ def cores_used(before: CpuSample, after: CpuSample, window_s: float) -> dict[str
     named here used (other processes on the machine)."""
     if window_s <= 0:
         raise ValueError(f"window must be positive, got {window_s}")
-
-    def cores(name: str) -> float:
-        return (getattr(after, name) - getattr(before, name)) / window_s
-
-    named = {"workers": cores("workers"), "brokers": cores("brokers"), "bench": cores("bench")}
-    busy = cores("machine_busy")
+    workers = _grown(before.workers, after.workers) / window_s
+    brokers = _grown(before.brokers, after.brokers) / window_s
+    bench = (after.bench - before.bench) / window_s
+    busy = (after.machine_busy - before.machine_busy) / window_s
     return {
         "cpu_cores": float(len(os.sched_getaffinity(0))),
         "cpu_busy_cores": busy,
-        "cpu_workers_cores": named["workers"],
-        "cpu_worker_main_threads_cores": cores("worker_main_threads"),
-        "cpu_broker_cores": named["brokers"],
-        "cpu_bench_cores": named["bench"],
-        "cpu_other_cores": max(0.0, busy - sum(named.values())),
+        "cpu_workers_cores": workers,
+        "cpu_worker_main_threads_cores":
+            _grown(before.worker_main_threads, after.worker_main_threads) / window_s,
+        "cpu_broker_cores": brokers,
+        "cpu_bench_cores": bench,
+        "cpu_other_cores": max(0.0, busy - workers - brokers - bench),
     }

@@ -34,9 +34,10 @@ def test_an_exited_process_counts_as_no_cpu():
 
 
 def test_cores_split_by_part_and_the_rest_is_other():
-    before = CpuSample(workers=10, worker_main_threads=8, brokers=5, bench=1, machine_busy=20)
-    after = CpuSample(workers=13, worker_main_threads=10, brokers=6, bench=1.5,
-                      machine_busy=25.5)
+    before = CpuSample(workers={1: 6, 2: 4}, worker_main_threads={1: 5, 2: 3}, brokers={9: 5},
+                       bench=1, machine_busy=20)
+    after = CpuSample(workers={1: 8, 2: 5}, worker_main_threads={1: 6, 2: 4}, brokers={9: 6},
+                      bench=1.5, machine_busy=25.5)
     cores = cores_used(before, after, window_s=2.0)
     assert cores["cpu_workers_cores"] == 1.5
     assert cores["cpu_worker_main_threads_cores"] == 1.0
@@ -46,7 +47,16 @@ def test_cores_split_by_part_and_the_rest_is_other():
     assert cores["cpu_other_cores"] == pytest.approx(0.5)
 
 
+def test_a_process_that_exits_within_the_window_is_left_out_not_subtracted():
+    before = CpuSample(workers={}, worker_main_threads={}, brokers={8: 100, 9: 5}, bench=0,
+                       machine_busy=0)
+    # Broker 8 exited: its stat reads as 0 seconds.
+    after = CpuSample(workers={}, worker_main_threads={}, brokers={8: 0, 9: 6}, bench=0,
+                      machine_busy=2)
+    assert cores_used(before, after, window_s=1.0)["cpu_broker_cores"] == 1.0
+
+
 def test_an_empty_window_is_refused():
-    sample = CpuSample(workers=0, worker_main_threads=0, brokers=0, bench=0, machine_busy=0)
+    sample = CpuSample(workers={}, worker_main_threads={}, brokers={}, bench=0, machine_busy=0)
     with pytest.raises(ValueError, match="window must be positive"):
         cores_used(sample, sample, window_s=0)
