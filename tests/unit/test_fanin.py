@@ -129,6 +129,19 @@ def test_the_deadline_decides_with_what_arrived() -> None:
     assert add_answer(state, answer(Dimension.DEVICE)) == (state, None)
 
 
+def test_a_completed_fan_in_keeps_its_order_and_not_its_answers() -> None:
+    """It is kept for the orders' retention: the answers are in the decision already."""
+    order = risk_order()
+    state, _ = start(None, order)
+    for dimension in ALL_DIMENSIONS:
+        state, ready = add_answer(state, answer(dimension))
+    assert ready is not None and set(ready.answers) == ALL_DIMENSIONS
+    assert state == FanInState(order.order_id, order, T0 + 2_000, {}, completed=True)
+    assert FanInState.from_dict(state.to_dict()) == state
+    outcome = payment_outcome(state, payment_event(order.order_id))
+    assert outcome is not None and len(outcome.observations) == len(ALL_DIMENSIONS)
+
+
 def test_the_first_answer_per_dimension_wins() -> None:
     state, _ = start(None, risk_order())
     state, _ = add_answer(state, answer(Dimension.USER, attempts=1))

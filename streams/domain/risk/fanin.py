@@ -6,9 +6,9 @@ where one `FanInState` per order collects them. `Ready` is returned exactly once
 every expected dimension has answered, or when event time passes the deadline first
 (`on_time`), which is itself a signal for the rules.
 
-Keep the row after it completes: stragglers are then recognised and ignored, and payment
-outcomes fan out from the `RiskOrder` it holds (the order machine's facts have no device,
-ip or token).
+Keep the row after it completes, without its answers: stragglers are then recognised and
+ignored, and payment outcomes fan out from the `RiskOrder` it holds (the order machine's
+facts have no device, ip or token).
 """
 
 from __future__ import annotations
@@ -177,7 +177,10 @@ def _complete(
         timed_out=timed_out,
         decided_at=decided_at,
     )
-    return evolve(state, completed=True), ready
+    # The answers went into `ready`: a completed fan-in only recognises stragglers and
+    # fans out payment outcomes, and is kept for the orders' retention, so it keeps the
+    # order alone (about a third of the bytes with five dimensions' answers).
+    return evolve(state, completed=True, answers={}), ready
 
 
 def start(
