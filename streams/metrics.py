@@ -74,6 +74,9 @@ class Metrics:
         # The lock is uncontended on the hot path; it keeps a scrape's flush (the web
         # thread) from racing the worker's recording.
         self._lock = threading.Lock()
+        # A series' first use registers its family: two threads (the webhook server's)
+        # doing it at once would register it twice, which prometheus-client refuses.
+        self._creating = threading.Lock()
         self._counted: dict[object, float] = {}
         self._gauged: dict[object, float] = {}
         self._observed: dict[object, _Observed] = {}
@@ -167,6 +170,10 @@ class Metrics:
         # In the caller's label order, unsorted (inc, set and observe look it up too):
         # sorting per call costs more than the extra cache entry a call site naming the
         # same labels in another order makes.
+        with self._creating:
+            return self._created_child(kind, name, labels)
+
+    def _created_child(self, kind: type[_Family], name: str, labels: dict[str, str]) -> object:
         key = (name, tuple(labels.items()))
         child = self._children.get(key)
         if child is not None:
