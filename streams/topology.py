@@ -58,7 +58,8 @@ def all_stages(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> 
                         settings.max_amount_minor,
                         settings.order_retention_days * 24 * 60 * 60 * 1000,
                         configured_providers(settings), partitions=settings.partitions),
-        risk.velocity_stage(metrics, retire_slack_ms=settings.max_event_skew_s * 1000),
+        risk.velocity_stage(metrics, retire_slack_ms=settings.max_event_skew_s * 1000,
+                            partitions=settings.partitions),
     ]
 
 

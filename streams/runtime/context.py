@@ -19,6 +19,7 @@ from streams.runtime.store import PartitionStore, S
 from streams.runtime.topic_spec import TopicDirectory
 
 if TYPE_CHECKING:
+    from streams.runtime.gathered import Gathered
     from streams.runtime.timers import Timers
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,8 @@ class Context:
     pending: Mapping[str, dict[str, Any]]
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
     sends: list[Send] = field(default_factory=list)
+    # Items sent at the batch's end with others for their partition (streams.runtime.gathered).
+    gathered: list[Gathered] = field(default_factory=list)
     parent: Context | None = None
     limits: SizeLimits = field(default_factory=SizeLimits)
     directory: TopicDirectory = field(default_factory=TopicDirectory)
@@ -237,13 +240,22 @@ class Context:
         for name, layer in child.layers.items():
             self.layers.setdefault(name, {}).update(layer)
         self.sends += child.sends
+        self.gathered += child.gathered
 
     def send(self, send: Send) -> None:
-        if self.outputs is not None and send.topic not in self.outputs:
-            raise UndeclaredOutput(
-                f"a send to {send.topic}, which is not among the stage's declared outputs "
-                f"({', '.join(sorted(self.outputs)) or 'none'}): add it to Stage.outputs")
+        self._check_declared(send.topic)
         self._append(send)
+
+    def gather(self, gathered: Gathered) -> None:
+        """Items sent with the others for their partition when the batch is handled."""
+        self._check_declared(gathered.topic)
+        self.gathered.append(gathered)
+
+    def _check_declared(self, topic: str) -> None:
+        if self.outputs is not None and topic not in self.outputs:
+            raise UndeclaredOutput(
+                f"a send to {topic}, which is not among the stage's declared outputs "
+                f"({', '.join(sorted(self.outputs)) or 'none'}): add it to Stage.outputs")
 
     def _append(self, send: Send) -> None:
         size, limit = wire_size(send), self.limits.of(send.topic)

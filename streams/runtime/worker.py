@@ -52,6 +52,7 @@ from streams.runtime.context import (
 )
 from streams.runtime.copartition import Holdings
 from streams.runtime.deadline import ClientUnusable, Stopping, Watchdog
+from streams.runtime.gathered import Gatherer
 from streams.runtime.group_config import MAX_HEARTBEAT_MS, apply_group_settings
 from streams.runtime.kafka_admin import admin_client, create_topics, max_message_bytes
 from streams.runtime.layout import check_copartitioned, partition_counts
@@ -812,9 +813,11 @@ class Worker:
     def handle_batch(self, records: list[Record], emit: Callable[[Send], None],
                      handling: list[Record] | None = None) -> Pending:
         """Handles `records` in order, each by every stage consuming its topic, passing
-        each output to `emit`; returns the batch's state writes, not yet applied.
-        `handling` receives each record as it starts, to name the culprit of an error."""
+        each output to `emit`, and the items gathered (streams.runtime.gathered) once all
+        are handled; returns the batch's state writes, not yet applied. `handling`
+        receives each record as it starts, to name the culprit of an error."""
         pending: Pending = {}
+        gatherer = Gatherer()
         for consumed in records:
             record: Record | None = consumed
             if self.repartitioner is not None:
@@ -826,14 +829,16 @@ class Worker:
             if handling is not None:
                 handling.append(record)
             for stage in self.stages_of[record.topic]:
-                for send in self._handle(stage, record, pending):
+                for send in self._handle(stage, record, pending, gatherer):
                     emit(send)
+        for send in gatherer.sends(self.size_limits):
+            emit(send)
         # The batch's per-record counts and timings reach prometheus-client in one go.
         self.metrics.flush()
         return pending
 
     def _handle(
-        self, stage: Stage, record: Record, pending: Pending
+        self, stage: Stage, record: Record, pending: Pending, gatherer: Gatherer
     ) -> list[Send]:
         stores = {spec.name: self.stores[(spec.name, record.partition)] for spec in stage.stores}
         views = {spec.name: _batch_writes(pending, (spec.name, record.partition))
@@ -878,6 +883,7 @@ class Worker:
                              stage=stage.name)
         for name, layer in ctx.layers.items():
             views[name].update(layer)
+        gatherer.add(ctx.gathered)
         return ctx.sends
 
     def _produce(self, send: Send, on_delivery: Callable[..., None] | None = None) -> None:

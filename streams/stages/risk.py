@@ -3,11 +3,12 @@
 The risk stage (keyed by order_id) turns each CREATED order into one observation per
 dimension it carries (user, account, device, ip, payment token), re-keyed by that
 dimension onto topup.internal.risk-observations, and each payment outcome likewise. The
-observations whose keys share a partition travel in one record. The velocity stage (keyed
-by dimension) keeps the windowed counts and answers every attempt with its counts, one
-record per order back on topup.internal.risk-answers. When every dimension has answered,
-or event time passes the fan-in deadline, the rules score the signals and the decision
-goes to topup.risk-decisions, where the order stage reads it.
+velocity stage (keyed by dimension) keeps the windowed counts and answers every attempt
+with its counts, back on topup.internal.risk-answers to the order's partition. Both
+gather what a batch sends to a partition into one record (streams.runtime.gathered).
+When every dimension has answered, or event time passes the fan-in deadline, the rules
+score the signals and the decision goes to topup.risk-decisions, where the order stage
+reads it.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ from streams.domain.risk.velocity import (
 )
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
-from streams.runtime.context import Context, Record, Send, Table, correlation_headers
+from streams.runtime.context import Context, Record, Table, correlation_headers
+from streams.runtime.gathered import Gathered
 from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
 from streams.runtime.timers import Timers, TimerSpec, to_the_hour, with_timers
@@ -108,8 +110,14 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
             return
         table = ctx.table(FAN_IN.name)
         timers = ctx.timers
+        if isinstance(item, tuple):
+            # Answers gathered from a velocity partition: for several orders, each
+            # decided as its fan-in completes.
+            for answer in item:
+                if (ready := answered(table, timers, answer)) is not None:
+                    _decide(ctx, ready, rules, metrics)
+            return
         headers = correlation_headers(ctx.record.correlation_id)
-        ready: Ready | None = None
         if isinstance(item, OrderEvent):
             if item.type is not OrderEventType.CREATED:
                 return
@@ -122,13 +130,10 @@ def risk_stage(catalog: SchemaCatalog, rules: RuleSet, metrics: Metrics,
             table[order.order_id] = state
             timers.schedule(order.order_id, None if state.completed else state.deadline)
             retire_when_decided(timers, state)
-        elif isinstance(item, tuple):
-            for answer in item:
-                ready = answered(table, timers, answer) or ready
+            if ready is not None:
+                _decide(ctx, ready, rules, metrics)
         else:
             _payment_outcome(ctx, table, item, headers, partitions)
-        if ready is not None:
-            _decide(ctx, ready, rules, metrics)
 
     def answered(table: Table, timers: Timers, answer: DimensionCounts) -> Ready | None:
         state, ready = add_answer(_fan_in(table, answer.order_id), answer)
@@ -186,17 +191,15 @@ def _fan_in(table: Table, order_id: str) -> FanInState | None:
 def _send_observations(
     ctx: Context, observations: tuple[Observation, ...], headers: Any, partitions: int
 ) -> None:
-    """One record per partition the observations go to: the records a velocity partition
-    reads per order are its dimensions' count, not always five. Keyed by the first
-    observation's routing key, which hashes to the partition as every other one in it."""
+    """Gathered by the partition each goes to: a velocity partition reads one record per
+    batch, not one per order or per dimension."""
     groups: dict[int, list[Observation]] = {}
     for observation in observations:
         key = observation.routing_key.encode()
         groups.setdefault(partition_for(key, partitions), []).append(observation)
     for partition, group in groups.items():
-        ctx.send(Send(topics.RISK_OBSERVATIONS, group[0].routing_key.encode(),
-                      topics.RISK_OBSERVATIONS_TOPIC.encode(tuple(group)), headers,
-                      partition=partition))
+        ctx.gather(Gathered(topics.RISK_OBSERVATIONS, partition, group[0].routing_key.encode(),
+                            tuple(group), topics.RISK_OBSERVATIONS_TOPIC.encode, headers))
 
 
 def _payment_outcome(ctx: Context, table: Table, event: PaymentEvent, headers: Any,
@@ -241,13 +244,16 @@ DEFAULT_RETIRE_SLACK_MS = DEFAULT_TIME_BOUNDS.ahead_ms
 
 
 def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
-                   retire_slack_ms: int = DEFAULT_RETIRE_SLACK_MS) -> Stage:
+                   retire_slack_ms: int = DEFAULT_RETIRE_SLACK_MS, *, partitions: int) -> Stage:
     """`retire_slack_ms`: a row is removed once its partition's event time is this far past
     the row's `retire_at`. An observation that far behind its partition's event time may
     find its key's history gone (counted in topup_risk_velocity_behind_retention_total);
     one within it is answered exactly as if no row were ever removed. Its default is the
     allowed event-time skew, so one record dated as far ahead as the edges accept cannot
-    remove a row that later, honestly dated traffic would still see."""
+    remove a row that later, honestly dated traffic would still see.
+
+    `partitions`: the topology's partition count, which gathers the answers by their
+    order's partition."""
     config = config or VelocityConfig()
     metrics.describe("topup_risk_late_observations_total",
                      "Observations older than the window grace, not counted (audited)")
@@ -268,8 +274,10 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
         timers = ctx.timers
         answers: dict[str, list[DimensionCounts]] = {}
         for observation in observations:
-            # Event time is already the observation's or later: behind it means behind
-            # the partition's event time before this record (never behind itself).
+            # A gathered record holds several orders' observations: time moves with each,
+            # as it would with a record each, so behind means behind the partition's
+            # event time before this observation (never behind itself).
+            timers.advance(observation.occurred_at)
             if observation.occurred_at < timers.now - retire_slack_ms:
                 metrics.inc("topup_risk_velocity_behind_retention_total",
                             dimension=observation.dimension.value)
@@ -294,8 +302,9 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
         sweep_unwoken(table, timers, ctx.record.partition, config, retire_slack_ms)
         headers = correlation_headers(ctx.record.correlation_id)
         for order_id, counts in answers.items():
-            ctx.send(Send(topics.RISK_ANSWERS, order_id.encode(),
-                          topics.RISK_ANSWERS_TOPIC.encode(tuple(counts)), headers))
+            key = order_id.encode()
+            ctx.gather(Gathered(topics.RISK_ANSWERS, partition_for(key, partitions), key,
+                                tuple(counts), topics.RISK_ANSWERS_TOPIC.encode, headers))
 
     def on_due(ctx: Context, wake: str) -> None:
         # Every wake of this stage is a row's removal.
@@ -313,7 +322,8 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
 
 
 def _observed_at(observations: tuple[Observation, ...]) -> int:
-    return max(observation.occurred_at for observation in observations)
+    # The earliest: `handle` advances to each observation's time as it comes to it.
+    return min(observation.occurred_at for observation in observations)
 
 
 def _audit_velocity(

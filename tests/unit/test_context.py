@@ -12,8 +12,11 @@ from streams import topics
 from streams.codecs import default_catalog
 from streams.metrics import Metrics
 from streams.runtime.context import BatchWrites, Context, Record, Send, UndeclaredOutput
+from streams.runtime.gathered import Gathered
 from streams.runtime.store import PartitionStore, encode_value
 from tests.builders import DIRECTORY
+
+GATHERED = Gathered(topics.ALERTS, 0, b"k", ("item",), lambda items: b"items")
 
 
 def context(tmp_path: Path, pending: dict[str, Any]) -> Context:
@@ -35,10 +38,12 @@ def test_a_child_sees_its_callers_writes_and_its_own_join_them_when_it_returns(t
         table[item] = 2
         assert [key for key, _ in table.scan("a", "z")] == ["caller", "committed", item,
                                                               "shadowed"]
+        child.gather(GATHERED)
 
     ctx.run_isolated(fused, "fused", "reconciliation")
     assert ctx.layers["s"] == {"caller": 1, "fused": 2}
     assert ctx.sends == []
+    assert ctx.gathered == [GATHERED]
 
 
 def test_a_failing_child_leaves_nothing_but_a_dead_letter_and_its_caller_keeps_its_work(
@@ -50,10 +55,12 @@ def test_a_failing_child_leaves_nothing_but_a_dead_letter_and_its_caller_keeps_i
     def fused(child: Context, item: str) -> None:
         child.table("s")["half-done"] = item
         child.send(Send(topics.ALERTS, b"k", b"v"))  # never reaches the caller's sends
+        child.gather(GATHERED)  # nor this
         raise RuntimeError("a bug")
 
     ctx.run_isolated(fused, "x", "reconciliation")
     assert ctx.layers["s"] == {"caller": 1}
+    assert ctx.gathered == []
     [dead] = ctx.sends
     assert dead.topic == topics.DLQ
     value = default_catalog().decode("DeadLetter", dead.value)

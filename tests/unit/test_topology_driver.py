@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ from bench.workload import SECRET, order_and_callback
 from streams import topics
 from streams.codecs import default_catalog
 from streams.config import Settings, load_settings
+from streams.domain.orders.inputs import OrderEvent
 from streams.domain.recon.outputs import ReconOutcome
+from streams.domain.risk.fanin import RiskOrder
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
-from streams.runtime.context import UndeclaredOutput
+from streams.runtime.context import Record, UndeclaredOutput
 from streams.runtime.testing import TopologyTestDriver
 from streams.topology import all_stages
 from streams.worker_config import runtime_config
@@ -70,9 +73,7 @@ def test_an_order_and_its_callback_go_through_intake_risk_orders_and_balances(dr
     assert driver.get("balances", order["account_id"]) == {"USD": order["amount_minor"]}
 
 
-def test_an_orders_observations_go_one_record_per_partition_and_come_back_one_per_record(
-    driver
-):
+def test_an_orders_observations_go_one_record_per_partition_and_come_back_in_one(driver):
     order, _ = order_and_callback("t", 0, random.Random(1))
     pipe_order(driver, {**order, "payment_token": "tok-1"})
     records = driver.read_output(topics.RISK_OBSERVATIONS)
@@ -86,12 +87,44 @@ def test_an_orders_observations_go_one_record_per_partition_and_come_back_one_pe
         assert {partition_for(obs.routing_key.encode(), driver.partitions)
                 for obs in group} == {send.partition}
         assert partition_for(send.key, driver.partitions) == send.partition
-    answers = [topics.RISK_ANSWERS_TOPIC.decode(send.value)
-               for send in driver.read_output(topics.RISK_ANSWERS)]
-    assert sorted(sorted(answer.dimension for answer in group) for group in answers) == sorted(
-        sorted(obs.dimension for obs in group) for group in groups)
+    # The velocity partitions' answers, gathered in their batch, to the order's partition.
+    [answers] = [topics.RISK_ANSWERS_TOPIC.decode(send.value)
+                 for send in driver.read_output(topics.RISK_ANSWERS)]
+    assert sorted(answer.dimension for answer in answers) == sorted(
+        obs.dimension for group in groups for obs in group)
     [decision] = driver.read_values(topics.RISK_DECISIONS)
     assert decision["decision"] == "ALLOW"
+
+
+def test_a_batchs_observations_and_answers_go_one_record_per_partition(driver):
+    """Gathered over the batch (streams.runtime.gathered): whatever the orders in it, a
+    velocity partition reads one record of observations, and an order's partition one of
+    answers, and every order is still decided."""
+    rng = random.Random(7)
+    orders = [order_and_callback("t", n, rng)[0] for n in range(20)]
+    offsets: Counter[int] = Counter()
+    records = []
+    for order in orders:
+        key = order["order_id"].encode()
+        partition = partition_for(key, driver.partitions)
+        records.append(Record(topics.ORDERS, partition, offsets[partition], key,
+                              CATALOG.encode("OrderEvent", order), order["occurred_at"], []))
+        offsets[partition] += 1
+    driver.pipe_records(records)
+
+    expected = {(order["order_id"], dimension) for order in orders for dimension in
+                RiskOrder.from_event(OrderEvent.from_record(order)).dimension_keys}
+    for spec, routed_by in ((topics.RISK_OBSERVATIONS_TOPIC, lambda item: item.routing_key),
+                            (topics.RISK_ANSWERS_TOPIC, lambda item: item.order_id)):
+        sends = driver.read_output(spec.name)
+        groups = [spec.decode(send.value) for send in sends]
+        assert len({send.partition for send in sends}) == len(sends) < len(orders)
+        for send, group in zip(sends, groups, strict=True):
+            assert {partition_for(routed_by(item).encode(), driver.partitions)
+                    for item in group} == {send.partition}
+        assert sorted((item.order_id, item.dimension) for group in groups
+                      for item in group) == sorted(expected)
+    assert len(driver.read_values(topics.RISK_DECISIONS)) == len(orders)
 
 
 def test_a_callback_delivered_twice_is_passed_on_once_and_credited_once(driver):

@@ -30,7 +30,8 @@ from streams.domain.risk.velocity import (
 )
 from streams.metrics import Metrics
 from streams.rule_files import load_rules
-from streams.runtime.context import Context, Record, Send
+from streams.runtime.context import Context, Record, Send, SizeLimits
+from streams.runtime.gathered import Gatherer
 from streams.runtime.stage import Stage
 from streams.runtime.store import PartitionStore, encode_value
 from streams.stages import DEFAULT_RISK_RULES, risk
@@ -65,7 +66,9 @@ class Partition:
             self.stores[name].committed(layer)
             self.tombstones += [key for key, value in layer.items() if value is None
                                 and not key.startswith("~")]
-        return ctx.sends
+        gatherer = Gatherer()
+        gatherer.add(ctx.gathered)
+        return ctx.sends + gatherer.sends(SizeLimits())
 
     def rows(self, store: str) -> set[str]:
         return {key.decode() for key, _ in self.stores[store].raw_items()
@@ -78,7 +81,8 @@ class Partition:
 class VelocityPartition(Partition):
     def __init__(self, path: Path, slack_ms: int, config: VelocityConfig | None = None,
                  metrics: Metrics | None = None) -> None:
-        super().__init__(risk.velocity_stage(metrics or Metrics(), config, slack_ms), path)
+        super().__init__(risk.velocity_stage(metrics or Metrics(), config, slack_ms,
+                                               partitions=1), path)
 
     def observe(self, observation: Observation) -> list[DimensionCounts]:
         return [answer for send in self.run(topics.RISK_OBSERVATIONS, (observation,))
@@ -288,6 +292,26 @@ def test_an_observation_behind_the_slack_is_counted_as_such(tmp_path: Path) -> N
     assert [answer.windows["1m"].attempts for answer in answers] == [1, 1]
     assert 'topup_risk_velocity_behind_retention_total{dimension="user"} 1.0' \
         in metrics.render()
+
+
+def test_a_gathered_record_answers_as_its_observations_would_one_record_each(
+    tmp_path: Path
+) -> None:
+    """A gathered record's observations can span more than the slack (a backlog): each is
+    judged at the partition's event time as of itself, not as of the record's latest."""
+    orders = [RiskOrder(f"o{n}", "a-1", "u-1", T0 + n * 2 * SLACK, 1000, "USD")
+              for n in range(3)]
+    observations = [observation for order in orders
+                    for observation in fan_out(order, ObservationKind.ATTEMPT, order.occurred_at)]
+    one_each = VelocityPartition(tmp_path / "one-each", SLACK)
+    expected = [answer for observation in observations
+                for answer in one_each.observe(observation)]
+    metrics = Metrics(process_metrics=False)
+    gathered = VelocityPartition(tmp_path / "gathered", SLACK, metrics=metrics)
+    answers = [answer for send in gathered.run(topics.RISK_OBSERVATIONS, tuple(observations))
+               for answer in topics.RISK_ANSWERS_TOPIC.decode(send.value)]
+    assert answers == expected
+    assert "topup_risk_velocity_behind_retention_total{" not in metrics.render()
 
 
 def test_retire_at_is_where_a_fresh_row_answers_the_same() -> None:
