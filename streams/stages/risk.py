@@ -193,13 +193,10 @@ def _send_observations(
 ) -> None:
     """Gathered by the partition each goes to: a velocity partition reads one record per
     batch, not one per order or per dimension."""
-    groups: dict[int, list[Observation]] = {}
     for observation in observations:
         key = observation.routing_key.encode()
-        groups.setdefault(partition_for(key, partitions), []).append(observation)
-    for partition, group in groups.items():
-        ctx.gather(Gathered(topics.RISK_OBSERVATIONS, partition, group[0].routing_key.encode(),
-                            tuple(group), topics.RISK_OBSERVATIONS_TOPIC.encode, headers))
+        ctx.gather(Gathered(topics.RISK_OBSERVATIONS, partition_for(key, partitions), key,
+                            (observation,), topics.RISK_OBSERVATIONS_TOPIC.encode, headers))
 
 
 def _payment_outcome(ctx: Context, table: Table, event: PaymentEvent, headers: Any,
@@ -272,7 +269,7 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
     def handle(ctx: Context, observations: tuple[Observation, ...]) -> None:
         table = ctx.table(VELOCITY.name)
         timers = ctx.timers
-        answers: dict[str, list[DimensionCounts]] = {}
+        headers = correlation_headers(ctx.record.correlation_id)
         for observation in observations:
             # A gathered record holds several orders' observations: time moves with each,
             # as it would with a record each, so behind means behind the partition's
@@ -288,7 +285,10 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
             keep_until(timers, key, state, config, retire_slack_ms)
             for output in outputs:
                 if isinstance(output, DimensionCounts):
-                    answers.setdefault(output.order_id, []).append(output)
+                    order = output.order_id.encode()
+                    ctx.gather(Gathered(topics.RISK_ANSWERS, partition_for(order, partitions),
+                                        order, (output,), topics.RISK_ANSWERS_TOPIC.encode,
+                                        headers))
                 elif isinstance(output, LateObservation):
                     metrics.inc("topup_risk_late_observations_total",
                                 dimension=observation.dimension.value)
@@ -300,11 +300,6 @@ def velocity_stage(metrics: Metrics, config: VelocityConfig | None = None,
                         "refunded_redemptions": str(output.refunded_redemptions),
                     })
         sweep_unwoken(table, timers, ctx.record.partition, config, retire_slack_ms)
-        headers = correlation_headers(ctx.record.correlation_id)
-        for order_id, counts in answers.items():
-            key = order_id.encode()
-            ctx.gather(Gathered(topics.RISK_ANSWERS, partition_for(key, partitions), key,
-                                tuple(counts), topics.RISK_ANSWERS_TOPIC.encode, headers))
 
     def on_due(ctx: Context, wake: str) -> None:
         # Every wake of this stage is a row's removal.
