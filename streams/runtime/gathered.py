@@ -81,8 +81,8 @@ class Gatherer:
 def _fitted(topic: str, partition: int, group: _Group, start: int, end: int,
             headers: Headers | None, limit: int) -> list[Send]:
     """Items [start, end) in one record, or halved until each record fits `limit`. An item
-    too large on its own is sent alone: the broker refuses it, and the runtime isolates
-    and dead-letters the record that caused it, as for any refused output."""
+    too large on its own is sent alone: it is refused, the runtime isolates the batch
+    (a gathered record names no cause) and dead-letters the record that caused it."""
     send = Send(topic, group.keys[start], group.encode(tuple(group.items[start:end])), headers,
                 partition=partition)
     if end - start == 1 or wire_size(send) <= limit:

@@ -831,6 +831,11 @@ class Worker:
             for stage in self.stages_of[record.topic]:
                 for send in self._handle(stage, record, pending, gatherer):
                     emit(send)
+        if handling is not None:
+            # A gathered record has no single cause: if produce() refuses one, naming the
+            # last record handled would dead-letter an innocent one, so the batch is
+            # isolated instead, which finds the cause one record per transaction.
+            handling.clear()
         for send in gatherer.sends(self.size_limits):
             emit(send)
         # The batch's per-record counts and timings reach prometheus-client in one go.

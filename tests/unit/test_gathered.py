@@ -80,3 +80,23 @@ def test_a_record_whose_handler_fails_gathers_nothing_and_the_others_are_sent(tm
         assert json.loads(send.value or b"") == ["good", "fine"]
         [dead] = driver.read_values(topics.DLQ)
         assert "processing failed: RuntimeError: a bug" in dead["error"]
+
+
+def test_a_gathered_record_names_no_record_as_the_cause_of_its_refusal(tmp_path) -> None:
+    """Were it refused, the last record handled is not its cause: the worker must isolate
+    the batch (one record per transaction) rather than dead-letter that record."""
+    def handle(ctx: Context, item: str) -> None:
+        ctx.gather(Gathered(topics.RISK_ANSWERS, 0, b"k", (item,), encode))
+
+    stage = Stage("gathering", (topics.ORDERS,), (), lambda record: record.value.decode(),
+                  handle, outputs=(topics.RISK_ANSWERS,))
+    settings = load_settings({"TOPUP_STATE_DIR": str(tmp_path)})
+    with TopologyTestDriver(runtime_config(settings), [stage], default_catalog(),
+                            Metrics()) as driver:
+        handling: list[Record] = []
+        named: list[list[Record]] = []
+        driver.worker.handle_batch(
+            [Record(topics.ORDERS, 0, offset, b"k", value, 0, [])
+             for offset, value in enumerate((b"one", b"two"))],
+            lambda send: named.append(list(handling)), handling)
+        assert named == [[]]
