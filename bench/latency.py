@@ -209,6 +209,8 @@ def where_time_goes(before: dict[tuple[str, str], float], after: dict[tuple[str,
     batches = _delta(before, after, "topup_batches_committed_total")
     records = _delta(before, after, "topup_records_consumed_total")
     commit_s = _delta(before, after, "topup_transaction_commit_seconds_sum")
+    flush_s = _delta(before, after, "topup_transaction_flush_seconds_sum")
+    changelog_partitions = _delta(before, after, "topup_changelog_partitions_written_total")
     handle_s = _delta(before, after, "topup_stage_handle_seconds_sum")
     per_batch = max(batches, 1.0)
     return {
@@ -218,6 +220,9 @@ def where_time_goes(before: dict[tuple[str, str], float], after: dict[tuple[str,
         "batch_cycle_ms": window_s * workers / per_batch * 1000,
         "handle_ms_per_batch": handle_s / per_batch * 1000,
         "commit_ms_per_batch": commit_s / per_batch * 1000,
+        # The commit's wait for its records' acknowledgements, and what drives it.
+        "flush_ms_per_batch": flush_s / per_batch * 1000,
+        "changelog_partitions_per_batch": changelog_partitions / per_batch,
         "busy_share": (handle_s + commit_s) / (window_s * workers) if window_s > 0 else math.nan,
     }
 
