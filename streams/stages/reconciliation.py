@@ -25,7 +25,7 @@ from streams.domain.recon.inputs import ReconConfig, ReconContext, ReconInput, W
 from streams.domain.recon.machine import ReconOutput
 from streams.domain.recon.machine import step as recon_step
 from streams.domain.recon.outputs import ReconOutcome, SettlementProof
-from streams.domain.recon.state import ReconState
+from streams.domain.recon.state import ReconState, Wake
 from streams.domain.recon.thresholds import RateContext, RateInput, RateState, RateThresholds
 from streams.domain.recon.thresholds import step as rate_step
 from streams.internal_records import VerifiedPayment
@@ -102,10 +102,12 @@ RETIRE = "~retire|"
 ENDED = {"CREDITED", "FAILED", "CANCELED", "REFUNDED", "REVERSED"}
 
 
-def matched(state: ReconState) -> bool:
+def matched(state: ReconState, wake: Wake | None = None) -> bool:
     """Nothing left to check: the order has ended, every line is decided and every entry
-    is covered by a line, so only a very late line could still concern it."""
-    wake = state.wake()
+    is covered by a line, so only a very late line could still concern it. `wake`: the
+    state's, when the caller has it already."""
+    if wake is None:
+        wake = state.wake()
     return (wake.tick_at is None and wake.watermark_key is None
             and state.order is not None and state.order.status in ENDED)
 
@@ -190,7 +192,7 @@ def _run(
     timers = ctx.timers
     timers.schedule(order_id, wake.tick_at)
     timers.schedule(RETIRE + order_id, to_the_hour(timers.now + book.config.retention_ms)
-                    if matched(state) else None)
+                    if matched(state, wake) else None)
     wanted = None if wake.watermark_key is None else _watermark_key(*wake.watermark_key)
     # A newly waiting order is handed the watermark as it stands.
     newly_waiting = book.wait(order_id, wanted)
