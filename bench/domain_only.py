@@ -43,9 +43,9 @@ from streams.worker_config import runtime_config
 def read_inputs(bootstrap: str, expected: int, timeout_s: float = 300) -> list[Record]:
     """The pre-produced input records in the order they were produced: each order, then its
     callback. One consumer hands over a whole topic's fetch before the other's, and in this
-    process that would run every callback before its order: event time then runs ahead by
-    the workload's spacing of a second per order, and most payments are held past the
-    orphan window, which the Kafka-driven topology never sees."""
+    process that would run every callback before its order: every payment held until its
+    order came, a path the Kafka-driven topology, which interleaves the topics' fetches,
+    rarely takes."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"bench-domain-{uuid.uuid4().hex[:8]}",
         "isolation.level": "read_committed", "enable.auto.commit": False,

@@ -15,8 +15,8 @@ SECRET = "bench-hmac-secret"
 # Orders 1 ms apart in event time: about the rate the topology is asked to handle them.
 # The demo's second apart, replayed here at a thousand orders a second, ran event time a
 # thousand times faster than the records: a few hundred orders of skew between
-# partitions was past the velocity grace, so a third of the observations came late (not
-# counted, audited), which a live pipeline never sees.
+# partitions was past the velocity grace, so about two observations per order came late
+# (not counted, audited), which a live pipeline never sees.
 ORDER_SPACING_MS = 1
 
 
