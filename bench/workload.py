@@ -9,7 +9,7 @@ from streams.codecs import default_catalog
 from streams.config import Settings
 from streams.kafka_clients import producer
 from streams.providers.testing import make_hmac_delivery
-from streams.workload import BASE_TIME_MS, order_created, paid_event
+from streams.workload import order_created, paid_event
 
 SECRET = "bench-hmac-secret"
 # Orders 1 ms apart in event time: about the rate the topology is asked to handle them.
@@ -24,8 +24,7 @@ def order_and_callback(run_id: str, index: int, rng: random.Random) -> tuple[dic
     """An order and its payment callback (a WebhookDelivery record), paid 500 ms after it
     was created and signed at the time it claims to be received, so the signature's age
     check passes whenever it is replayed."""
-    order = order_created(run_id, index, rng).record
-    order["occurred_at"] = BASE_TIME_MS + index * ORDER_SPACING_MS
+    order = order_created(run_id, index, rng, spacing_ms=ORDER_SPACING_MS).record
     return order, callback_for(order, f"{run_id}-d{index}")
 
 

@@ -52,15 +52,17 @@ class DemoTraffic:
 
 
 def order_created(
-    run_id: str, index: int, rng: random.Random, provider: str = "hmac"
+    run_id: str, index: int, rng: random.Random, provider: str = "hmac",
+    spacing_ms: int = 1_000,
 ) -> GeneratedOrder:
+    """The `index`th order of a run, `spacing_ms` of event time after the one before."""
     order_id = f"{run_id}-o{index:06d}"
     user = rng.randrange(1, 10_000)
     record = {
         "event_id": f"{order_id}-created",
         "type": "CREATED",
         "order_id": order_id,
-        "occurred_at": BASE_TIME_MS + index * 1_000,
+        "occurred_at": BASE_TIME_MS + index * spacing_ms,
         "account_id": f"acct-{user}",
         "user_id": f"user-{user}",
         "amount_minor": rng.choice((500, 1_000, 2_000, 5_000, 10_000)),
