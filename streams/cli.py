@@ -36,7 +36,6 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.metrics import Metrics
     from streams.registry import RegistryRefused
     from streams.runtime.changelog_topics import ReplicationRefused
-    from streams.runtime.family_migration import UnmigratedState
     from streams.runtime.group_config import GroupSettingsRefused
     from streams.runtime.layout import TopicLayoutError
     from streams.runtime.worker import Worker
@@ -75,7 +74,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     ensure_reachable(settings)
     try:
         worker.run()
-    except (TopicLayoutError, UnmigratedState) as exc:
+    except TopicLayoutError as exc:
         print(f"topup-guard: refusing to start: {exc}", file=sys.stderr)
         return 2
     # What only the cluster can check.
