@@ -39,6 +39,7 @@ from streams.registry import RegistryUnavailable
 from streams.runtime import crash_points
 from streams.runtime.assignment_log import AssignmentLog
 from streams.runtime.batch_policy import BatchPolicy
+from streams.runtime.broker_reach import BrokerReach
 from streams.runtime.changelog_topics import changelog_overrides, validate_replication
 from streams.runtime.closed_stores import ClosedStores
 from streams.runtime.config import RuntimeConfig
@@ -78,6 +79,8 @@ HANGING_AFTER_TXN_TIMEOUTS = 6
 LAYOUT_WAIT_S = 30.0
 # Bounded steps of a shutdown or of dropping a client: never worth waiting longer for.
 CLOSE_TIMEOUT_S = 5.0
+# Waited on the processing thread, once a second, only while no broker is reachable.
+PROBE_TIMEOUT_S = 0.5
 # Producer errors a record causes (its output is refused): retried once with a fresh
 # producer, then the record is dead-lettered rather than replayed forever.
 RECORD_ERRORS = frozenset({
@@ -165,6 +168,7 @@ class Worker:
         self.batch_policy = BatchPolicy(settings.batch_max_records,
                                         settings.batch_target_ms / 1000)
         self.last_commit = time.monotonic()
+        self.reach = BrokerReach()
         # When records in hand first went uncommitted (None: nothing in hand).
         self.uncommitted_since: float | None = None
         self._txn_open = False
@@ -234,6 +238,8 @@ class Worker:
                     if messages := self._next_batch():
                         self._process(messages)
                     self._tick_idle_partitions()
+                    if self.reach.probe_due():
+                        self._probe_brokers()
                     if self._closing:
                         self._closing = {path: thread for path, thread in self._closing.items()
                                          if thread.is_alive()}
@@ -301,6 +307,7 @@ class Worker:
             **group,
             "fetch.wait.max.ms": settings.fetch_wait_max_ms,
             "enable.partition.eof": False,
+            "error_cb": self.reach.on_error,
         })
         self.consumer.subscribe(
             sorted(self.stages_of), on_assign=self._on_assign, on_revoke=self._on_revoke,
@@ -387,6 +394,11 @@ class Worker:
             return False, {"status": "stuck", "reason": (
                 f"records uncommitted for {time.monotonic() - since:.0f}s; last commit "
                 f"{self.seconds_since_commit():.0f}s ago")}
+        lost = self.reach.lost_for()
+        if lost is not None and lost > self.settings.stall_threshold_s:
+            return False, {"status": "stuck", "reason": (
+                f"no broker reachable for {lost:.0f}s; last commit "
+                f"{self.seconds_since_commit():.0f}s ago")}
         if not self.ready.is_set():
             return False, {"status": "starting", "reason": "partitions not assigned and restored"}
         return True, {"status": "ok"}
@@ -409,6 +421,14 @@ class Worker:
         check_copartitioned(counts, self.settings.partitions)
         return {name: count for name, count in counts.items() if count is not None}
 
+    def _probe_brokers(self) -> None:
+        """On a worker with nothing to fetch, the only way to learn a broker is back."""
+        try:
+            self.consumer.list_topics(min(self.stages_of), timeout=PROBE_TIMEOUT_S)
+        except KafkaException:
+            return
+        self.reach.heard()
+
     def _tick_idle_partitions(self) -> None:
         """Ticks for partitions without input, in a transaction of their own."""
         if TICKS not in self.stages_of or not (ticks := self.ticker.due()):
@@ -421,6 +441,7 @@ class Worker:
                 self._produce(send)
             self._retrying("commit_transaction", lambda: self.producer.commit_transaction(timeout))
             self._txn_open = False
+            self.reach.heard()
             self.metrics.inc("topup_ticks_written_total", len(ticks))
         except KafkaException as exc:
             if not exc.args[0].txn_requires_abort():
@@ -684,6 +705,8 @@ class Worker:
             else:
                 # Transient (a broker away, a rebalance): librdkafka retries on its own.
                 log.warning("consumer: %s", error)
+        if records:
+            self.reach.heard()
         if not (records := self._only_complete(records)):
             return
         if self._restored_to:
@@ -733,6 +756,7 @@ class Worker:
         self._txn_open = False
         self.last_commit = time.monotonic()
         self.uncommitted_since = None
+        self.reach.heard()
         crash_points.reached(crash_points.AFTER_COMMIT)
         # The commit flushed every record; this serves the delivery reports still queued.
         self.producer.poll(0)
