@@ -43,6 +43,7 @@ from streams.domain.orders.machine import step
 from streams.domain.orders.state import OrderState, OrderStatus
 from streams.kafka_clients import PARTITIONER, producer
 from streams.metrics import Metrics
+from streams.partitioning import partition_for
 from streams.runtime.store import encode_value
 from streams.runtime.worker import changelog_specs
 from streams.stages.intake import SEEN_STORE, dedup_key
@@ -107,8 +108,8 @@ def dedup_entries(dedup_ids: int) -> Iterator[tuple[bytes, bytes]]:
 def seed_changelogs(settings: Settings, orders: int, dedup_ids: int) -> int:
     """Writes the order-state and webhook-dedup changelogs; returns records written.
 
-    No explicit partition: librdkafka's murmur2 puts an order id on the same partition
-    number as topup.orders does, which is the changelog partition its state lives in.
+    Each key on the partition its own hash gives (before the family's prefix): an order
+    id's is the partition number topup.orders gives it, which is where its state lives.
     Dedup ids land by their own hash, as even a spread as the webhooks' order-id keys.
     """
     stages = all_stages(settings, default_catalog(), Metrics())
@@ -122,14 +123,17 @@ def seed_changelogs(settings: Settings, orders: int, dedup_ids: int) -> int:
         "queue.buffering.max.messages": 1_000_000,
         "queue.buffering.max.kbytes": 1_048_576,
     })
+    specs = {spec.name: spec for stage in stages for spec in stage.stores}
     written = 0
     for store, entries in ((ORDER_STATE.name, order_states(orders)),
                            (SEEN_STORE, dedup_entries(dedup_ids))):
-        topic = f"{settings.app_id}-{store}-changelog"
+        spec = specs[store]
+        topic, prefix = spec.changelog(settings.app_id), spec.key_prefix.encode()
         for key, value in entries:
             while True:
                 try:
-                    out.produce(topic, value, key)
+                    out.produce(topic, value, prefix + key,
+                                partition_for(key, settings.partitions))
                     break
                 except BufferError:
                     out.poll(0.1)

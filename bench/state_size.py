@@ -45,14 +45,15 @@ LATER = "later"  # in every key of the later orders' state, so they can be told 
 
 def store_sizes(driver: TopologyTestDriver) -> dict[str, tuple[int, int]]:
     """Per store: (keys, bytes of keys and values) of the first orders' state, summed over
-    its partitions."""
+    its partitions; a key as stored, under its store's prefix in a family's store."""
     sizes: dict[str, tuple[int, int]] = {}
     marker = LATER.encode()
-    for (name, _), store in sorted(driver.worker.stores.items()):
+    for (name, _), view in sorted(driver.worker.views.items()):
         keys, size = sizes.get(name, (0, 0))
-        for key, value in store.raw_items():
+        prefix = len(view.prefix.encode())
+        for key, value in view.raw_items():
             if marker not in key:
-                keys, size = keys + 1, size + len(key) + len(value)
+                keys, size = keys + 1, size + prefix + len(key) + len(value)
         sizes[name] = (keys, size)
     return sizes
 

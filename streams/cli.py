@@ -36,6 +36,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.metrics import Metrics
     from streams.registry import RegistryRefused
     from streams.runtime.changelog_topics import ReplicationRefused
+    from streams.runtime.family_migration import UnmigratedState
     from streams.runtime.group_config import GroupSettingsRefused
     from streams.runtime.layout import TopicLayoutError
     from streams.runtime.worker import Worker
@@ -74,7 +75,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     ensure_reachable(settings)
     try:
         worker.run()
-    except TopicLayoutError as exc:
+    except (TopicLayoutError, UnmigratedState) as exc:
         print(f"topup-guard: refusing to start: {exc}", file=sys.stderr)
         return 2
     # What only the cluster can check.

@@ -18,6 +18,7 @@ from streams.domain.recon.thresholds import RateThresholds
 from streams.metrics import Metrics
 from streams.rule_files import load_rules
 from streams.runtime.stage import Stage
+from streams.runtime.store import StoreSpec, families
 from streams.stages import (
     balances,
     control,
@@ -83,8 +84,8 @@ class Topology:
         return [*sorted(runtime), topics.DLQ, *self.changelogs()]
 
     def changelogs(self) -> list[str]:
-        names = {spec.name: spec for stage in self.stages for spec in stage.stores}
-        return [spec.changelog(self.app_id) for _, spec in sorted(names.items())]
+        stored = families(spec for stage in self.stages for spec in stage.stores)
+        return [spec.changelog(self.app_id) for _, spec in sorted(stored.items())]
 
     def copartitioned(self) -> list[list[str]]:
         """Per stage, the topics whose partition p meets partition p of its stores. The
@@ -95,7 +96,7 @@ class Topology:
             if not stage.stores:
                 continue
             groups.append([*stage.topics, *self.runtime_inputs(stage),
-                           *(spec.changelog(self.app_id) for spec in stage.stores)])
+                           *sorted({spec.changelog(self.app_id) for spec in stage.stores})])
         return groups
 
     def as_dict(self) -> dict[str, Any]:
@@ -110,6 +111,15 @@ class Topology:
             "internal_topics": self.internal_topics(),
             "copartitioned": self.copartitioned(),
         }
+
+
+def store_specs(settings: Settings) -> dict[str, StoreSpec]:
+    """Every store of the topology by name: where its keys are kept (its family's
+    changelog, under its prefix), for tools that read or write changelogs."""
+    from streams.codecs import default_catalog
+
+    stages = all_stages(settings, default_catalog(), Metrics())
+    return {spec.name: spec for stage in stages for spec in stage.stores}
 
 
 def build(settings: Settings, catalog: SchemaCatalog, metrics: Metrics) -> Topology:

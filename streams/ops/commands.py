@@ -226,6 +226,34 @@ def _rebuild_balances(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if diffs else 0
 
 
+def _migrate_state(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.codecs import default_catalog
+    from streams.metrics import Metrics
+    from streams.ops.rebuild import live_group_members
+    from streams.runtime.changelog_topics import changelog_overrides
+    from streams.runtime.family_migration import migrate
+    from streams.runtime.kafka_admin import create_topics
+    from streams.runtime.worker import changelog_specs
+    from streams.topology import all_stages, store_specs
+    from streams.worker_config import runtime_config
+
+    if members := live_group_members(settings):
+        return _refuse(f"{members} live worker(s) still in group {settings.app_id}: stop "
+                       "them first (they would write the changelogs being copied)")
+    config = runtime_config(settings)
+    stages = all_stages(settings, default_catalog(), Metrics())
+    create_topics(config.client, changelog_specs(config.app_id, stages,
+                                                 changelog_overrides(config)),
+                  config.partitions, config.replication_factor, config.topic_retention_days)
+    report = migrate(config.client, config.app_id, store_specs(settings).values())
+    lines = [f"copied {n} records of {name} into its family's changelog, then deleted it"
+             for name, n in report.copied.items()]
+    _emit(args, {"copied": report.copied, "seconds": round(report.seconds, 3)},
+          "\n".join(lines) or "nothing to migrate: every store's state is in its "
+          "family's changelog already")
+    return 0
+
+
 def _backtest(settings: Settings, args: argparse.Namespace) -> int:
     from streams.domain.risk.rules import RuleFileError
     from streams.ops.backtest import backtest
@@ -333,6 +361,12 @@ def add_operator_commands(commands: argparse._SubParsersAction) -> None:
     rebuild.add_argument("--by", help="who promotes (audited)")
     rebuild.add_argument("--reason", help="why (audited)")
     rebuild.set_defaults(run=_rebuild)
+
+    migrate = commands.add_parser(
+        "migrate-state", parents=[json_flag],
+        help="once, workers stopped, after an upgrade that put stores in a family: copy "
+             "their own changelogs into the family's and delete them")
+    migrate.set_defaults(run=_migrate_state)
 
     backtest = commands.add_parser(
         "backtest", parents=[json_flag],

@@ -32,7 +32,9 @@ from streams.metrics import Metrics
 from streams.ops.freezes import OperatorError
 from streams.ops.replay import INPUT_TOPICS, ReplayTopology, shadow_settings
 from streams.ops.scan import Progress, ProgressHook, end_offsets, scan
+from streams.partitioning import partition_for
 from streams.runtime.context import Record
+from streams.runtime.store import StoreSpec
 from streams.stages.balances import BALANCES
 from streams.stages.orders import ORDER_STATE
 from streams.stages.reconciliation import RECON_STATE
@@ -74,9 +76,10 @@ class RebuildReport:
         return data
 
 
-def live_topic_names(settings: Settings, stores: Iterable[str]) -> list[str]:
+def live_topic_names(settings: Settings, stores: Iterable[StoreSpec]) -> list[str]:
     """Every contract topic and the live changelogs of `stores`: what must not move."""
-    return [*topics.BY_NAME, *(f"{settings.app_id}-{name}-changelog" for name in stores)]
+    changelogs = {spec.changelog(settings.app_id) for spec in stores}
+    return [*topics.BY_NAME, *sorted(changelogs)]
 
 
 def rebuild(
@@ -100,7 +103,8 @@ def rebuild(
         shutil.rmtree(state_dir, ignore_errors=True)
         raise OperatorError(f"unknown store(s) {unknown}; the stores are "
                             f"{sorted(topology.worker.specs)}")
-    watched = live_topic_names(settings, topology.worker.specs)
+    specs = topology.worker.specs
+    watched = live_topic_names(settings, specs.values())
     before = end_offsets(settings, watched)
     started = time.monotonic()
     try:
@@ -113,7 +117,7 @@ def rebuild(
         topology.close()
     differences = None
     if verify:
-        live = live_tables(settings, names, progress)
+        live = live_tables(settings, [specs[name] for name in names], progress)
         differences = [d for name in names
                        for d in table_differences(name, rebuilt[name], live[name])]
     after = end_offsets(settings, watched)
@@ -131,19 +135,22 @@ def rebuild(
 
 
 def live_tables(
-    settings: Settings, names: list[str], progress: ProgressHook | None = None
+    settings: Settings, stores: list[StoreSpec], progress: ProgressHook | None = None
 ) -> dict[str, dict[str, bytes]]:
     """Each store's live table: the last value per key of its changelog (None deletes)."""
-    changelogs = {f"{settings.app_id}-{name}-changelog": name for name in names}
-    tables: dict[str, dict[str, bytes]] = {name: {} for name in names}
+    tables: dict[str, dict[str, bytes]] = {spec.name: {} for spec in stores}
+    changelogs: dict[str, list[StoreSpec]] = {}
+    for spec in stores:
+        changelogs.setdefault(spec.changelog(settings.app_id), []).append(spec)
     for record in scan(settings, list(changelogs), progress=progress):
-        if record.key is None:
-            continue
-        table = tables[changelogs[record.topic]]
-        if record.value is None:
-            table.pop(record.key.decode(), None)
-        else:
-            table[record.key.decode()] = record.value
+        for spec in changelogs[record.topic]:
+            if (key := spec.own_key(record.key)) is None:
+                continue
+            table = tables[spec.name]
+            if record.value is None:
+                table.pop(key, None)
+            else:
+                table[key] = record.value
     return tables
 
 
@@ -211,12 +218,18 @@ def promote(
 
     client = producer(settings, acks="all", **{
         "transactional.id": f"{settings.app_id}-ops-promote"})
+    from streams.topology import store_specs
+
+    specs = store_specs(settings)
     client.init_transactions(30)
     client.begin_transaction()
     for d in differences:
-        changelog = f"{settings.app_id}-{d.store}-changelog"
-        client.produce(changelog, key=d.key.encode(),
-                       value=None if d.rebuilt is None else wire.dumps(d.rebuilt))
+        spec = specs[d.store]
+        # A store's key is on the partition its own key hashes to, whatever prefix its
+        # family's changelog carries it under.
+        client.produce(spec.changelog(settings.app_id), key=(spec.key_prefix + d.key).encode(),
+                       value=None if d.rebuilt is None else wire.dumps(d.rebuilt),
+                       partition=partition_for(d.key.encode(), settings.partitions))
     subject = f"rebuild:{settings.app_id}"
     audit: dict[str, Any] = {
         "audit_id": f"au-promote-{uuid.uuid4()}", "subject": subject,

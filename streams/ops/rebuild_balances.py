@@ -43,9 +43,8 @@ def balances_from_changelog(records: Iterable[ConsumedRecord], changelog: str) -
     """The live table: the last value per key of the store's changelog (None deletes)."""
     live: Balances = {}
     for record in records:
-        if record.topic != changelog or record.key is None:
+        if record.topic != changelog or (account := BALANCES.own_key(record.key)) is None:
             continue
-        account = record.key.decode()
         if record.value is None:
             live.pop(account, None)
         else:

@@ -30,8 +30,7 @@ from streams.config import Settings
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
 from streams.runtime.context import Record, Send
-from streams.runtime.store import PartitionStore
-from streams.runtime.worker import Worker, encode_writes
+from streams.runtime.worker import Worker
 from streams.stages import all_stages
 from streams.worker_config import runtime_config
 
@@ -52,11 +51,7 @@ class ReplayTopology:
         self.catalog = catalog or default_catalog()
         stages = all_stages(settings, self.catalog, Metrics())
         self.worker = Worker(runtime_config(settings), stages, self.catalog, Metrics())
-        for name, spec in self.worker.specs.items():
-            for partition in range(settings.partitions):
-                self.worker.stores[(name, partition)] = PartitionStore(
-                    settings.state_dir / name / str(partition), spec.ttl_s,
-                    spec.changelog(settings.app_id))
+        self.worker.open_stores(range(settings.partitions))
         self._internal: deque[Record] = deque()
         self._offsets: Counter[tuple[str, int]] = Counter()
         self._now_ms = 0
@@ -79,7 +74,7 @@ class ReplayTopology:
     def _handle(self, batch: list[Record], on_batch: BatchHook | None) -> None:
         self._now_ms = max([self._now_ms, *(r.timestamp_ms for r in batch)])
         pending = self.worker.handle_batch(batch, self._route)
-        self.worker.apply_committed(encode_writes(pending), pending)
+        self.worker.apply_committed(self.worker.encode_writes(pending), pending)
         self.handled += len(batch)
         if on_batch is not None:
             on_batch(self.handled, sum(self.published.values()))
@@ -109,14 +104,13 @@ class ReplayTopology:
         """Every key and value of one store, all partitions, as stored."""
         rows: dict[str, bytes] = {}
         for partition in range(self.settings.partitions):
-            store = self.worker.stores.get((name, partition))
+            store = self.worker.store(name, partition)
             if store is not None:
                 rows.update((k.decode(), v) for k, v in store.raw_items())
         return rows
 
     def close(self) -> None:
-        for store in self.worker.stores.values():
-            store.close()
+        self.worker.close_stores()
 
 
 def shadow_settings(settings: Settings, run_id: str, state_dir: Path) -> Settings:

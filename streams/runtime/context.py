@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from streams.codecs import SchemaCatalog
 from streams.metrics import Metrics
-from streams.runtime.store import PartitionStore, S
+from streams.runtime.store import S, StoreView
 from streams.runtime.topic_spec import TopicDirectory
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class Table:
     """One store's partition as the handler sees it: committed state under the writes not
     yet committed, newest first (this handler's, then any caller's, then the batch's)."""
 
-    def __init__(self, store: PartitionStore, overlays: tuple[dict[str, Any], ...]):
+    def __init__(self, store: StoreView, overlays: tuple[dict[str, Any], ...]):
         self._store, self._overlays = store, overlays
 
     def get(self, key: str) -> Any:
@@ -184,7 +184,7 @@ class Context:
     record: Record
     catalog: SchemaCatalog
     metrics: Metrics
-    stores: Mapping[str, PartitionStore]
+    stores: Mapping[str, StoreView]
     # Writes of earlier records in this batch, per store: read through, never changed here.
     pending: Mapping[str, dict[str, Any]]
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -55,13 +55,53 @@ class StoreSpec:
     # RocksDB TTL: reclaims space only; decisions never depend on it.
     ttl_s: int | None = None
     changelog_config: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    # Stores of one family share a RocksDB and a changelog per partition, each key under
+    # its store's name: a transaction then writes one changelog partition per family and
+    # partition instead of one per store, and its commit waits for a round trip per
+    # partition written (bench/HISTORY.md). None: a store of its own.
+    family: str | None = None
+
+    @property
+    def stored_in(self) -> StoreSpec:
+        """The store that holds this one's keys on disk and in a changelog: its family's."""
+        if self.family is None:
+            return self
+        return StoreSpec(self.family, self.ttl_s, self.changelog_config)
+
+    @property
+    def key_prefix(self) -> str:
+        return "" if self.family is None else f"{self.name}/"
 
     def changelog(self, app_id: str) -> str:
-        return f"{app_id}-{self.name}-changelog"
+        return f"{app_id}-{self.stored_in.name}-changelog"
+
+    def own_key(self, raw: bytes | None) -> str | None:
+        """A changelog record's key in this store, or None when it is another's."""
+        key = (raw or b"").decode()
+        prefix = self.key_prefix
+        return key[len(prefix):] if key.startswith(prefix) else None
 
     def path(self, state_dir: Path, partition: int) -> Path:
         """Where its partition lives on disk, for the owner and a standby alike."""
-        return state_dir / self.name / str(partition)
+        return state_dir / self.stored_in.name / str(partition)
+
+
+def families(specs: Iterable[StoreSpec]) -> dict[str, StoreSpec]:
+    """The stores held on disk, by name: each family once, each other store itself.
+    Members of a family must agree on what their shared store is."""
+    specs = list(specs)
+    stored: dict[str, StoreSpec] = {}
+    names = {spec.name for spec in specs}
+    for spec in specs:
+        held = spec.stored_in
+        if spec.family is not None and spec.family in names:
+            raise ValueError(f"store family {spec.family!r} has the name of a store")
+        known = stored.setdefault(held.name, held)
+        if (known.ttl_s, dict(known.changelog_config)) != (held.ttl_s,
+                                                           dict(held.changelog_config)):
+            raise ValueError(f"stores of family {held.name!r} disagree on ttl_s or "
+                             f"changelog_config (at {spec.name!r})")
+    return stored
 
 
 def encode_value(value: Any) -> bytes | None:
@@ -78,8 +118,11 @@ def decode_value(raw: bytes | None) -> Any:
 class PartitionStore:
     """One partition of one store. Holds only committed writes (see streams.runtime)."""
 
-    def __init__(self, path: Path, ttl_s: int | None, changelog: str) -> None:
+    def __init__(self, path: Path, ttl_s: int | None, changelog: str, stores: int = 1) -> None:
+        """`stores`: how many stores keep their keys here (a family's), each with its own
+        share of decoded states."""
         self.path, self.changelog, self._ttl_s = path, changelog, ttl_s
+        self._stores = stores
         # Why the local copy cannot be trusted and a full restore is needed; None when
         # its checkpoint is usable (or it is simply new).
         self.discarded: str | None = None
@@ -149,7 +192,7 @@ class PartitionStore:
 
     def _keep(self, key: str, state: State) -> None:
         self._decoded[key] = state
-        if len(self._decoded) > DECODED_STATES_KEPT:
+        if len(self._decoded) > DECODED_STATES_KEPT * self._stores:
             self._decoded.popitem(last=False)
 
     def scan(self, lo: str, hi: str) -> Iterator[tuple[str, Any]]:
@@ -161,12 +204,15 @@ class PartitionStore:
             yield key.decode(), decode_value(it.value())
             it.next()
 
-    def raw_items(self) -> Iterator[tuple[bytes, bytes]]:
-        """Every stored key and value as bytes, the checkpoint left out (for checks)."""
-        for key, value in self._db.items():
-            if key != CHECKPOINT_KEY:
-                # The store is opened raw: keys and values are bytes, whatever the stubs allow.
-                yield cast(bytes, key), cast(bytes, value)
+    def raw_items(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Every stored key under `prefix` and its value as bytes, the checkpoint left out
+        (for checks)."""
+        it = self._db.iter()
+        it.seek(prefix)
+        while it.valid() and (key := it.key()).startswith(prefix) and key != CHECKPOINT_KEY:
+            # The store is opened raw: keys and values are bytes, whatever the stubs allow.
+            yield cast(bytes, key), cast(bytes, it.value())
+            it.next()
 
     def write(self, items: Iterable[tuple[bytes, bytes | None]],
               applied_up_to: int | None = None) -> None:
@@ -198,3 +244,32 @@ class PartitionStore:
     def remove(self) -> None:
         self._db.close()
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+class StoreView:
+    """One store's partition as the stages see it: its keys in the partition store that
+    holds them, under its prefix when it shares that with its family."""
+
+    def __init__(self, store: PartitionStore, prefix: str) -> None:
+        self.store, self.prefix = store, prefix
+
+    def get(self, key: str) -> Any:
+        return self.store.get(self.prefix + key)
+
+    def load(self, key: str, kind: type[S]) -> S | None:
+        return self.store.load(self.prefix + key, kind)
+
+    def committed(self, writes: Writes) -> None:
+        prefix = self.prefix
+        self.store.committed({prefix + key: value for key, value in writes.items()}
+                             if prefix else writes)
+
+    def scan(self, lo: str, hi: str) -> Iterator[tuple[str, Any]]:
+        cut = len(self.prefix)
+        for key, value in self.store.scan(self.prefix + lo, self.prefix + hi):
+            yield key[cut:], value
+
+    def raw_items(self) -> Iterator[tuple[bytes, bytes]]:
+        prefix = self.prefix.encode()
+        for key, value in self.store.raw_items(prefix):
+            yield key[len(prefix):], value

@@ -27,7 +27,7 @@ from streams.runtime.context import Headers, Record, Send, UndeclaredOutput
 from streams.runtime.own_topics import TICKS
 from streams.runtime.stage import Stage
 from streams.runtime.ticks import tick_value
-from streams.runtime.worker import Worker, encode_writes
+from streams.runtime.worker import Worker
 
 
 class TopologyTestDriver:
@@ -95,7 +95,7 @@ class TopologyTestDriver:
             self._sent(send, handling[-1] if handling else batch[0])
 
         written = self.worker.handle_batch(batch, emit, handling)
-        self.worker.apply_committed(encode_writes(written), written)
+        self.worker.apply_committed(self.worker.encode_writes(written), written)
 
     def _sent(self, send: Send, cause: Record) -> None:
         if send.topic == self.config.dead_letter_topic and send.value is not None:

@@ -53,6 +53,7 @@ from streams.runtime.context import (
 )
 from streams.runtime.copartition import Holdings
 from streams.runtime.deadline import ClientUnusable, Stopping, Watchdog
+from streams.runtime.family_migration import refuse_unmigrated
 from streams.runtime.gathered import Gatherer
 from streams.runtime.group_config import MAX_HEARTBEAT_MS, apply_group_settings
 from streams.runtime.kafka_admin import admin_client, create_topics, max_message_bytes
@@ -63,7 +64,7 @@ from streams.runtime.restore import RestoreReport, last_stable_offsets, restore
 from streams.runtime.stable_offsets import unstable_partitions
 from streams.runtime.stage import Stage
 from streams.runtime.standby import Standby
-from streams.runtime.store import PartitionStore, StoreSpec, encode_value
+from streams.runtime.store import PartitionStore, StoreSpec, StoreView, encode_value, families
 from streams.runtime.ticks import IdleTicker, decode_tick
 from streams.runtime.topic_spec import TopicSpec
 
@@ -96,7 +97,8 @@ TEST_STOP_BEFORE_COMMIT = "TOPUP_TEST_STOP_BEFORE_COMMIT_AFTER_BATCHES"
 # times a second. bench/HISTORY.md has the before and after.
 GC_THRESHOLD = (100_000, 50, 100)
 
-# Per store partition: the batch's writes, and then as (key, value or None) bytes.
+# Per store partition: the batch's writes; then, per partition store holding them (a
+# family's, shared), as (key, value or None) bytes, each key under its store's prefix.
 Pending = dict[tuple[str, int], BatchWrites]
 Encoded = dict[tuple[str, int], list[tuple[bytes, bytes | None]]]
 
@@ -111,11 +113,11 @@ def transactional_id(settings: RuntimeConfig) -> str:
 def changelog_specs(
     app_id: str, stages: Sequence[Stage], overrides: dict[str, str] | None = None
 ) -> tuple[TopicSpec[None], ...]:
-    """The compacted changelog of every store, once even when stages share a store."""
-    specs = {spec.name: spec for stage in stages for spec in stage.stores}
+    """The compacted changelog of every partition store: a family's once, shared."""
+    stored = families(spec for stage in stages for spec in stage.stores)
     return tuple(TopicSpec(spec.changelog(app_id), None, compacted=True,
                            overrides={**(overrides or {}), **spec.changelog_config})
-                 for spec in specs.values())
+                 for spec in stored.values())
 
 
 class Worker:
@@ -149,9 +151,15 @@ class Worker:
         self.assignment_log = AssignmentLog()
         self.ticker = IdleTicker(settings.idle_advance_s)
         self.specs = {spec.name: spec for stage in self.stages for spec in stage.stores}
+        # What is on disk and in the changelogs: a family's partition stores hold several
+        # stores' keys; `stores` is by these names, `views` by the stages' own.
+        self.stored = families(self.specs.values())
+        self.members = {name: [spec for spec in self.specs.values()
+                               if spec.stored_in.name == name] for name in self.stored}
         self.stores: dict[tuple[str, int], PartitionStore] = {}
+        self.views: dict[tuple[str, int], StoreView] = {}
         self.closed = ClosedStores(settings.state_dir, settings.state_cleanup_delay_s)
-        self.standby = (Standby(settings, self.specs, self.closed, metrics,
+        self.standby = (Standby(settings, self.stored, self.closed, metrics,
                                 lambda path: self._closed([path]))
                         if settings.standby_replicas else None)
         # Store partitions being closed off the processing thread, by path.
@@ -218,6 +226,7 @@ class Worker:
         internal = tuple(spec for spec in settings.topics
                          if is_internal(spec.name) and spec.name in self.stages_of)
         changelogs = changelog_specs(settings.app_id, self.stages, changelog_overrides(settings))
+        refuse_unmigrated(settings.client, settings.app_id, self.specs.values())
         validate_replication(settings, [spec.name for spec in changelogs])
         create_topics(settings.client, internal + changelogs, settings.partitions,
                       settings.replication_factor, settings.topic_retention_days)
@@ -458,7 +467,7 @@ class Worker:
     # -- rebalancing -------------------------------------------------------------------
 
     def _owned(self, partitions: list[TopicPartition]) -> set[tuple[StoreSpec, int]]:
-        return {(spec, tp.partition) for tp in partitions
+        return {(spec.stored_in, tp.partition) for tp in partitions
                 for stage in self.stages_of[tp.topic] for spec in stage.stores}
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -621,7 +630,7 @@ class Worker:
         # the foreground, a million orders' stores held the leave past close's bound, and
         # the partitions' next owner waited for the session to expire (6 s, measured).
         # _shutdown waits for these closes after the group is left.
-        given_away = [(name, p) for name in self.specs for p in released]
+        given_away = [(name, p) for name in self.stored for p in released]
         self._close_stores(given_away, in_background=self.incremental or self.stopping.is_set())
         if self.incremental and self.standby is not None and not self.stopping.is_set():
             # No assignment follows a revocation under KIP-848 to start the standby (as
@@ -634,6 +643,9 @@ class Worker:
         background, they are out of `stores` at once and closed on a thread of their own."""
         with self._stores_lock:
             gone = [store for key in keys if (store := self.stores.pop(key, None)) is not None]
+            for name, partition in keys:
+                for spec in self.members.get(name, ()):
+                    self.views.pop((spec.name, partition), None)
         for store in gone:
             if in_background:
                 thread = threading.Thread(target=self._close_store, args=(store,), daemon=True,
@@ -658,23 +670,27 @@ class Worker:
         # Handed back before its close finished: RocksDB allows one opener.
         self._closed([path])
         self.closed.reopened(path)
-        store = PartitionStore(path, spec.ttl_s, spec.changelog(self.settings.app_id))
+        members = self.members[spec.name]
+        store = PartitionStore(path, spec.ttl_s, spec.changelog(self.settings.app_id),
+                               stores=len(members))
         with self._stores_lock:
             self.stores[(spec.name, partition)] = store
+            for member in members:
+                self.views[(member.name, partition)] = StoreView(store, member.key_prefix)
         return store
 
     def open_stores(self, partitions: Iterable[int]) -> None:
         """Every store of every stage at `partitions`, as they are on disk, not restored:
         for running the stages without Kafka (streams.runtime.testing)."""
         for partition in partitions:
-            for spec in self.specs.values():
+            for spec in self.stored.values():
                 if (spec.name, partition) not in self.stores:
                     self._open_store(spec, partition)
 
-    def store(self, name: str, partition: int) -> PartitionStore | None:
+    def store(self, name: str, partition: int) -> StoreView | None:
         """A store partition held here (its committed state), or None."""
         with self._stores_lock:
-            return self.stores.get((name, partition))
+            return self.views.get((name, partition))
 
     def consumes(self, topic: str) -> bool:
         """Whether a stage here reads `topic` (an input, a repartition topic or ticks)."""
@@ -685,11 +701,12 @@ class Worker:
             for store in self.stores.values():
                 store.close()
             self.stores.clear()
+            self.views.clear()
 
     def read_store(self, name: str, partition: int, key: str) -> tuple[bool, Any]:
         """For the HTTP surface: (owned here, committed value)."""
         with self._stores_lock:
-            store = self.stores.get((name, partition))
+            store = self.views.get((name, partition))
             return (False, None) if store is None else (True, store.get(key))
 
     # -- processing --------------------------------------------------------------------
@@ -741,7 +758,7 @@ class Worker:
         try:
             handle_started = time.perf_counter()
             pending = self.handle_batch(records, self._produce, handling)
-            encoded = encode_writes(pending)
+            encoded = self.encode_writes(pending)
             self._write_changelogs(encoded)
             self.metrics.inc("topup_changelog_partitions_written_total",
                              sum(1 for items in encoded.values() if items))
@@ -876,7 +893,7 @@ class Worker:
     def _handle(
         self, stage: Stage, record: Record, pending: Pending, gatherer: Gatherer
     ) -> list[Send]:
-        stores = {spec.name: self.stores[(spec.name, record.partition)] for spec in stage.stores}
+        stores = {spec.name: self.views[(spec.name, record.partition)] for spec in stage.stores}
         views = {spec.name: _batch_writes(pending, (spec.name, record.partition))
                  for spec in stage.stores}
         outputs = frozenset(stage.outputs)
@@ -952,7 +969,7 @@ class Worker:
         for (name, partition), items in encoded.items():
             if not items:
                 continue
-            topic = self.specs[name].changelog(self.settings.app_id)
+            topic = self.stored[name].changelog(self.settings.app_id)
             for key, raw in items[:-1]:
                 self._produce_raw(topic, key, raw, partition)
             # One producer writes a partition in order, so the last record's offset
@@ -1045,7 +1062,21 @@ class Worker:
                 log.warning("no delivery report for %s[%d]; checkpoint not advanced",
                             store.changelog, where[1])
             store.write(items, end)
-            store.committed(pending[where])
+        for where, writes in pending.items():
+            if (view := self.views.get(where)) is not None:
+                view.committed(writes)
+
+    def encode_writes(self, pending: Pending) -> Encoded:
+        """The batch's writes by the partition store holding them, keys under their
+        store's prefix."""
+        encoded: Encoded = {}
+        for (name, partition), writes in pending.items():
+            spec = self.specs[name]
+            items = encoded.setdefault((spec.stored_in.name, partition), [])
+            prefix = spec.key_prefix
+            items += [((prefix + key).encode(), encode_value(value))
+                      for key, value in writes.items()]
+        return encoded
 
     def _rewind(self, batch_start: dict[tuple[str, int], int]) -> None:
         for (topic, partition), offset in batch_start.items():
@@ -1059,11 +1090,6 @@ class _Retired:
 
 
 _RETIRED: Any = _Retired()
-
-
-def encode_writes(pending: Pending) -> Encoded:
-    return {where: [(key.encode(), encode_value(value)) for key, value in writes.items()]
-            for where, writes in pending.items()}
 
 
 def _batch_writes(pending: Pending, where: tuple[str, int]) -> BatchWrites:

@@ -24,9 +24,10 @@ from streams.runtime.context import Context, Table
 from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
 from streams.stages.decoding import avro_decoder
+from streams.stages.state_family import STATE
 
-BALANCES = StoreSpec("balances")
-APPLIED = StoreSpec("balance-entries")
+BALANCES = StoreSpec("balances", family=STATE)
+APPLIED = StoreSpec("balance-entries", family=STATE)
 DAY_MS = 24 * 60 * 60 * 1000
 # Index keys sort after every entry_id (hex): the ledger clock, and one key per remembered
 # entry ordered by when it may be forgotten, so a sweep reads only what is due.

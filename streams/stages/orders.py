@@ -64,9 +64,10 @@ from streams.stages.reconciliation import (
     recon_config,
     reconcile,
 )
+from streams.stages.state_family import STATE
 
-ORDER_STATE = StoreSpec("order-state")
-BOOKS = StoreSpec("order-partitions")
+ORDER_STATE = StoreSpec("order-state", family=STATE)
+BOOKS = StoreSpec("order-partitions", family=STATE)
 FREEZE_HOLDS = {HoldReason.CREDIT_FREEZE, HoldReason.REFUND_FREEZE}
 ENDED = {OrderStatus.FAILED, OrderStatus.CANCELED, OrderStatus.REFUNDED, OrderStatus.REVERSED}
 DAY_MS = 24 * 60 * 60 * 1000

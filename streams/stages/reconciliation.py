@@ -34,10 +34,11 @@ from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
 from streams.runtime.timers import TimerSpec, run_in_event_time, to_the_hour, with_timers
 from streams.stages.outputs import publish_outputs
+from streams.stages.state_family import STATE
 
-RECON_STATE = StoreSpec("recon-state")
-RECON_BOOKS = StoreSpec("recon-partitions")
-RATES = StoreSpec("recon-rates")
+RECON_STATE = StoreSpec("recon-state", family=STATE)
+RECON_BOOKS = StoreSpec("recon-partitions", family=STATE)
+RATES = StoreSpec("recon-rates", family=STATE)
 
 @dataclass(frozen=True)
 class Timed:

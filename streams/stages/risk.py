@@ -62,12 +62,13 @@ from streams.runtime.stage import Stage
 from streams.runtime.store import StoreSpec
 from streams.runtime.timers import Timers, TimerSpec, to_the_hour, with_timers
 from streams.stages.orders import order_key
+from streams.stages.state_family import STATE
 from streams.stages.velocity_retention import RETIRE as RETIRE_ROW
 from streams.stages.velocity_retention import RETIRES_PER_RECORD, keep_until, sweep_unwoken
 
-FAN_IN = StoreSpec("risk-fanin")
+FAN_IN = StoreSpec("risk-fanin", family=STATE)
 FAN_IN_CONFIG = FanInConfig()
-VELOCITY = StoreSpec("risk-velocity")
+VELOCITY = StoreSpec("risk-velocity", family=STATE)
 
 # The timer's key for a decided fan-in's removal; domain keys never start with '~'.
 RETIRE = "~retire|"

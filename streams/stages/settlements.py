@@ -35,8 +35,9 @@ from streams.runtime.store import StoreSpec
 from streams.runtime.timers import TimerSpec, to_the_hour, with_timers
 from streams.stages.decoding import avro_decoder
 from streams.stages.outputs import publish_outputs
+from streams.stages.state_family import STATE
 
-BATCHES = StoreSpec("settlement-batches")
+BATCHES = StoreSpec("settlement-batches", family=STATE)
 
 
 def intake_stage(settings: Settings, catalog: SchemaCatalog) -> Stage:

@@ -17,7 +17,7 @@ from streams.config import Settings
 from streams.domain.common.ids import entry_id
 from streams.kafka_clients import read_committed
 from streams.metrics import Metrics
-from streams.runtime.store import PartitionStore
+from streams.runtime.store import PartitionStore, families
 from streams.topology import all_stages
 from tests.builders import NOW_MS, order_event, payment_event
 from tests.integration.crash_workload import NEVER_FIRES
@@ -71,8 +71,9 @@ def changelog_records(settings: Settings) -> list:
 def assert_stores_hold_the_changelogs(settings: Settings, state_dir: Path) -> None:
     """Every local store partition holds exactly its changelog's committed state."""
     catalog = default_catalog()
-    specs = {spec.name: spec for stage in all_stages(settings, catalog, Metrics())
-             for spec in stage.stores}
+    # What is on disk: a family's stores share one partition store and changelog.
+    specs = families(spec for stage in all_stages(settings, catalog, Metrics())
+                     for spec in stage.stores)
     record_changelog = {name: spec.changelog(settings.app_id) for name, spec in specs.items()}
     wanted: dict[tuple[str, int], dict[bytes, bytes]] = {}
     for record in changelog_records(settings):

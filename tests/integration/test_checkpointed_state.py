@@ -10,6 +10,7 @@ import time
 import pytest
 
 from streams.runtime import crash_points
+from streams.runtime.store import PartitionStore
 from tests.integration.flow import Flow
 from tests.integration.store_checks import (
     RESTORED,
@@ -112,10 +113,15 @@ def test_a_corrupt_or_foreign_store_is_detected_and_fully_restored(kafka_env, wo
     first.stop()
 
     state = tmp_path / "state-a"
-    corrupt, foreign_of = sorted(p.name for p in state.iterdir() if (p / "1").is_dir())[:2]
+    # The state family's store has no TTL, as the foreign one written below.
+    foreign_of, corrupt = "state", "webhook-dedup"
+    assert {foreign_of, corrupt} <= {p.name for p in state.iterdir() if (p / "1").is_dir()}
     (state / corrupt / "1" / "CURRENT").write_bytes(b"\x00not a manifest name\n")
+    # A store that mirrors another changelog (another app's), where this one's belongs.
     shutil.rmtree(state / foreign_of / "0")
-    shutil.copytree(state / corrupt / "0", state / foreign_of / "0")
+    foreign = PartitionStore(state / foreign_of / "0", None, "another-app-changelog")
+    foreign.write([(b"k", b"v")], 5)
+    foreign.close()
 
     again = workers.start("a", **env)
     _, full = _restored(again)

@@ -32,11 +32,12 @@ def _clocks(settings: Settings, store: StoreSpec, is_clock: Callable[[str], bool
                              until=time.monotonic() + 20, idle_s=1.0)
     clocks: Clocks = {}
     for record in records:
-        if record.key is None or record.value is None or not is_clock(record.key.decode()):
+        key = store.own_key(record.key)
+        if key is None or record.value is None or not is_clock(key):
             continue
         value = wire.loads(record.value)
         at = value["watermark"] if isinstance(value, dict) else value
-        clocks.setdefault((record.partition, record.key.decode()), []).append(at)
+        clocks.setdefault((record.partition, key), []).append(at)
     return clocks
 
 

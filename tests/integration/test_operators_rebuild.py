@@ -10,6 +10,7 @@ from pathlib import Path
 from streams import topics, wire
 from streams.kafka_clients import producer
 from streams.ops.scan import end_offsets
+from streams.partitioning import partition_for
 from streams.stages.balances import BALANCES
 from tests.builders import order_event, payment_event
 from tests.integration.flow import Flow
@@ -39,8 +40,9 @@ def test_rebuilt_balances_match_the_live_table_and_a_divergence_is_named(kafka_e
                lambda rs: len(decode_all(rs, topics.CREDITS)) == len(orders), workers=[worker])
 
     # The balances stage has applied every credit to its table.
-    read_until(settings, [changelog], lambda rs: len({r.key for r in rs}) == len(orders),
-               workers=[worker])
+    read_until(settings, [changelog],
+               lambda rs: len({key for r in rs if (key := BALANCES.own_key(r.key))})
+               == len(orders), workers=[worker])
     live_topics = [t for t in topics.BY_NAME if not t.startswith("topup.internal.")]
     before = end_offsets(settings, [*live_topics, changelog])
 
@@ -54,8 +56,12 @@ def test_rebuilt_balances_match_the_live_table_and_a_divergence_is_named(kafka_e
 
     # A deliberate divergence: one account's live balance deleted by hand.
     vandal = producer(settings)
-    vandal.produce(changelog, key=f"acct-{orders[2]}", value=None)
-    vandal.produce(changelog, key=f"acct-{orders[3]}", value=wire.dumps({"USD": 1}))
+    for account, value in ((f"acct-{orders[2]}", None),
+                           (f"acct-{orders[3]}", wire.dumps({"USD": 1}))):
+        # Where the store keeps it: under its prefix in its family's changelog, on the
+        # partition of the account's key.
+        vandal.produce(changelog, key=BALANCES.key_prefix + account, value=value,
+                       partition=partition_for(account.encode(), settings.partitions))
     assert vandal.flush(30) == 0
     diverged = cli(env, "rebuild", "balances", "--verify")
     assert diverged.returncode == 1

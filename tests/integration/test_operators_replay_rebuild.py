@@ -13,7 +13,9 @@ from streams import topics
 from streams.kafka_clients import producer
 from streams.ops.rebuild import DEFAULT_STORES, live_tables, live_topic_names, rebuild
 from streams.ops.scan import end_offsets
+from streams.partitioning import partition_for
 from streams.stages.orders import ORDER_STATE
+from streams.topology import store_specs
 from tests.builders import NOW_MS, batch_closed, order_event, payment_event, settlement_line
 from tests.integration.flow import Flow
 from tests.integration.intake_fixtures import HMAC_SECRETS
@@ -77,7 +79,8 @@ def test_rebuild_by_replay_restores_the_tables_and_writes_nothing_live(kafka_env
             raise AssertionError("\n".join(f"{d.store} {d.key}: {d.fields}" for d in left))
     workers.stop_all()  # and stays so while the CLI checks it
 
-    watched = live_topic_names(settings, DEFAULT_STORES)
+    specs = store_specs(settings)
+    watched = live_topic_names(settings, [specs[name] for name in DEFAULT_STORES])
     before = end_offsets(settings, watched)
     done = cli(env, "rebuild", "--verify", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -92,10 +95,13 @@ def test_rebuild_by_replay_restores_the_tables_and_writes_nothing_live(kafka_env
 
     # A deliberate divergence: one order's live state deleted by hand.
     changelog = ORDER_STATE.changelog(settings.app_id)
-    state_key = next(k for k in live_tables(settings, [ORDER_STATE.name])[ORDER_STATE.name]
+    state_key = next(k for k in live_tables(settings, [ORDER_STATE])[ORDER_STATE.name]
                      if lost in k)
     vandal = producer(settings)
-    vandal.produce(changelog, key=state_key, value=None)
+    # Where the store keeps it: under its prefix in its family's changelog, on the
+    # partition of the order's key.
+    vandal.produce(changelog, key=ORDER_STATE.key_prefix + state_key, value=None,
+                   partition=partition_for(state_key.encode(), settings.partitions))
     assert vandal.flush(30) == 0
     diverged = cli(env, "rebuild", "--verify")
     assert diverged.returncode == 1, diverged.stdout + diverged.stderr

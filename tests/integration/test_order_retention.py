@@ -9,6 +9,7 @@ from itertools import count, islice
 from streams import topics, wire
 from streams.kafka_clients import ConsumedRecord
 from streams.partitioning import partition_for
+from streams.stages.orders import ORDER_STATE
 from tests.builders import NOW_MS, order_event, payment_event
 from tests.integration.flow import Flow
 from tests.integration.store_checks import state_env
@@ -31,7 +32,7 @@ def _last_state(
     """Whether the order's changelog has a record for it, and its last value."""
     last: tuple[bool, dict | None] = (False, None)
     for record in records:
-        if record.topic == changelog and record.key == order_id.encode():
+        if record.topic == changelog and ORDER_STATE.own_key(record.key) == order_id:
             last = (True, None if record.value is None else wire.loads(record.value))
     return last
 
@@ -41,7 +42,7 @@ def test_an_ended_order_is_removed_and_a_late_callback_never_credits_it_again(
 ):
     env = {**state_env(kafka_env), "TOPUP_ORDER_RETENTION_DAYS": "1"}
     settings = settings_from(env)
-    changelog = f"{settings.app_id}-order-state-changelog"
+    changelog = ORDER_STATE.changelog(settings.app_id)
     flow = Flow(settings)
     worker = workers.start("a", **env)
 

@@ -18,6 +18,7 @@ from streams.config import Settings
 from streams.metrics import Metrics
 from streams.runtime.closed_stores import ClosedStores
 from streams.runtime.standby import Standby
+from streams.runtime.store import families
 from streams.topology import all_stages
 from streams.worker_config import runtime_config
 from tests.chaos.state_harness import member_partitions
@@ -180,8 +181,8 @@ def test_a_standby_only_reads_and_its_copies_are_the_changelogs(kafka_env, worke
     # A standby of every store partition, as a worker that owns none would keep.
     standby_dir = tmp_path / "standby"
     standby_settings = dataclasses.replace(settings, state_dir=standby_dir)
-    specs = {spec.name: spec for stage in all_stages(standby_settings, default_catalog(),
-                                                     Metrics()) for spec in stage.stores}
+    specs = families(spec for stage in all_stages(standby_settings, default_catalog(),
+                                                  Metrics()) for spec in stage.stores)
     metrics = Metrics(process_metrics=False)
     standby = Standby(runtime_config(standby_settings), specs, ClosedStores(standby_dir, 600),
                       metrics)

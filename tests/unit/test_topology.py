@@ -80,9 +80,13 @@ def test_every_stage_declares_its_outputs_and_none_declares_the_runtimes_own(gra
 def test_the_runtime_adds_repartition_ticks_and_changelogs_as_internal_topics(graph):
     internal = graph.internal_topics()
     assert topics.ORDERS_REPARTITION in internal and topics.TICKS in internal
-    assert f"{graph.app_id}-order-state-changelog" in internal
+    # Every store that keeps its state for good is in the state family's one changelog;
+    # the dedup store, whose entries expire, keeps its own.
+    changelogs = [name for name in internal if name.endswith("-changelog")]
+    assert changelogs == [f"{graph.app_id}-state-changelog",
+                          f"{graph.app_id}-webhook-dedup-changelog"]
     [orders] = [group for group in graph.copartitioned() if topics.RISK_DECISIONS in group]
-    assert topics.ORDERS in orders and f"{graph.app_id}-recon-state-changelog" in orders
+    assert topics.ORDERS in orders and f"{graph.app_id}-state-changelog" in orders
 
 
 def test_the_cli_prints_the_graph_as_a_table_as_mermaid_and_as_json(capsys, graph):
