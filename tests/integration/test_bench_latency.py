@@ -11,6 +11,9 @@ def test_every_callback_is_credited_and_the_percentiles_are_ordered(kafka_env):
     assert results["callbacks"] == 150
     assert results["credits"] == results["callbacks"]
     assert 0 < results["p50_ms"] <= results["p99_ms"] <= results["p999_ms"] <= results["max_ms"]
+    # The first 2 s of the 3 s run are its start, the last second its steady part.
+    assert 0 < results["start_p50_ms"] <= results["start_p99_ms"] <= results["max_ms"]
+    assert 0 < results["steady_p50_ms"] <= results["steady_p99_ms"] <= results["max_ms"]
     assert results["achieved_rate_per_s"] > 40
 
 
